@@ -1,0 +1,137 @@
+# rlaif -- one flat GNU make file. Every path and flag is a variable; override on
+# the command line (make CC=clang OPT=-O3 PREFIX=$HOME/.local).
+#
+#   make             build/librlaif.a, build/rlaif/core.so, build/bin/rlaif (+ ./rlaif link)
+#   make quickstart  build, then run examples/quickstart.lua
+#   make test        C tests under ASan+UBSan, busted specs (also under ASan), luacheck, check
+#   make bench       benchmarks, one JSON line per measurement
+#   make check       the pure C core never includes Lua headers
+#   make install     PREFIX/bin, PREFIX/lib/lua/5.4, PREFIX/share/lua/5.4, PREFIX/share/rlaif
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+BUILD    ?= build
+OPT      ?= -O2 -march=x86-64-v2 -mtune=native
+CFLAGS   ?= $(OPT) -g
+LDFLAGS  ?=
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+
+LUA      ?= lua5.4
+BUSTED   ?= /usr/bin/busted
+LUACHECK ?= luacheck
+LUA_INCDIR  ?= /usr/include/lua5.4
+LUA_STATIC  ?= /usr/lib/$(MULTIARCH)/liblua5.4.a
+BLIS_INCDIR ?= /usr/include/$(MULTIARCH)/blis-openmp
+BLIS_LIBDIR ?= /usr/lib/$(MULTIARCH)/blis-openmp
+CJSON_INCDIR ?= /usr/include/cjson
+EDIT_INCDIR  ?= /usr/include/editline
+
+WARN     = -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-sign-compare
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -fopenmp -Isrc/core \
+              -isystem $(BLIS_INCDIR) -I$(CJSON_INCDIR)
+CORE_LIBS = -L$(BLIS_LIBDIR) -Wl,-rpath,$(BLIS_LIBDIR) -lblis -lcjson -fopenmp -lm -lpthread
+SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+CORE_SRC = $(wildcard src/core/*.c)
+LUA_SRC  = $(wildcard src/lua/*.c)
+CORE_OBJ = $(CORE_SRC:src/core/%.c=$(BUILD)/obj/core/%.o)
+LUA_OBJ  = $(LUA_SRC:src/lua/%.c=$(BUILD)/obj/lua/%.o)
+ASAN_CORE_OBJ = $(CORE_SRC:src/core/%.c=$(BUILD)/asan/core/%.o)
+ASAN_LUA_OBJ  = $(LUA_SRC:src/lua/%.c=$(BUILD)/asan/lua/%.o)
+HEADERS  = $(wildcard src/core/*.h src/lua/*.h)
+C_TESTS  = $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
+
+.PHONY: all deps quickstart test test-c test-lua test-lua-asan lint check bench install clean
+.DELETE_ON_ERROR:
+
+all: deps $(BUILD)/librlaif.a $(BUILD)/rlaif/core.so $(BUILD)/bin/rlaif rlaif
+
+deps:
+	@sh scripts/install-deps.sh
+
+# ---- objects ----
+$(BUILD)/obj/core/%.o: src/core/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c $< -o $@
+$(BUILD)/obj/lua/%.o: src/lua/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -I$(LUA_INCDIR) $(CFLAGS) -c $< -o $@
+$(BUILD)/obj/main.o: src/main.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -I$(LUA_INCDIR) -I$(EDIT_INCDIR) -DRLAIF_PREFIX='"$(PREFIX)"' $(CFLAGS) -c $< -o $@
+
+# ---- artifacts ----
+$(BUILD)/librlaif.a: $(CORE_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+# The module never links liblua: the host interpreter provides it.
+$(BUILD)/rlaif/core.so: $(LUA_OBJ) $(BUILD)/librlaif.a
+	@mkdir -p $(@D)
+	$(CC) -shared $(CFLAGS) $(LDFLAGS) -o $@ $(LUA_OBJ) $(BUILD)/librlaif.a $(CORE_LIBS)
+
+# The executable links liblua statically and exports its symbols (-Wl,-E).
+$(BUILD)/bin/rlaif: $(BUILD)/obj/main.o $(LUA_OBJ) $(BUILD)/librlaif.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,-E -o $@ $(BUILD)/obj/main.o $(LUA_OBJ) $(BUILD)/librlaif.a \
+	    $(LUA_STATIC) -ledit $(CORE_LIBS) -ldl
+
+rlaif: $(BUILD)/bin/rlaif
+	ln -sf $(BUILD)/bin/rlaif rlaif
+
+quickstart: all
+	./rlaif examples/quickstart.lua
+
+# ---- tests ----
+$(BUILD)/asan/core/%.o: src/core/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -c $< -o $@
+$(BUILD)/asan/lua/%.o: src/lua/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -I$(LUA_INCDIR) -O1 -g $(SAN) -c $< -o $@
+$(BUILD)/tests/%: tests/c/%.c tests/c/check.h $(ASAN_CORE_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -Itests/c -O1 -g $(SAN) -o $@ $< $(ASAN_CORE_OBJ) $(CORE_LIBS)
+$(BUILD)/asan/rlaif/core.so: $(ASAN_LUA_OBJ) $(ASAN_CORE_OBJ)
+	@mkdir -p $(@D)
+	$(CC) -shared $(SAN) -o $@ $^ $(CORE_LIBS)
+
+test: all test-c test-lua test-lua-asan lint check
+
+test-c: deps $(C_TESTS)
+	@set -e; for t in $(C_TESTS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
+
+test-lua: all
+	$(LUA) $(BUSTED)
+
+# The same specs with the module built under ASan+UBSan, preloaded into stock lua5.4.
+ASAN_RT = $(shell $(CC) -print-file-name=libasan.so) $(shell $(CC) -print-file-name=libubsan.so)
+test-lua-asan: all $(BUILD)/asan/rlaif/core.so
+	LD_PRELOAD="$(ASAN_RT)" ASAN_OPTIONS=detect_leaks=0 RLAIF_CPATH_BUILD=$(BUILD)/asan \
+	    $(LUA) $(BUSTED) --run=asan
+
+lint:
+	$(LUACHECK) -q lua tests scripts examples
+
+check:
+	@if grep -rlE '#[[:space:]]*include[[:space:]]*[<"](lua|lauxlib|lualib)\.h' src/core; then \
+	    echo "check: src/core must not include Lua headers"; exit 1; fi
+	@echo "check: src/core is pure C"
+
+bench: all
+	@sh scripts/bench/run.sh
+
+# ---- install ----
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4/rlaif \
+	    $(DESTDIR)$(PREFIX)/share/lua/5.4 $(DESTDIR)$(PREFIX)/share/rlaif $(DESTDIR)$(PREFIX)/lib \
+	    $(DESTDIR)$(PREFIX)/include/rlaif
+	install -m 755 $(BUILD)/bin/rlaif $(DESTDIR)$(PREFIX)/bin/rlaif
+	install -m 644 $(BUILD)/rlaif/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/rlaif/core.so
+	install -m 644 $(BUILD)/librlaif.a $(DESTDIR)$(PREFIX)/lib/librlaif.a
+	install -m 644 src/core/*.h $(DESTDIR)$(PREFIX)/include/rlaif/
+	cp -R lua/rlaif $(DESTDIR)$(PREFIX)/share/lua/5.4/
+	cp -R prompts $(DESTDIR)$(PREFIX)/share/rlaif/
+
+clean:
+	rm -rf $(BUILD) rlaif

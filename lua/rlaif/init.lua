@@ -1,0 +1,23 @@
+-- rlaif: Reinforcement Learning from AI Feedback, a C toolkit with embedded Lua.
+-- `require "rlaif"` returns the whole API; `rlaif.core` is the C module, and each
+-- field below is a Lua facade over it. Sets no globals.
+
+local core = require "rlaif.core"
+
+local rlaif = {
+  core = core,
+  version = core.version,
+  tensor = require "rlaif.tensor",
+}
+
+--- rlaif.set_threads(n): threads for BLIS and the element-wise kernels.
+rlaif.set_threads = core.set_threads
+--- rlaif.get_threads() -> n
+rlaif.get_threads = core.get_threads
+
+--- rlaif.info() -> {version, blis_version, blis_arch, blis_arch_forced, threads}
+function rlaif.info()
+  return core.info()
+end
+
+return rlaif

@@ -1,0 +1,126 @@
+/* src/core/rlaif.c -- errors, cancellation, BLIS kernel selection and threads.
+ *
+ * Owns the process-wide runtime state: the cancel flag (set from signal
+ * handlers), the chosen thread count and the BLIS configuration. Not here:
+ * anything Lua-facing (src/lua) or tensor math (tensor*.c). */
+#include "rlaif.h"
+
+#include <blis.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- errors ---- */
+
+static _Thread_local char last_error[512];
+
+const char *rlaif_last_error(void) { return last_error; }
+
+rlaif_status rlaif_fail(rlaif_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+const char *rlaif_status_name(rlaif_status status) {
+    switch (status) {
+    case RLAIF_OK: return "ok";
+    case RLAIF_EINVAL: return "invalid argument";
+    case RLAIF_ENOMEM: return "out of memory";
+    case RLAIF_EIO: return "i/o error";
+    case RLAIF_EFORMAT: return "bad format";
+    case RLAIF_EINTR: return "interrupted";
+    }
+    return "unknown status";
+}
+
+/* ---- cancellation ---- */
+
+static volatile sig_atomic_t cancel_flag;
+
+void rlaif_cancel_request(void) { cancel_flag = 1; }
+void rlaif_cancel_reset(void) { cancel_flag = 0; }
+int  rlaif_cancelled(void) { return cancel_flag != 0; }
+
+/* ---- BLIS and threads ---- */
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int n_threads = 1;
+static int arch_forced;
+
+static int env_int(const char *name) {
+    const char *s = getenv(name);
+    if (s == NULL || *s == '\0') return 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    return (*end == '\0' && v > 0 && v < 4096) ? (int)v : 0;
+}
+
+/* BLIS 0.9.0 maps unknown CPUs (e.g. AMD family 0x1A, Zen 5) to its generic
+ * kernels, about 5x slower. On any CPU with the AVX-512 subsets that the `skx`
+ * kernels use, select them explicitly, unless the user chose an arch. */
+static void select_blis_arch(void) {
+    if (getenv("BLIS_ARCH_TYPE") != NULL) return;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512cd")) {
+        char id[16];
+        snprintf(id, sizeof id, "%d", (int)BLIS_ARCH_SKX);
+        setenv("BLIS_ARCH_TYPE", id, 0);
+        arch_forced = 1;
+    }
+#endif
+}
+
+static void init_runtime(void) {
+    select_blis_arch();
+    int n = env_int("RLAIF_NUM_THREADS");
+    if (n == 0) n = env_int("BLIS_NUM_THREADS");
+    if (n == 0) n = env_int("OMP_NUM_THREADS");
+    if (n == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores > 0 ? (int)cores : 1;
+    }
+    bli_init();  /* reads BLIS_ARCH_TYPE once, here */
+    rlaif_set_threads(n);
+}
+
+void rlaif_init(void) { pthread_once(&init_once, init_runtime); }
+
+void rlaif_set_threads(int n) {
+    if (n < 1) n = 1;
+    n_threads = n;
+    bli_thread_set_num_threads(n);
+}
+
+int rlaif_get_threads(void) {
+    rlaif_init();
+    return n_threads;
+}
+
+const char *rlaif_blas_arch(void) {
+    rlaif_init();
+    return bli_arch_string(bli_arch_query_id());
+}
+
+int rlaif_blas_arch_forced(void) {
+    rlaif_init();
+    return arch_forced;
+}
+
+const char *rlaif_blas_version(void) { return bli_info_get_version_str(); }
+
+double rlaif_clock(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}

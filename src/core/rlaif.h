@@ -1,0 +1,71 @@
+/* src/core/rlaif.h -- umbrella header of the pure C core: status codes, version,
+ * error reporting, cancellation and BLAS/thread set-up.
+ *
+ * This core never includes lua.h (`make check` proves it). Every function that can
+ * fail on user input returns an rlaif_status and leaves a readable message in a
+ * thread-local buffer (rlaif_last_error); nothing here calls exit or abort on
+ * anything a caller can trigger. */
+#ifndef RLAIF_H
+#define RLAIF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RLAIF_VERSION "0.1.0"
+
+typedef enum rlaif_status {
+    RLAIF_OK = 0,
+    RLAIF_EINVAL,   /* bad argument: negative size, bad dim, wrong shape */
+    RLAIF_ENOMEM,   /* allocation failed or size overflows */
+    RLAIF_EIO,      /* file could not be opened, read or written */
+    RLAIF_EFORMAT,  /* a file's content is malformed or unsupported */
+    RLAIF_EINTR,    /* cancelled by rlaif_cancel_request (Ctrl-C) */
+} rlaif_status;
+
+/* ---- errors ---- */
+
+/* The message of the last failure on this thread ("" when none). Borrowed;
+ * valid until the next failing call on the same thread. */
+const char *rlaif_last_error(void);
+
+/* Record a printf-style message for this thread and return `status`, so a
+ * failing path reads `return rlaif_fail(RLAIF_EINVAL, "matmul: ...", ...)`. */
+rlaif_status rlaif_fail(rlaif_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Short name of a status ("invalid argument", ...). Static string. */
+const char *rlaif_status_name(rlaif_status status);
+
+/* ---- cancellation ---- */
+
+/* Async-signal-safe: a SIGINT handler calls rlaif_cancel_request; long C loops
+ * poll rlaif_cancelled() and return RLAIF_EINTR. Front ends clear the flag with
+ * rlaif_cancel_reset before running the next chunk of user code. */
+void rlaif_cancel_request(void);
+void rlaif_cancel_reset(void);
+int  rlaif_cancelled(void);
+
+/* ---- runtime set-up ---- */
+
+/* Idempotent and cheap after the first call; every entry point that reaches BLIS
+ * calls it. On a CPU with AVX-512 and no BLIS_ARCH_TYPE in the environment it
+ * selects BLIS's `skx` kernels (BLIS 0.9.0 does not recognise AMD Zen 5 and
+ * would fall back to slow generic code); elsewhere BLIS's own choice stands.
+ * Threads default to RLAIF_NUM_THREADS, else BLIS_NUM_THREADS/OMP_NUM_THREADS,
+ * else every online core. */
+void rlaif_init(void);
+
+/* Threads used by BLIS and by the element-wise kernels. n >= 1. */
+void rlaif_set_threads(int n);
+int  rlaif_get_threads(void);
+
+/* BLIS's kernel configuration in use ("skx", "zen3", "generic", ...) and
+ * whether rlaif chose it (1) or BLIS detected it / the user set it (0). */
+const char *rlaif_blas_arch(void);
+int         rlaif_blas_arch_forced(void);
+const char *rlaif_blas_version(void);
+
+/* Monotonic wall-clock time in seconds (for benchmarks and progress). */
+double rlaif_clock(void);
+
+#endif

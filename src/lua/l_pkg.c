@@ -1,0 +1,77 @@
+/* src/lua/l_pkg.c -- luaopen_rlaif_core: the C module "rlaif.core".
+ *
+ * Builds one table with a field per core submodule (tensor, ...) and the
+ * runtime functions. Sets no globals. The executable registers this opener in
+ * package.preload, so `require "rlaif.core"` behaves the same in the REPL and in
+ * a stock lua5.4 that loads build/rlaif/core.so. */
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "l_util.h"
+#include "rlaif.h"
+
+static int pkg_set_threads(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 1 && n <= 1024, 1, "thread count must be between 1 and 1024");
+    rlaif_init();
+    rlaif_set_threads((int)n);
+    return 0;
+}
+
+static int pkg_get_threads(lua_State *L) {
+    lua_pushinteger(L, rlaif_get_threads());
+    return 1;
+}
+
+/* info() -> {version=, blas=, blas_arch=, blas_arch_forced=, threads=} */
+static int pkg_info(lua_State *L) {
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, RLAIF_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, rlaif_blas_version());
+    lua_setfield(L, -2, "blis_version");
+    lua_pushstring(L, rlaif_blas_arch());
+    lua_setfield(L, -2, "blis_arch");
+    lua_pushboolean(L, rlaif_blas_arch_forced());
+    lua_setfield(L, -2, "blis_arch_forced");
+    lua_pushinteger(L, rlaif_get_threads());
+    lua_setfield(L, -2, "threads");
+    return 1;
+}
+
+static int pkg_cancelled(lua_State *L) {
+    lua_pushboolean(L, rlaif_cancelled());
+    return 1;
+}
+
+/* clock() -> monotonic wall-clock seconds */
+static int pkg_clock(lua_State *L) {
+    lua_pushnumber(L, rlaif_clock());
+    return 1;
+}
+
+static const luaL_Reg pkg_funcs[] = {
+    {"clock", pkg_clock},
+    {"set_threads", pkg_set_threads},
+    {"get_threads", pkg_get_threads},
+    {"info", pkg_info},
+    {"cancelled", pkg_cancelled},
+    {NULL, NULL},
+};
+
+static const luaL_Reg modules[] = {
+    {"tensor", luaopen_rlaif_tensor},
+    {NULL, NULL},
+};
+
+LUAMOD_API int luaopen_rlaif_core(lua_State *L) {
+    rlaif_init();
+    luaL_newlib(L, pkg_funcs);
+    lua_pushstring(L, RLAIF_VERSION);
+    lua_setfield(L, -2, "version");
+    for (const luaL_Reg *m = modules; m->name; m++) {
+        m->func(L);
+        lua_setfield(L, -2, m->name);
+    }
+    return 1;
+}

@@ -1,0 +1,23 @@
+-- Spec helper: loaded by busted before the specs (see .busted). Makes sure the
+-- module under test is the one in ./build (or ./build/asan), and offers small
+-- shared utilities. Sets no globals other than through busted.
+local M = {}
+
+--- Absolute path of the repository root (the specs run from it).
+M.root = os.getenv("PWD") or "."
+
+--- Path of the shared data directory, or nil when it is absent.
+function M.shared(path)
+  local p = M.root .. "/../shared/" .. path
+  local f = io.open(p, "rb")
+  if f then f:close() return p end
+  return nil
+end
+
+--- A fresh temporary file name; removed by the caller.
+function M.tmpname(suffix)
+  return os.tmpname() .. (suffix or "")
+end
+
+package.loaded["spec.helper"] = M
+return M
