@@ -99,7 +99,7 @@ $(BUILD)/asan/rlaif/core.so: $(ASAN_LUA_OBJ) $(ASAN_CORE_OBJ)
 test: all test-c test-lua test-lua-asan lint check
 
 test-c: deps $(C_TESTS)
-	@set -e; for t in $(C_TESTS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
+	@set -e; for t in $(C_TESTS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $$t; done
 
 test-lua: all
 	$(LUA) $(BUSTED)
@@ -107,7 +107,7 @@ test-lua: all
 # The same specs with the module built under ASan+UBSan, preloaded into stock lua5.4.
 ASAN_RT = $(shell $(CC) -print-file-name=libasan.so) $(shell $(CC) -print-file-name=libubsan.so)
 test-lua-asan: all $(BUILD)/asan/rlaif/core.so
-	LD_PRELOAD="$(ASAN_RT)" ASAN_OPTIONS=detect_leaks=0 RLAIF_CPATH_BUILD=$(BUILD)/asan \
+	LD_PRELOAD="$(ASAN_RT)" ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
 	    $(LUA) $(BUSTED) --run=asan
 
 lint:
