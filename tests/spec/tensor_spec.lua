@@ -142,7 +142,8 @@ describe("rlaif.tensor #unit", function()
   describe("bad input raises a clear error", function()
     it("on negative or malformed shapes", function()
       assert.has_error(function() T.zeros { 2, -3 } end, "bad argument #1 to 'zeros' (shape entry 2 is negative (-3))")
-      assert.has_error(function() T.zeros { 1, 1, 1, 1, 1 } end, "bad argument #1 to 'zeros' (a shape has at most 4 dims)")
+      assert.has_error(function() T.zeros { 1, 1, 1, 1, 1 } end,
+        "bad argument #1 to 'zeros' (a shape has at most 4 dims)")
       assert.has_error(function() T.ones { 2.5 } end, "bad argument #1 to 'ones' (shape entry 1 is not an integer)")
       assert.has_error(function() T.zeros "2" end)
       assert.has_error(function() T.new { { 1, 2 }, { 3 } } end,
@@ -171,7 +172,8 @@ describe("rlaif.tensor #unit", function()
     it("on wrong types", function()
       assert.has_error(function() T.exp(42) end, "bad argument #1 to 'exp' (tensor expected, got number)")
       assert.has_error(function() return T.zeros { 2 } + "a" end)
-      assert.has_error(function() T.zeros { 2 }:matmul({}) end, "bad argument #1 to 'matmul' (tensor expected, got table)")
+      assert.has_error(function() T.zeros { 2 }:matmul({}) end,
+        "bad argument #1 to 'matmul' (tensor expected, got table)")
       assert.has_error(function() T.zeros { 2 }:gelu("fast") end)
       assert.has_error(function() rlaif.set_threads(0) end)
     end)
@@ -208,7 +210,8 @@ describe("rlaif.tensor #unit", function()
       end
       write(bytes:sub(1, #bytes - 4)) -- truncated data
       assert.has_error(function() T.load(path) end,
-        ("tensor.load: %s: tensor 'weight': data ends at byte 36 but the file holds 32 data bytes (truncated?)"):format(path))
+        ("tensor.load: %s: tensor 'weight': data ends at byte 36 but the file holds 32 data bytes (truncated?)")
+        :format(path))
       write(bytes:sub(1, 20)) -- truncated header
       assert.has_error(function() T.load(path) end)
       write("garbage")
