@@ -181,6 +181,7 @@ static void print_version(void) {
     printf("BLIS %s, kernel configuration: %s (%s)\n", rlaif_blas_version(),
            rlaif_blas_arch(),
            rlaif_blas_arch_forced() ? "selected by rlaif" : "chosen by BLIS or BLIS_ARCH_TYPE");
+    if (rlaif_blas_note()[0]) printf("note: %s\n", rlaif_blas_note());
     printf("threads: %d\n", rlaif_get_threads());
     fflush(stdout);
 }

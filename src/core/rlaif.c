@@ -63,19 +63,74 @@ static int env_int(const char *name) {
     return (*end == '\0' && v > 0 && v < 4096) ? (int)v : 0;
 }
 
+static char arch_note[160];
+static char user_arch[64];  /* a user's unusable BLIS_ARCH_TYPE, restored after bli_init */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+static int cpu_has_avx512(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512cd");
+}
+static int cpu_has_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+#endif
+
+/* 1 when a user-given BLIS_ARCH_TYPE names a configuration this BLIS build has
+ * and this CPU can run: BLIS aborts on the first, the second dies of SIGILL. */
+static int arch_usable(long id) {
+    switch (id) {
+#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef BLIS_CONFIG_SKX
+    case BLIS_ARCH_SKX: return cpu_has_avx512();
+#endif
+#ifdef BLIS_CONFIG_HASWELL
+    case BLIS_ARCH_HASWELL: return cpu_has_avx2();
+#endif
+#ifdef BLIS_CONFIG_ZEN3
+    case BLIS_ARCH_ZEN3: return cpu_has_avx2();
+#endif
+#ifdef BLIS_CONFIG_ZEN2
+    case BLIS_ARCH_ZEN2: return cpu_has_avx2();
+#endif
+#ifdef BLIS_CONFIG_ZEN
+    case BLIS_ARCH_ZEN: return cpu_has_avx2();
+#endif
+#ifdef BLIS_CONFIG_SANDYBRIDGE
+    case BLIS_ARCH_SANDYBRIDGE: return __builtin_cpu_supports("avx");
+#endif
+#ifdef BLIS_CONFIG_PENRYN
+    case BLIS_ARCH_PENRYN: return 1;
+#endif
+#endif
+#ifdef BLIS_CONFIG_GENERIC
+    case BLIS_ARCH_GENERIC: return 1;
+#endif
+    default: return 0;
+    }
+}
+
 /* BLIS 0.9.0 maps unknown CPUs (e.g. AMD family 0x1A, Zen 5) to its generic
  * kernels, about 5x slower. On any CPU with the AVX-512 subsets that the `skx`
- * kernels use, select them explicitly, unless the user chose an arch. */
+ * kernels use, select them explicitly, unless the user chose a usable arch. */
 static void select_blis_arch(void) {
-    if (getenv("BLIS_ARCH_TYPE") != NULL) return;
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512cd")) {
+#endif
+    const char *user = getenv("BLIS_ARCH_TYPE");
+    if (user != NULL) {
+        char *end;
+        long id = strtol(user, &end, 10);
+        if (*user != '\0' && *end == '\0' && arch_usable(id)) return;
+        snprintf(arch_note, sizeof arch_note,
+                 "ignored BLIS_ARCH_TYPE=%.40s: not a kernel configuration this BLIS and CPU can run", user);
+        snprintf(user_arch, sizeof user_arch, "%s", user);
+        unsetenv("BLIS_ARCH_TYPE");
+    }
+#if defined(__x86_64__) && defined(__GNUC__) && defined(BLIS_CONFIG_SKX)
+    if (cpu_has_avx512()) {
         char id[16];
         snprintf(id, sizeof id, "%d", (int)BLIS_ARCH_SKX);
-        setenv("BLIS_ARCH_TYPE", id, 0);
+        setenv("BLIS_ARCH_TYPE", id, 1);
         arch_forced = 1;
     }
 #endif
@@ -91,6 +146,9 @@ static void init_runtime(void) {
         n = cores > 0 ? (int)cores : 1;
     }
     bli_init();  /* reads BLIS_ARCH_TYPE once, here */
+    /* Leave the environment as the user had it, for child processes. */
+    if (arch_forced) unsetenv("BLIS_ARCH_TYPE");
+    if (user_arch[0]) setenv("BLIS_ARCH_TYPE", user_arch, 1);
     rlaif_set_threads(n);
 }
 
@@ -115,6 +173,11 @@ const char *rlaif_blas_arch(void) {
 int rlaif_blas_arch_forced(void) {
     rlaif_init();
     return arch_forced;
+}
+
+const char *rlaif_blas_note(void) {
+    rlaif_init();
+    return arch_note;
 }
 
 const char *rlaif_blas_version(void) { return bli_info_get_version_str(); }

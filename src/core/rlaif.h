@@ -64,6 +64,8 @@ int  rlaif_get_threads(void);
 const char *rlaif_blas_arch(void);
 int         rlaif_blas_arch_forced(void);
 const char *rlaif_blas_version(void);
+/* Why a user-set BLIS_ARCH_TYPE was ignored ("" when it was not). */
+const char *rlaif_blas_note(void);
 
 /* Monotonic wall-clock time in seconds (for benchmarks and progress). */
 double rlaif_clock(void);

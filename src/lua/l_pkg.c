@@ -36,6 +36,10 @@ static int pkg_info(lua_State *L) {
     lua_setfield(L, -2, "blis_arch_forced");
     lua_pushinteger(L, rlaif_get_threads());
     lua_setfield(L, -2, "threads");
+    if (rlaif_blas_note()[0]) {
+        lua_pushstring(L, rlaif_blas_note());
+        lua_setfield(L, -2, "blis_note");
+    }
     return 1;
 }
 

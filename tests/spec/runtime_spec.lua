@@ -1,0 +1,71 @@
+-- tests/spec/runtime_spec.lua -- the runtime around the tensors: BLIS kernel
+-- selection and threads, and an installed prefix finding its own Lua files.
+local rlaif = require "rlaif"
+
+local ROOT = assert(io.popen("pwd")):read("l")
+
+local function capture(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
+describe("rlaif runtime #unit", function()
+  it("reports the BLIS kernels and threads, and changes the thread count", function()
+    local info = rlaif.info()
+    assert.is_string(info.blis_arch)
+    assert.matches("^0%.9", info.blis_version)
+    local before = rlaif.get_threads()
+    rlaif.set_threads(1)
+    assert.equal(1, rlaif.get_threads())
+    assert.equal(1, rlaif.info().threads)
+    rlaif.set_threads(before)
+    assert.has_error(function() rlaif.set_threads(0) end)
+  end)
+
+  it("selects skx on AVX-512 CPUs unless the user chose a usable arch", function()
+    local f = io.open("/proc/cpuinfo")
+    local flags = f and f:read("a") or ""
+    if f then f:close() end
+    local avx512 = flags:find("avx512f") and flags:find("avx512dq") and flags:find("avx512bw")
+      and flags:find("avx512vl") and flags:find("avx512cd")
+    local out = capture(ROOT .. "/rlaif --version")
+    if avx512 then
+      assert.matches("kernel configuration: skx %(selected by rlaif%)", out)
+    else
+      assert.matches("chosen by BLIS", out)
+    end
+    -- a user's choice stands when it is usable: generic (25) runs everywhere
+    out = capture("BLIS_ARCH_TYPE=25 " .. ROOT .. "/rlaif --version")
+    assert.matches("kernel configuration: generic %(chosen by BLIS or BLIS_ARCH_TYPE%)", out)
+  end)
+
+  it("ignores a BLIS_ARCH_TYPE that would make BLIS abort, instead of crashing", function()
+    -- 13 is ARMSVE, not in an x86-64 build: BLIS itself would abort()
+    local out, code = capture("BLIS_ARCH_TYPE=13 " .. ROOT ..
+      "/rlaif -e 'local T = require(\"rlaif\").tensor; print(T.ones{2,2}:matmul(T.ones{2,2}):sum():item())'")
+    assert.equal(0, code)
+    assert.matches("8.0", out)
+    out = capture("BLIS_ARCH_TYPE=13 " .. ROOT .. "/rlaif --version")
+    assert.matches("note: ignored BLIS_ARCH_TYPE=13", out)
+  end)
+
+  it("finds its Lua files from an installed prefix, with no environment set-up", function()
+    local prefix = os.tmpname()
+    os.remove(prefix)
+    local out, code = capture("make -s install PREFIX=" .. prefix)
+    assert.equal(0, code, out)
+    out, code = capture("cd / && env -u LUA_PATH -u LUA_CPATH " .. prefix ..
+      "/bin/rlaif -e 'print(package.searchpath(\"rlaif\", package.path), require(\"rlaif\").tensor.ones{2}:sum():item())'")
+    assert.equal(0, code, out)
+    assert.equal(prefix .. "/share/lua/5.4/rlaif/init.lua\t2.0\n", out)
+    -- and stock lua5.4 loads the installed module
+    out, code = capture(("cd / && LUA_PATH='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' " ..
+      "LUA_CPATH='%s/lib/lua/5.4/?.so;;' lua5.4 -e 'print(require(\"rlaif\").tensor.arange(3):sum():item())'")
+      :format(prefix, prefix, prefix))
+    assert.equal(0, code, out)
+    assert.equal("3.0\n", out)
+    os.execute("rm -rf " .. prefix)
+  end)
+end)
