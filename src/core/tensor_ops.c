@@ -370,9 +370,9 @@ rlaif_status rlaif_tensor_softmax(rlaif_tensor **out, const rlaif_tensor *a, int
         if (isinf(m) && m < 0) m = 0;  /* an all -inf row gives NaN like PyTorch */
         double sum = 0;
         for (int64_t x = 0; x < n; x++) sum += expf(p[x * si] - m);
-        if (log_) {
-            float lse = m + (float)log(sum);
-            for (int64_t x = 0; x < n; x++) q[x * so] = p[x * si] - lse;
+        if (log_) {  /* (x - m) - log(sum): rounding log(sum) near 0, not m + log(sum) near m */
+            float log_sum = (float)log(sum);
+            for (int64_t x = 0; x < n; x++) q[x * so] = (p[x * si] - m) - log_sum;
         } else {
             float inv = (float)(1.0 / sum);
             for (int64_t x = 0; x < n; x++) q[x * so] = expf(p[x * si] - m) * inv;
