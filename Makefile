@@ -29,7 +29,8 @@ EDIT_INCDIR  ?= /usr/include/editline
 WARN     = -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-sign-compare
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -fopenmp -Isrc/core \
               -isystem $(BLIS_INCDIR) -I$(CJSON_INCDIR)
-CORE_LIBS = -L$(BLIS_LIBDIR) -Wl,-rpath,$(BLIS_LIBDIR) -lblis -lcjson -fopenmp -lm -lpthread
+CORE_LIBS = -L$(BLIS_LIBDIR) -Wl,-rpath,$(BLIS_LIBDIR) -lblis -lcjson -lpcre2-8 -lutf8proc -lcurl -lsqlite3 -lz \
+            -fopenmp -lm -lpthread
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 CORE_SRC = $(wildcard src/core/*.c)
