@@ -112,7 +112,7 @@ test-lua-asan: all $(BUILD)/asan/rlaif/core.so
 	    $(LUA) $(BUSTED) --run=asan
 
 lint:
-	$(LUACHECK) -q lua tests scripts examples
+	$(LUACHECK) -q --no-color lua tests scripts examples
 
 check:
 	@if grep -rlE '#[[:space:]]*include[[:space:]]*[<"](lua|lauxlib|lualib)\.h' src/core; then \

@@ -57,7 +57,8 @@ describe("rlaif runtime #unit", function()
     local out, code = capture("make -s install PREFIX=" .. prefix)
     assert.equal(0, code, out)
     out, code = capture("cd / && env -u LUA_PATH -u LUA_CPATH " .. prefix ..
-      "/bin/rlaif -e 'print(package.searchpath(\"rlaif\", package.path), require(\"rlaif\").tensor.ones{2}:sum():item())'")
+      "/bin/rlaif -e 'print(package.searchpath(\"rlaif\", package.path), " ..
+      "require(\"rlaif\").tensor.ones{2}:sum():item())'")
     assert.equal(0, code, out)
     assert.equal(prefix .. "/share/lua/5.4/rlaif/init.lua\t2.0\n", out)
     -- and stock lua5.4 loads the installed module
