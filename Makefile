@@ -66,10 +66,12 @@ $(BUILD)/librlaif.a: $(CORE_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-# The module never links liblua: the host interpreter provides it.
+# The module never links liblua: the host interpreter provides it. -z nodelete
+# keeps it (and libgomp) mapped after lua_close, so idle OpenMP worker threads
+# never outlive their code when a stock lua5.4 unloads C modules at exit.
 $(BUILD)/rlaif/core.so: $(LUA_OBJ) $(BUILD)/librlaif.a
 	@mkdir -p $(@D)
-	$(CC) -shared $(CFLAGS) $(LDFLAGS) -o $@ $(LUA_OBJ) $(BUILD)/librlaif.a $(CORE_LIBS)
+	$(CC) -shared $(CFLAGS) $(LDFLAGS) -Wl,-z,nodelete -o $@ $(LUA_OBJ) $(BUILD)/librlaif.a $(CORE_LIBS)
 
 # The executable links liblua statically and exports its symbols (-Wl,-E).
 $(BUILD)/bin/rlaif: $(BUILD)/obj/main.o $(LUA_OBJ) $(BUILD)/librlaif.a
@@ -95,7 +97,7 @@ $(BUILD)/tests/%: tests/c/%.c tests/c/check.h $(ASAN_CORE_OBJ)
 	$(CC) $(BASE_CFLAGS) -Itests/c -O1 -g $(SAN) -o $@ $< $(ASAN_CORE_OBJ) $(CORE_LIBS)
 $(BUILD)/asan/rlaif/core.so: $(ASAN_LUA_OBJ) $(ASAN_CORE_OBJ)
 	@mkdir -p $(@D)
-	$(CC) -shared $(SAN) -o $@ $^ $(CORE_LIBS)
+	$(CC) -shared $(SAN) -Wl,-z,nodelete -o $@ $^ $(CORE_LIBS)
 
 test: all test-c test-lua test-lua-asan lint check
 

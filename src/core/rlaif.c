@@ -6,6 +6,7 @@
 #include "rlaif.h"
 
 #include <blis.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -186,4 +187,11 @@ double rlaif_clock(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+rlaif_status rlaif_setenv(const char *name, const char *value) {
+    if (name == NULL || name[0] == '\0' || strchr(name, '=') != NULL)
+        return rlaif_fail(RLAIF_EINVAL, "setenv: invalid variable name '%s'", name ? name : "");
+    int rc = value ? setenv(name, value, 1) : unsetenv(name);
+    return rc == 0 ? RLAIF_OK : rlaif_fail(RLAIF_ENOMEM, "setenv: %s", strerror(errno));
 }

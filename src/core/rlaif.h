@@ -67,6 +67,10 @@ const char *rlaif_blas_version(void);
 /* Why a user-set BLIS_ARCH_TYPE was ignored ("" when it was not). */
 const char *rlaif_blas_note(void);
 
+/* Set (value non-NULL) or remove an environment variable of this process, for
+ * the children it starts. RLAIF_EINVAL on a bad name. */
+rlaif_status rlaif_setenv(const char *name, const char *value);
+
 /* Monotonic wall-clock time in seconds (for benchmarks and progress). */
 double rlaif_clock(void);
 

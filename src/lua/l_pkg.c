@@ -54,7 +54,15 @@ static int pkg_clock(lua_State *L) {
     return 1;
 }
 
+/* setenv(name, value|nil): for the child processes this one starts */
+static int pkg_setenv(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1), *value = luaL_optstring(L, 2, NULL);
+    if (rlaif_setenv(name, value) != RLAIF_OK) return luaL_error(L, "%s", rlaif_last_error());
+    return 0;
+}
+
 static const luaL_Reg pkg_funcs[] = {
+    {"setenv", pkg_setenv},
     {"clock", pkg_clock},
     {"set_threads", pkg_set_threads},
     {"get_threads", pkg_get_threads},

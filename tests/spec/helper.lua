@@ -3,6 +3,14 @@
 -- shared utilities. Sets no globals other than through busted.
 local M = {}
 
+-- Under `make test-lua-asan` the ASan runtime is preloaded into lua5.4 only to
+-- host the instrumented module; child processes (./rlaif, node servers) are not
+-- instrumented and must not inherit it (libp11-kit's exit handlers deadlock
+-- under a preloaded libasan).
+if (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) then
+  require("rlaif.core").setenv("LD_PRELOAD", nil)
+end
+
 --- Absolute path of the repository root (the specs run from it).
 M.root = os.getenv("PWD") or "."
 
