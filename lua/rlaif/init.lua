@@ -8,6 +8,7 @@ local rlaif = {
   core = core,
   version = core.version,
   tensor = require "rlaif.tensor",
+  tokenizer = require "rlaif.tokenizer",
 }
 
 --- rlaif.set_threads(n): threads for BLIS and the element-wise kernels.

@@ -33,5 +33,6 @@ int           rlaifL_checkshape(lua_State *L, int i, int64_t *shape);
 int           rlaifL_checkdim(lua_State *L, int i, int ndim);
 
 int luaopen_rlaif_tensor(lua_State *L);
+int luaopen_rlaif_tokenizer(lua_State *L); /* l_bpe.c */
 
 #endif
