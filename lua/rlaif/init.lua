@@ -9,6 +9,7 @@ local rlaif = {
   version = core.version,
   tensor = require "rlaif.tensor",
   tokenizer = require "rlaif.tokenizer",
+  llm = require "rlaif.llm",
 }
 
 --- rlaif.set_threads(n): threads for BLIS and the element-wise kernels.

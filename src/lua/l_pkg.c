@@ -74,6 +74,7 @@ static const luaL_Reg pkg_funcs[] = {
 static const luaL_Reg modules[] = {
     {"tensor", luaopen_rlaif_tensor},
     {"tokenizer", luaopen_rlaif_tokenizer},
+    {"llm", luaopen_rlaif_llm},
     {NULL, NULL},
 };
 

@@ -34,5 +34,6 @@ int           rlaifL_checkdim(lua_State *L, int i, int ndim);
 
 int luaopen_rlaif_tensor(lua_State *L);
 int luaopen_rlaif_tokenizer(lua_State *L); /* l_bpe.c */
+int luaopen_rlaif_llm(lua_State *L);   /* l_llm.c */
 
 #endif

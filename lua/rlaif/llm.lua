@@ -1,0 +1,250 @@
+-- rlaif.llm: a client for OpenAI, vLLM, llama.cpp, Ollama, TGI, Gemini and Anthropic
+-- servers, with next-token log-probabilities in one normalized shape.
+--
+--   local llm = require "rlaif.llm"
+--   local c = llm.client{api = "openai-chat", model = "gpt-4o-mini", cache = "labels.sqlite"}
+--   local r = c:complete{messages = {{role = "user", content = "1 or 2?"}}, max_tokens = 1, logprobs = 5}
+--   print(r.text, r.choices[1].tokens[1].top[1].token)
+--   local rs = c:complete_many(list_of_requests, {progress = true})
+--
+-- The C core (rlaif.core.llm) does the work: the curl-multi engine, retries, parsing,
+-- the SQLite cache and the accounting. This file adds defaults (base URL and key from
+-- the environment like the official SDKs), the raising/non-raising entry points, the
+-- progress bar and cost from a price table. Sets no globals.
+--
+-- Secrets: the API key goes straight to C and is not kept in any Lua table, so
+-- printing a client (or its stats) can never show it.
+
+local core = require "rlaif.core"
+
+local C = core.llm
+local M = {}
+
+-- Per-backend defaults: base URL, the environment variable holding the key, and
+-- whether OPENAI_BASE_URL applies. Local servers get no key unless asked: an
+-- OpenAI key must never be sent to some other server by default.
+local DEFAULTS = {
+  ["openai-chat"] = { base = "https://api.openai.com/v1", key_env = "OPENAI_API_KEY", base_env = "OPENAI_BASE_URL" },
+  ["openai-completions"] = { base = "https://api.openai.com/v1", key_env = "OPENAI_API_KEY",
+                             base_env = "OPENAI_BASE_URL" },
+  vllm = { base = "http://127.0.0.1:8000/v1" },
+  llamacpp = { base = "http://127.0.0.1:8080" },
+  ollama = { base = "http://127.0.0.1:11434" },
+  tgi = { base = "http://127.0.0.1:8080" },
+  gemini = { base = "https://generativelanguage.googleapis.com/v1beta", key_env = "GEMINI_API_KEY" },
+  anthropic = { base = "https://api.anthropic.com", key_env = "ANTHROPIC_API_KEY" },
+}
+
+local OPTIONS = {
+  api = true, base_url = true, model = true, api_key = true, api_key_env = true, concurrency = true,
+  max_retries = true, timeout = true, connect_timeout = true, stall_timeout = true, backoff_base = true,
+  backoff_cap = true, retry_after_cap = true, aimd = true, cache = true, prices = true, headers = true,
+  ca_file = true, stream = true,
+}
+
+--- The raised form of a failed result: a table with __tostring, so the REPL and
+--- scripts print "llm.complete: http 429: ... (3 attempts)".
+local Error = {}
+Error.__index = Error
+Error.__tostring = function(e)
+  return string.format("llm.complete: %s%s: %s (%d attempt%s)", e.kind, e.status and (" " .. e.status) or "",
+    e.message or "?", e.attempts or 0, e.attempts == 1 and "" or "s")
+end
+
+local Client = {}
+Client.__index = Client
+Client.__name = "rlaif.llm.client"
+Client.__tostring = function(c)
+  return string.format("rlaif.llm.client(api=%s, model=%s, base_url=%s)", c.api, tostring(c.model), c.base_url)
+end
+
+--- llm.client{api=, base_url=, model=, api_key_env=, api_key=, concurrency=, max_retries=,
+---   timeout=, cache=, prices=, headers=, ca_file=, stream=, ...} -> client
+function M.client(opts)
+  opts = opts or {}
+  assert(type(opts) == "table", "llm.client: options must be a table")
+  for k in pairs(opts) do
+    if not OPTIONS[k] then error("llm.client: unknown option '" .. tostring(k) .. "'", 2) end
+  end
+  local api = opts.api or "openai-chat"
+  local d = DEFAULTS[api]
+  if not d then error("llm.client: unknown api '" .. tostring(api) .. "'", 2) end
+  local base_url = opts.base_url or (d.base_env and os.getenv(d.base_env)) or d.base
+  local key_env = opts.api_key_env or d.key_env
+  local key = opts.api_key or (key_env and os.getenv(key_env)) or nil
+  if key == "" then key = nil end
+  local c = C.client {
+    api = api, base_url = base_url, model = opts.model, api_key = key, headers = opts.headers,
+    cache = opts.cache, ca_file = opts.ca_file, concurrency = opts.concurrency, max_retries = opts.max_retries,
+    timeout = opts.timeout, connect_timeout = opts.connect_timeout, stall_timeout = opts.stall_timeout,
+    backoff_base = opts.backoff_base, backoff_cap = opts.backoff_cap, retry_after_cap = opts.retry_after_cap,
+    aimd = opts.aimd,
+  }
+  key = nil -- luacheck: ignore 311 (drop our reference to the key early)
+  return setmetatable({
+    _c = c, api = api, model = opts.model, base_url = base_url, prices = opts.prices, stream = opts.stream,
+  }, Client)
+end
+
+local function prepare(self, req)
+  if type(req) ~= "table" then error("llm: a request must be a table", 3) end
+  if self.stream ~= nil and req.stream == nil then
+    local r = {}
+    for k, v in pairs(req) do r[k] = v end
+    r.stream = self.stream
+    return r
+  end
+  return req
+end
+
+--- c:try_complete(req) -> response | nil, err   (err is the failed result: ok=false, kind, status,
+--- message, attempts)
+function Client:try_complete(req)
+  local res = self._c:run({ prepare(self, req) })[1]
+  if res.ok then return res end
+  return nil, setmetatable(res, Error)
+end
+
+--- c:complete(req) -> response; raises the failed result (a table with __tostring) on failure.
+function Client:complete(req)
+  local res = self._c:run({ prepare(self, req) })[1]
+  if res.ok then return res end
+  error(setmetatable(res, Error), 2)
+end
+
+-- ---- progress bar (stderr, only on a terminal) ----
+
+local function fmt_secs(s)
+  if s ~= s or s == math.huge then return "?" end
+  if s >= 3600 then return string.format("%dh%02dm", s // 3600, (s % 3600) // 60) end
+  if s >= 60 then return string.format("%dm%02ds", s // 60, s % 60) end
+  return string.format("%.0fs", s)
+end
+
+local function progress_bar(t0)
+  local width = 30
+  return function(done, total, errors)
+    local el = core.clock() - t0
+    local rate = el > 0 and done / el or 0
+    local eta = rate > 0 and (total - done) / rate or math.huge
+    local fill = total > 0 and math.floor(width * done / total) or width
+    io.stderr:write(string.format("\r[%s%s] %d/%d %3d%% %.1f req/s ETA %s errors %d ",
+      string.rep("#", fill), string.rep(".", width - fill), done, total,
+      total > 0 and math.floor(100 * done / total) or 100, rate, fmt_secs(eta), errors))
+    io.stderr:flush()
+  end
+end
+
+--- c:complete_many(reqs [, {progress=, on_result=, summary=}]) -> results, info
+--- results[i] answers reqs[i] (input order): a response (ok=true) or an error object (ok=false).
+--- info = {interrupted=, ok=, failed=, cached=, elapsed=, summary=}. A batch stopped by
+--- Ctrl-C returns what finished; the rest are kind="cancelled".
+function Client:complete_many(reqs, opts)
+  opts = opts or {}
+  if type(reqs) ~= "table" then error("llm.complete_many: requests must be a list", 2) end
+  local list = {}
+  for i = 1, #reqs do list[i] = prepare(self, reqs[i]) end
+  local tty = C.isatty(2)
+  local show = opts.progress and tty
+  local t0 = core.clock()
+  local on_progress = show and progress_bar(t0) or nil
+  local results, interrupted = self._c:run(list, opts.on_result, on_progress, 0.1)
+  if show then io.stderr:write("\n") end
+  local info = { interrupted = interrupted, ok = 0, failed = 0, cached = 0, elapsed = core.clock() - t0 }
+  for i = 1, #results do
+    local r = results[i]
+    if r.ok then
+      info.ok = info.ok + 1
+      if r.cached then info.cached = info.cached + 1 end
+    else
+      info.failed = info.failed + 1
+    end
+  end
+  info.summary = string.format("llm: %d requests, %d ok (%d cached), %d failed%s in %.2f s (%.1f req/s)",
+    #results, info.ok, info.cached, info.failed, interrupted and ", INTERRUPTED" or "", info.elapsed,
+    info.elapsed > 0 and #results / info.elapsed or 0)
+  if opts.summary or (opts.summary == nil and show) then io.stderr:write(info.summary, "\n") end
+  return results, info
+end
+
+--- c:stats() -> {requests, attempts, retries, cache_hits, ok, failed, errors = {kind = n},
+---   models = {name = {requests, prompt_tokens, completion_tokens, cost}}, latency = {p50, ...}, cost}
+--- cost is computed from the client's `prices` = {model = {prompt = $/1M tokens, completion = $/1M}}.
+function Client:stats()
+  local s = self._c:stats()
+  local total = 0
+  for name, m in pairs(s.models) do
+    local p = self.prices and self.prices[name]
+    if p then
+      m.cost = (m.prompt_tokens * (p.prompt or 0) + m.completion_tokens * (p.completion or 0)) / 1e6
+      total = total + m.cost
+    end
+  end
+  s.cost = total
+  return s
+end
+
+--- c:summary() -> one line describing the stats so far.
+function Client:summary()
+  local s = self:stats()
+  local errs = {}
+  for k, v in pairs(s.errors) do errs[#errs + 1] = k .. " " .. v end
+  table.sort(errs)
+  local ptok, ctok = 0, 0
+  for _, m in pairs(s.models) do ptok, ctok = ptok + m.prompt_tokens, ctok + m.completion_tokens end
+  local lat = s.latency
+  return string.format("llm: %d requests, %d ok, %d failed%s, %d cache hits, %d retries, tokens %d+%d%s%s",
+    s.requests, s.ok, s.failed, #errs > 0 and (" (" .. table.concat(errs, ", ") .. ")") or "", s.cache_hits,
+    s.retries, ptok, ctok,
+    lat.p50 and string.format(", latency p50 %.0f ms p99 %.0f ms", lat.p50 * 1000, lat.p99 * 1000) or "",
+    self.prices and string.format(", $%.4f", s.cost) or "")
+end
+
+function Client:reset_stats() self._c:reset_stats() end
+
+--- c:set_concurrency(n): change the maximum number of requests in flight.
+function Client:set_concurrency(n) self._c:set_concurrency(n) end
+
+--- c:close(): free the connections and the cache handle now (also on GC and <close>).
+function Client:close() self._c:close() end
+Client.__close = Client.close
+
+-- ---- helpers exposed for tests and tools ----
+
+--- llm.parse(format, body [, stream]) -> response | nil, message, kind
+M.parse = C.parse
+--- llm.build(api, base_url, model, req) -> url, body, format, stream
+M.build = C.build
+--- llm.error_info(status, body) -> {message, retryable, capability, quota, retry_after, status}
+M.error_info = C.error_info
+M.decode_json = C.decode_json
+M.encode_json = C.encode_json
+--- llm.cancel_request() / llm.cancel_reset(): what Ctrl-C does in the REPL; a running
+--- batch stops promptly and returns its partial results.
+M.cancel_request = C.cancel_request
+M.cancel_reset = C.cancel_reset
+
+--- llm.label_probs(response, labels [, position]) -> {label = p}, missing
+--- Sum the probabilities of the top alternatives at `position` (default 1) whose
+--- stripped token equals each label, renormalised over the labels. `missing` is true
+--- when no label appeared in the top-K (the caller must not treat that as a label).
+function M.label_probs(res, labels, position)
+  local tok = res.choices and res.choices[1] and res.choices[1].tokens[position or 1]
+  local acc, total = {}, 0
+  for _, l in ipairs(labels) do acc[l] = 0 end
+  if tok then
+    for _, alt in ipairs(tok.top) do
+      local t = alt.token:match("^%s*(.-)%s*$")
+      if acc[t] ~= nil and alt.logprob > -math.huge then
+        local p = math.exp(alt.logprob)
+        acc[t] = acc[t] + p
+        total = total + p
+      end
+    end
+  end
+  if total == 0 then return acc, true end
+  for l, p in pairs(acc) do acc[l] = p / total end
+  return acc, false
+end
+
+return M
