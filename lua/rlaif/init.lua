@@ -10,6 +10,10 @@ local rlaif = {
   tensor = require "rlaif.tensor",
   tokenizer = require "rlaif.tokenizer",
   llm = require "rlaif.llm",
+  prompts = require "rlaif.prompts",
+  data = require "rlaif.data",
+  labeler = require "rlaif.labeler",
+  metrics = require "rlaif.metrics",
 }
 
 --- rlaif.set_threads(n): threads for BLIS and the element-wise kernels.

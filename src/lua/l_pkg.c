@@ -75,6 +75,8 @@ static const luaL_Reg modules[] = {
     {"tensor", luaopen_rlaif_tensor},
     {"tokenizer", luaopen_rlaif_tokenizer},
     {"llm", luaopen_rlaif_llm},
+    {"gz", luaopen_rlaif_gz},
+    {"json", luaopen_rlaif_json},
     {NULL, NULL},
 };
 

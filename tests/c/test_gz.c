@@ -1,0 +1,91 @@
+/* tests/c/test_gz.c -- the line reader over zlib: plain and gzip files, long
+ * lines, a last line without newline, empty lines, a missing file, a truncated
+ * gzip stream, and truncate(). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "check.h"
+#include "gz.h"
+
+static void write_plain(const char *path, const char *s, size_t n) {
+    FILE *f = fopen(path, "wb");
+    fwrite(s, 1, n, f);
+    fclose(f);
+}
+
+static void write_gz(const char *path, const char *s, size_t n) {
+    gzFile g = gzopen(path, "wb");
+    gzwrite(g, s, (unsigned)n);
+    gzclose(g);
+}
+
+static void check_lines(const char *path, size_t longlen) {
+    rlaif_gz *g = NULL;
+    CHECK_OK(rlaif_gz_open(&g, path));
+    if (!g) return;
+    const char *line;
+    size_t len;
+    int nl;
+    CHECK_OK(rlaif_gz_getline(g, &line, &len, &nl));
+    CHECK(line && len == 3 && memcmp(line, "abc", 3) == 0 && nl == 1);
+    CHECK_OK(rlaif_gz_getline(g, &line, &len, &nl));
+    CHECK(line && len == 0 && nl == 1);                     /* empty line */
+    CHECK_OK(rlaif_gz_getline(g, &line, &len, &nl));
+    CHECK(line && len == longlen && line[0] == 'x' && line[len - 1] == 'x' && nl == 1);
+    CHECK_OK(rlaif_gz_getline(g, &line, &len, &nl));
+    CHECK(line && len == 4 && memcmp(line, "last", 4) == 0 && nl == 0);  /* no final newline */
+    CHECK(rlaif_gz_lineno(g) == 4);
+    CHECK_OK(rlaif_gz_getline(g, &line, &len, &nl));
+    CHECK(line == NULL && len == 0);
+    rlaif_gz_close(g);
+}
+
+int main(void) {
+    char tmpl[] = "/tmp/rlaif_gz_XXXXXX";
+    int fd = mkstemp(tmpl);
+    CHECK(fd >= 0);
+    fclose(fdopen(fd, "w"));
+    char gzpath[64];
+    snprintf(gzpath, sizeof gzpath, "%s.gz", tmpl);
+
+    size_t longlen = 300000;   /* longer than the internal buffers */
+    size_t n = 4 + 1 + longlen + 1 + 4;
+    char *s = malloc(n);
+    memcpy(s, "abc\n\n", 5);
+    memset(s + 5, 'x', longlen);
+    memcpy(s + 5 + longlen, "\nlast", 5);
+    write_plain(tmpl, s, n);
+    check_lines(tmpl, longlen);
+    write_gz(gzpath, s, n);
+    check_lines(gzpath, longlen);
+
+    /* a truncated gzip stream is an error naming the file */
+    FILE *f = fopen(gzpath, "rb");
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fclose(f);
+    CHECK_OK(rlaif_fs_truncate(gzpath, sz / 2));
+    rlaif_gz *g = NULL;
+    CHECK_OK(rlaif_gz_open(&g, gzpath));
+    const char *line;
+    size_t len;
+    int nl;
+    rlaif_status st = RLAIF_OK;
+    while (g && (st = rlaif_gz_getline(g, &line, &len, &nl)) == RLAIF_OK && line) {}
+    CHECK(st == RLAIF_EFORMAT);
+    CHECK(strstr(rlaif_last_error(), gzpath) != NULL);
+    rlaif_gz_close(g);
+
+    /* a missing file */
+    g = NULL;
+    CHECK(rlaif_gz_open(&g, "/nonexistent/x.jsonl") == RLAIF_EIO && g == NULL);
+    CHECK(strstr(rlaif_last_error(), "/nonexistent/x.jsonl: cannot open") != NULL);
+    rlaif_gz_close(NULL);
+
+    free(s);
+    remove(tmpl);
+    remove(gzpath);
+    return check_report("test_gz");
+}
