@@ -73,6 +73,7 @@ static const luaL_Reg pkg_funcs[] = {
 
 static const luaL_Reg modules[] = {
     {"tensor", luaopen_rlaif_tensor},
+    {"model", luaopen_rlaif_model},
     {"tokenizer", luaopen_rlaif_tokenizer},
     {"llm", luaopen_rlaif_llm},
     {"gz", luaopen_rlaif_gz},

@@ -33,6 +33,7 @@ int           rlaifL_checkshape(lua_State *L, int i, int64_t *shape);
 int           rlaifL_checkdim(lua_State *L, int i, int ndim);
 
 int luaopen_rlaif_tensor(lua_State *L);
+int luaopen_rlaif_model(lua_State *L);
 int luaopen_rlaif_tokenizer(lua_State *L); /* l_bpe.c */
 int luaopen_rlaif_llm(lua_State *L);   /* l_llm.c */
 int luaopen_rlaif_gz(lua_State *L);     /* l_gzip.c: line reader, fsync, truncate */

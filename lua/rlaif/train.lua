@@ -1,0 +1,347 @@
+-- rlaif.train: optimizers, learning-rate schedules and trainers over the C model
+-- steps (rlaif.model). Everything numeric runs in C; this file only orchestrates.
+--
+--   local opt = rlaif.train.adamw{model = m, lr = 3e-4, weight_decay = 0.1,
+--                                 schedule = rlaif.train.schedule.cosine{warmup = 10, total = 1000},
+--                                 max_grad_norm = 1.0}
+--   ... m:lm_loss(ids, targets) ...; opt:step()          -- clip, step, zero_grad
+--
+--   rlaif.train.sft{model = m, tokenizer = tok, data = {{prompt = "...", response = "..."}, ...}}
+--   rlaif.train.reward{model = rm, tokenizer = tok, pairs = "pairs.jsonl", eval_pairs = ...}
+--
+-- Trainers call on_step(info) after every optimizer step; returning false stops
+-- early. A schedule is any function(step) -> multiplier of lr, so Lua code can
+-- replace the built-in ones. With state = path, trainers save the weights, AdamW
+-- moments, step and data position every save_every steps (atomically) and resume
+-- from that file when it exists; the resumed run reproduces the same losses.
+
+local core = require "rlaif.core"
+
+local M = {}
+
+-- ---- schedules ----
+
+M.schedule = {}
+
+--- constant() -> function(step) = 1
+function M.schedule.constant()
+  return function() return 1.0 end
+end
+
+local function warm(w, step)
+  if w and w > 0 and step <= w then return step / w end
+  return nil
+end
+
+--- linear{warmup = 0, total = n, final = 0}: warm-up, then linear decay to `final`
+function M.schedule.linear(o)
+  o = o or {}
+  local total, w, final = assert(o.total, "schedule.linear: total is required"), o.warmup or 0, o.final or 0
+  return function(step)
+    local x = warm(w, step)
+    if x then return x end
+    local f = math.min(1, (step - w) / math.max(1, total - w))
+    return 1 - (1 - final) * f
+  end
+end
+
+--- cosine{warmup = 0, total = n, final = 0}: warm-up, then cosine decay to `final`
+function M.schedule.cosine(o)
+  o = o or {}
+  local total, w, final = assert(o.total, "schedule.cosine: total is required"), o.warmup or 0, o.final or 0
+  return function(step)
+    local x = warm(w, step)
+    if x then return x end
+    local f = math.min(1, (step - w) / math.max(1, total - w))
+    return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * f))
+  end
+end
+
+--- warmup{steps = n}: linear warm-up, then constant
+function M.schedule.warmup(o)
+  local w = assert(o and o.steps, "schedule.warmup: steps is required")
+  return function(step) return warm(w, step) or 1.0 end
+end
+
+-- ---- AdamW ----
+
+local Adamw = {}
+Adamw.__index = Adamw
+
+--- adamw{model=, lr=, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0,
+---       schedule=fn, max_grad_norm=nil} -> optimizer
+-- Weight decay is decoupled and applies to matrices and embeddings only.
+function M.adamw(o)
+  assert(type(o) == "table" and o.model, "train.adamw: model is required")
+  local self = setmetatable({
+    model = o.model, lr = o.lr or 1e-4, beta1 = o.beta1 or 0.9, beta2 = o.beta2 or 0.999,
+    eps = o.eps or 1e-8, weight_decay = o.weight_decay or 0, max_grad_norm = o.max_grad_norm,
+    schedule = o.schedule or M.schedule.constant(),
+  }, Adamw)
+  return self
+end
+
+--- opt:step() -> {step=, lr=, grad_norm=}: clip, AdamW update, zero the gradients
+function Adamw:step()
+  local m = self.model
+  local n = m:clip_grad_norm(self.max_grad_norm)
+  local t = m:steps() + 1
+  local lr = self.lr * self.schedule(t)
+  m:adamw_step { lr = lr, beta1 = self.beta1, beta2 = self.beta2, eps = self.eps, weight_decay = self.weight_decay }
+  m:zero_grad()
+  return { step = t, lr = lr, grad_norm = n }
+end
+
+-- ---- data helpers ----
+
+-- Deterministic permutation of 1..n for (seed, epoch): resumable without state.
+local function permutation(n, seed, epoch)
+  local p = {}
+  for i = 1, n do p[i] = i end
+  local x = (seed * 6364136223846793005 + epoch * 1442695040888963407 + 1) | 1
+  for i = n, 2, -1 do
+    x = x * 6364136223846793005 + 1442695040888963407
+    local j = ((x >> 33) % i) + 1
+    p[i], p[j] = p[j], p[i]
+  end
+  return p
+end
+M.permutation = permutation
+
+local function encode(tok, s)
+  if type(s) == "table" then return s end
+  assert(tok, "train: a tokenizer is required for text data")
+  return tok:encode(s)
+end
+
+local function concat(a, b, max_len)
+  local r = {}
+  for i = 1, #a do r[#r + 1] = a[i] end
+  for i = 1, #b do r[#r + 1] = b[i] end
+  if max_len and #r > max_len then
+    local cut = {}
+    for i = #r - max_len + 1, #r do cut[#cut + 1] = r[i] end   -- keep the end (the response)
+    return cut, #r - max_len
+  end
+  return r, 0
+end
+
+local function read_state(m, path)
+  if not path then return nil end
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  f:close()
+  local blob = assert(m:load_state(path))
+  local st = {}
+  for k, v in blob:gmatch("(%w+)=(%-?%d+)") do st[k] = math.tointeger(tonumber(v)) end
+  return st
+end
+
+local function write_state(m, path, st)
+  local parts = {}
+  for _, k in ipairs { "step", "epoch", "pos" } do parts[#parts + 1] = k .. "=" .. string.format("%d", st[k]) end
+  assert(m:save_state(path, table.concat(parts, ";")))
+end
+
+--- read_pairs(path) -> array of {prompt=, chosen=, rejected=, p=}
+-- Reads the labeler's --export-pairs JSONL ({id, prompt, chosen, rejected, p})
+-- and the generic {prompt, chosen, rejected} JSONL (p = 1).
+function M.read_pairs(path)
+  local json = core.json or require("rlaif.core").json
+  local f = assert(io.open(path, "rb"))
+  local out = {}
+  local n = 0
+  for line in f:lines() do
+    n = n + 1
+    if line:match("%S") then
+      local ok, r = pcall(json.decode, line)
+      if not ok or type(r) ~= "table" then
+        f:close()
+        error(string.format("train.read_pairs: %s:%d: not a JSON object", path, n), 2)
+      end
+      if not (r.chosen and r.rejected) then
+        f:close()
+        error(string.format("train.read_pairs: %s:%d: needs chosen and rejected", path, n), 2)
+      end
+      out[#out + 1] = { id = r.id, prompt = r.prompt or "", chosen = r.chosen, rejected = r.rejected, p = r.p or 1.0 }
+    end
+  end
+  f:close()
+  return out
+end
+
+-- ---- trainers ----
+
+local function common(o, name)
+  assert(type(o) == "table" and o.model, name .. ": model is required")
+  local opt = M.adamw {
+    model = o.model, lr = o.lr or 1e-4, beta1 = o.beta1, beta2 = o.beta2, eps = o.eps,
+    weight_decay = o.weight_decay or 0, max_grad_norm = o.max_grad_norm == nil and 1.0 or o.max_grad_norm,
+    schedule = o.schedule,
+  }
+  return opt
+end
+
+--- sft{model=, tokenizer=, data=, batch_size=8, grad_accum=1, epochs=1, max_steps=,
+---     lr=1e-4, weight_decay=0, schedule=, max_grad_norm=1, max_len=, add_eos=true,
+---     seed=0, on_step=, state=, save_every=} -> {step=, loss=}
+-- data: {prompt=, response=} (strings or id arrays). The loss covers response tokens only.
+function M.sft(o)
+  local m, opt = o.model, common(o, "train.sft")
+  local cfg = m:config()
+  local bs, accum, epochs = o.batch_size or 8, o.grad_accum or 1, o.epochs or 1
+  local eos = (o.add_eos ~= false and cfg.eos_id >= 0) and cfg.eos_id or nil
+  local examples = {}
+  for i, d in ipairs(o.data) do
+    local p, r = encode(o.tokenizer, d.prompt or {}), encode(o.tokenizer, d.response)
+    if eos then
+      local r2 = { table.unpack(r) }
+      r2[#r2 + 1] = eos
+      r = r2
+    end
+    local ids, cut = concat(p, r, o.max_len)
+    examples[i] = { ids = ids, plen = math.max(0, #p - cut) }
+  end
+  assert(#examples > 0, "train.sft: no data")
+  local st = read_state(m, o.state) or { step = 0, epoch = 1, pos = 0 }
+  local last
+  while st.epoch <= epochs do
+    local perm = permutation(#examples, o.seed or 0, st.epoch)
+    while st.pos < #examples do
+      local loss_sum, tokens = 0, 0
+      for _ = 1, accum do
+        if st.pos >= #examples then break end
+        local seqs, plens = {}, {}
+        for k = st.pos + 1, math.min(st.pos + bs, #examples) do
+          local e = examples[perm[k]]
+          seqs[#seqs + 1], plens[#plens + 1] = e.ids, e.plen
+        end
+        st.pos = st.pos + #seqs
+        local ids, targets = m:causal_lm_batch(seqs, plens)
+        local loss, n = m:lm_loss(ids, targets, nil, { scale = 1 / accum })
+        if n > 0 then loss_sum, tokens = loss_sum + loss * n, tokens + n end
+      end
+      local info = opt:step()
+      st.step = info.step
+      info.loss, info.tokens, info.epoch = tokens > 0 and loss_sum / tokens or 0 / 0, tokens, st.epoch
+      last = info
+      if o.state and o.save_every and st.step % o.save_every == 0 then write_state(m, o.state, st) end
+      if o.on_step and o.on_step(info) == false then return last end
+      if o.max_steps and st.step >= o.max_steps then return last end
+    end
+    st.epoch, st.pos = st.epoch + 1, 0
+  end
+  return last
+end
+
+local function pair_rows(o, pairs, i0, i1, max_len)
+  local rows, ps = {}, {}
+  for k = i0, i1 do
+    local pr = pairs[k]
+    local prompt = encode(o.tokenizer, pr.prompt or "")
+    rows[#rows + 1] = (concat(prompt, encode(o.tokenizer, pr.chosen), max_len))
+    rows[#rows + 1] = (concat(prompt, encode(o.tokenizer, pr.rejected), max_len))
+    ps[#ps + 1] = pr.p or 1.0
+  end
+  return rows, ps
+end
+
+local function append_eos(rows, eos)
+  if not eos then return rows end
+  for _, r in ipairs(rows) do r[#r + 1] = eos end
+  return rows
+end
+
+--- reward_scores(model, tokenizer, pairs, {batch_size=, max_len=, add_eos=}) -> chosen, rejected (arrays)
+function M.reward_scores(m, tok, pairs, o)
+  o = o or {}
+  local eos = (o.add_eos ~= false and m:config().eos_id >= 0) and m:config().eos_id or nil
+  local bs = o.batch_size or 8
+  local rc, rr = {}, {}
+  for i0 = 1, #pairs, bs do
+    local rows = pair_rows({ tokenizer = tok }, pairs, i0, math.min(i0 + bs - 1, #pairs), o.max_len)
+    append_eos(rows, eos)
+    local r = m:reward(rows):totable()
+    for k = 1, #r, 2 do rc[#rc + 1], rr[#rr + 1] = r[k], r[k + 1] end
+  end
+  return rc, rr
+end
+
+--- pairwise_accuracy(chosen, rejected, pairs) -> fraction with r(preferred) > r(other)
+-- (pairs with p = 0.5 carry no preference and are skipped)
+function M.pairwise_accuracy(rc, rr, pairs)
+  local right, n = 0, 0
+  for i = 1, #rc do
+    local p = pairs and pairs[i].p or 1.0
+    if p ~= 0.5 then
+      n = n + 1
+      if (p > 0.5) == (rc[i] > rr[i]) then right = right + 1 end
+    end
+  end
+  return n > 0 and right / n or 0 / 0
+end
+
+--- reward{model=, tokenizer=, pairs=, eval_pairs=, batch_size=8 (pairs), epochs=1,
+---        max_steps=, lr=1e-5, margin=0, center=0, max_len=, add_eos=true, seed=0,
+---        on_step=, state=, save_every=} -> {step=, loss=, accuracy=, reward_mean=, reward_std=}
+-- pairs: array or a JSONL path (read_pairs). Loss: the soft-label pairwise loss
+-- with p = preference for `chosen` (1 or 0 gives Bradley-Terry).
+function M.reward(o)
+  local m, opt = o.model, common(o, "train.reward")
+  assert(m:config().head == "reward", "train.reward: the model needs head = \"reward\"")
+  local pairs = type(o.pairs) == "string" and M.read_pairs(o.pairs) or o.pairs
+  local evalp = type(o.eval_pairs) == "string" and M.read_pairs(o.eval_pairs) or o.eval_pairs
+  assert(pairs and #pairs > 0, "train.reward: no pairs")
+  local eos = (o.add_eos ~= false and m:config().eos_id >= 0) and m:config().eos_id or nil
+  local bs, epochs = o.batch_size or 8, o.epochs or 1
+  local st = read_state(m, o.state) or { step = 0, epoch = 1, pos = 0 }
+  local last = {}
+  while st.epoch <= epochs do
+    local perm = permutation(#pairs, o.seed or 0, st.epoch)
+    while st.pos < #pairs do
+      local batch = {}
+      for k = st.pos + 1, math.min(st.pos + bs, #pairs) do batch[#batch + 1] = pairs[perm[k]] end
+      st.pos = st.pos + #batch
+      local rows, ps = pair_rows(o, batch, 1, #batch, o.max_len)
+      append_eos(rows, eos)
+      local r = m:reward(rows):totable()
+      local r1, r2 = {}, {}
+      for k = 1, #r, 2 do r1[#r1 + 1], r2[#r2 + 1] = r[k], r[k + 1] end
+      local loss, d1, d2 = M.reward_pair_loss(r1, r2, ps, o.margin or 0, o.center or 0)
+      local g1, g2, dr = d1:totable(), d2:totable(), {}
+      for k = 1, #g1 do dr[2 * k - 1], dr[2 * k] = g1[k], g2[k] end
+      m:backward_reward(dr)
+      local info = opt:step()
+      st.step = info.step
+      local right = 0
+      for k = 1, #r1 do if r1[k] > r2[k] then right = right + 1 end end
+      info.loss, info.train_accuracy, info.epoch = loss, right / #r1, st.epoch
+      last = info
+      if o.state and o.save_every and st.step % o.save_every == 0 then write_state(m, o.state, st) end
+      if o.on_step and o.on_step(info) == false then st.epoch = epochs + 1 break end
+      if o.max_steps and st.step >= o.max_steps then st.epoch = epochs + 1 break end
+    end
+    st.epoch, st.pos = st.epoch + 1, 0
+  end
+  -- statistics for normalising rewards later, and held-out accuracy
+  local sopts = { batch_size = bs, max_len = o.max_len, add_eos = o.add_eos }
+  local rc, rr = M.reward_scores(m, o.tokenizer, pairs, sopts)
+  local s, s2, n = 0, 0, 0
+  for i = 1, #rc do
+    s, s2, n = s + rc[i] + rr[i], s2 + rc[i] ^ 2 + rr[i] ^ 2, n + 2
+  end
+  last.reward_mean = s / n
+  last.reward_std = math.sqrt(math.max(0, s2 / n - (s / n) ^ 2))
+  last.train_pair_accuracy = M.pairwise_accuracy(rc, rr, pairs)
+  if evalp and #evalp > 0 then
+    local ec, er = M.reward_scores(m, o.tokenizer, evalp, sopts)
+    last.accuracy = M.pairwise_accuracy(ec, er, evalp)
+  end
+  return last
+end
+
+M.reward_pair_loss = function(r1, r2, p, margin, center)
+  return core.model.reward_pair_loss(r1, r2, p, margin, center)
+end
+
+return M

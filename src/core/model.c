@@ -1,0 +1,577 @@
+/* src/core/model.c -- GPT-2 and Llama-family transformers: configuration, flat
+ * buffers, forward, loss heads, backward and AdamW (see model.h).
+ *
+ * One code path serves both families; the differences are a handful of
+ * branches: LayerNorm vs RMSNorm, learned positions vs RoPE, GELU vs SwiGLU,
+ * which biases exist. Shapes are validated here, before any kernel runs, so
+ * the kernels (kernels.c) never see bad input. Errors go through rlaif_fail.
+ * Not here: file formats (ckpt.c), sampling (generate.c). */
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+/* ---- configuration ---- */
+
+void rlaif_model_config_defaults(rlaif_model_config *cfg, rlaif_arch arch) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->arch = arch;
+    snprintf(cfg->model_type, sizeof cfg->model_type, "%s", arch == RLAIF_ARCH_GPT2 ? "gpt2" : "llama");
+    cfg->norm_eps = arch == RLAIF_ARCH_GPT2 ? 1e-5f : 1e-6f;
+    cfg->rope_theta = 10000.0f;
+    cfg->rope_type = RLAIF_ROPE_DEFAULT;
+    cfg->rope_factor = 1.0f;
+    cfg->rope_low_freq_factor = 1.0f;
+    cfg->rope_high_freq_factor = 4.0f;
+    cfg->rope_orig_max = 8192;
+    cfg->tie_embeddings = 1;
+    cfg->qkv_bias = arch == RLAIF_ARCH_GPT2;
+    cfg->o_bias = arch == RLAIF_ARCH_GPT2;
+    cfg->bos_id = cfg->eos_id = cfg->pad_id = -1;
+}
+
+rlaif_status rlaif_model_config_check(rlaif_model_config *c) {
+    if (c->arch != RLAIF_ARCH_GPT2 && c->arch != RLAIF_ARCH_LLAMA)
+        return rlaif_fail(RLAIF_EINVAL, "model config: unknown arch %d", (int)c->arch);
+#define POS(f)                                                                           \
+    if (c->f <= 0 || c->f > (1 << 24))                                                   \
+        return rlaif_fail(RLAIF_EINVAL, "model config: " #f " must be positive (got %d)", c->f)
+    POS(vocab_size);
+    POS(n_layer);
+    POS(n_head);
+    POS(d_model);
+    if (c->n_kv_head == 0) c->n_kv_head = c->n_head;
+    POS(n_kv_head);
+    if (c->head_dim == 0) {
+        if (c->d_model % c->n_head != 0)
+            return rlaif_fail(RLAIF_EINVAL, "model config: d_model %d is not a multiple of n_head %d", c->d_model,
+                              c->n_head);
+        c->head_dim = c->d_model / c->n_head;
+    }
+    POS(head_dim);
+    if (c->d_ff == 0) c->d_ff = 4 * c->d_model;
+    POS(d_ff);
+    if (c->max_seq == 0) c->max_seq = 1024;
+    POS(max_seq);
+#undef POS
+    if (c->n_head % c->n_kv_head != 0)
+        return rlaif_fail(RLAIF_EINVAL, "model config: n_head %d is not a multiple of n_kv_head %d", c->n_head,
+                          c->n_kv_head);
+    if (c->arch == RLAIF_ARCH_GPT2) {
+        if (c->n_kv_head != c->n_head)
+            return rlaif_fail(RLAIF_EINVAL, "model config: gpt2 has no grouped-query attention (n_kv_head %d != n_head %d)",
+                              c->n_kv_head, c->n_head);
+        if (c->head_dim * c->n_head != c->d_model)
+            return rlaif_fail(RLAIF_EINVAL, "model config: gpt2 needs head_dim * n_head == d_model");
+        c->qkv_bias = c->o_bias = 1;
+    } else if (c->head_dim % 2 != 0) {
+        return rlaif_fail(RLAIF_EINVAL, "model config: RoPE needs an even head_dim (got %d)", c->head_dim);
+    }
+    if (!(c->norm_eps > 0)) return rlaif_fail(RLAIF_EINVAL, "model config: norm_eps must be positive");
+    if (!(c->rope_theta > 0)) return rlaif_fail(RLAIF_EINVAL, "model config: rope_theta must be positive");
+    if (!(c->rope_factor > 0)) return rlaif_fail(RLAIF_EINVAL, "model config: rope scaling factor must be positive");
+    return RLAIF_OK;
+}
+
+/* ---- sizes and pointer structs ---- */
+
+static void param_sizes(const rlaif_model_config *c, size_t *s) {
+    size_t V = c->vocab_size, C = c->d_model, L = c->n_layer, P = c->max_seq, F = c->d_ff;
+    size_t QD = (size_t)c->n_head * c->head_dim, QKV = (size_t)(c->n_head + 2 * c->n_kv_head) * c->head_dim;
+    int gpt2 = c->arch == RLAIF_ARCH_GPT2;
+    size_t FF = gpt2 ? F : 2 * F;
+    s[P_WTE] = V * C;
+    s[P_WPE] = gpt2 ? P * C : 0;
+    s[P_LN1W] = L * C;
+    s[P_LN1B] = gpt2 ? L * C : 0;
+    s[P_QKVW] = L * QKV * C;
+    s[P_QKVB] = c->qkv_bias ? L * QKV : 0;
+    s[P_ATTPROJW] = L * C * QD;
+    s[P_ATTPROJB] = c->o_bias ? L * C : 0;
+    s[P_LN2W] = L * C;
+    s[P_LN2B] = gpt2 ? L * C : 0;
+    s[P_FCW] = L * FF * C;
+    s[P_FCB] = gpt2 ? L * FF : 0;
+    s[P_FCPROJW] = L * C * F;
+    s[P_FCPROJB] = gpt2 ? L * C : 0;
+    s[P_LNFW] = C;
+    s[P_LNFB] = gpt2 ? C : 0;
+    s[P_LMHEAD] = (!c->tie_embeddings && c->head == RLAIF_HEAD_LM) ? V * C : 0;
+    s[P_SCORE] = c->head == RLAIF_HEAD_REWARD ? C : 0;
+}
+
+static void point_params(rlaif_params *p, float *mem, const size_t *sizes) {
+    float **ptrs[NUM_PARAMETER_TENSORS] = {
+        &p->wte, &p->wpe, &p->ln1w, &p->ln1b, &p->qkvw, &p->qkvb, &p->attprojw, &p->attprojb, &p->ln2w,
+        &p->ln2b, &p->fcw, &p->fcb, &p->fcprojw, &p->fcprojb, &p->lnfw, &p->lnfb, &p->lm_head, &p->score,
+    };
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        *ptrs[i] = sizes[i] ? mem : NULL;
+        mem += sizes[i];
+    }
+}
+
+int rlaif_model_param_decays(int i) {
+    return i == P_WTE || i == P_WPE || i == P_QKVW || i == P_ATTPROJW || i == P_FCW || i == P_FCPROJW ||
+           i == P_LMHEAD || i == P_SCORE;
+}
+
+static void act_sizes(const rlaif_model *m, int B, int T, size_t *s) {
+    const rlaif_model_config *c = &m->cfg;
+    size_t N = (size_t)B * T, C = c->d_model, L = c->n_layer, H = c->n_head, F = c->d_ff;
+    size_t QD = H * c->head_dim, QKV = (size_t)(c->n_head + 2 * c->n_kv_head) * c->head_dim;
+    size_t FF = c->arch == RLAIF_ARCH_GPT2 ? F : 2 * F, ATT = (size_t)B * H * T * T;
+    size_t rope = c->arch == RLAIF_ARCH_LLAMA ? (size_t)T * c->head_dim / 2 : 0;
+    size_t v[NUM_ACTIVATION_TENSORS] = {
+        [A_ENCODED] = N * C, [A_LN1] = L * N * C, [A_LN1_MEAN] = L * N, [A_LN1_RSTD] = L * N,
+        [A_QKV] = L * N * QKV, [A_ATT] = L * ATT, [A_ATTY] = L * N * QD, [A_RES2] = L * N * C,
+        [A_LN2] = L * N * C, [A_LN2_MEAN] = L * N, [A_LN2_RSTD] = L * N, [A_FCH] = L * N * FF,
+        [A_FCH_ACT] = L * N * F, [A_RES3] = L * N * C, [A_LNF] = N * C, [A_LNF_MEAN] = N, [A_LNF_RSTD] = N,
+        [A_LOGITS] = c->head == RLAIF_HEAD_LM ? N * c->vocab_size : 0, [A_LSE] = N,
+        [A_ROPE_COS] = rope, [A_ROPE_SIN] = rope,
+        [A_DRES] = N * C, [A_DLN] = N * C, [A_DQKV] = N * QKV, [A_DATTY] = N * QD, [A_DATT] = ATT,
+        [A_DFCH] = N * FF, [A_DFCH_ACT] = N * F,
+    };
+    memcpy(s, v, sizeof v);
+}
+
+static void point_acts(rlaif_acts *a, float *mem, const size_t *sizes) {
+    float **ptrs[NUM_ACTIVATION_TENSORS] = {
+        &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->att, &a->atty, &a->res2, &a->ln2,
+        &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_act, &a->res3, &a->lnf, &a->lnf_mean, &a->lnf_rstd,
+        &a->logits, &a->lse, &a->rope_cos, &a->rope_sin, &a->dres, &a->dln, &a->dqkv, &a->datty, &a->datt,
+        &a->dfch, &a->dfch_act,
+    };
+    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) {
+        *ptrs[i] = sizes[i] ? mem : NULL;
+        mem += sizes[i];
+    }
+}
+
+/* ---- lifetime ---- */
+
+static float randn(rlaif_rng *rng) {
+    /* Box-Muller on two uniforms in (0, 1] */
+    float u1 = 1.0f - rlaif_rng_uniform(rng), u2 = rlaif_rng_uniform(rng);
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.283185307179586f * u2);
+}
+
+rlaif_status rlaif_model_new(rlaif_model **out, const rlaif_model_config *cfg, uint64_t seed) {
+    *out = NULL;
+    rlaif_init();
+    rlaif_model *m = calloc(1, sizeof *m);
+    if (m == NULL) return rlaif_fail(RLAIF_ENOMEM, "model.new: out of memory");
+    m->cfg = *cfg;
+    rlaif_status st = rlaif_model_config_check(&m->cfg);
+    if (st != RLAIF_OK) {
+        free(m);
+        return st;
+    }
+    param_sizes(&m->cfg, m->param_sizes);
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) m->num_params += m->param_sizes[i];
+    m->params_memory = malloc(m->num_params * sizeof(float));
+    if (m->params_memory == NULL) {
+        size_t n = m->num_params;
+        free(m);
+        return rlaif_fail(RLAIF_ENOMEM, "model.new: cannot allocate %zu parameters", n);
+    }
+    point_params(&m->params, m->params_memory, m->param_sizes);
+    /* GPT-2 initialisation: N(0, 0.02); residual projections / sqrt(2L); norms 1; biases 0 */
+    rlaif_rng rng;
+    rlaif_rng_seed(&rng, seed);
+    float *p = m->params_memory;
+    float resid = 0.02f / sqrtf(2.0f * m->cfg.n_layer);
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        size_t n = m->param_sizes[i];
+        int is_norm = i == P_LN1W || i == P_LN2W || i == P_LNFW;
+        float std = (i == P_ATTPROJW || i == P_FCPROJW) ? resid : 0.02f;
+        for (size_t k = 0; k < n; k++)
+            p[k] = is_norm ? 1.0f : rlaif_model_param_decays(i) ? std * randn(&rng) : 0.0f;
+        p += n;
+    }
+    *out = m;
+    return RLAIF_OK;
+}
+
+void rlaif_model_free(rlaif_model *m) {
+    if (m == NULL) return;
+    free(m->params_memory);
+    free(m->grads_memory);
+    free(m->m_memory);
+    free(m->v_memory);
+    free(m->acts_memory);
+    free(m->ids);
+    free(m);
+}
+
+static rlaif_status ensure_grads(rlaif_model *m) {
+    if (m->grads_memory) return RLAIF_OK;
+    m->grads_memory = calloc(m->num_params, sizeof(float));
+    if (m->grads_memory == NULL)
+        return rlaif_fail(RLAIF_ENOMEM, "model: cannot allocate gradients (%zu floats)", m->num_params);
+    point_params(&m->grads, m->grads_memory, m->param_sizes);
+    return RLAIF_OK;
+}
+
+static rlaif_status ensure_acts(rlaif_model *m, int B, int T) {
+    size_t sizes[NUM_ACTIVATION_TENSORS], total = 0;
+    act_sizes(m, B, T, sizes);
+    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) total += sizes[i];
+    if (total > m->act_capacity) {
+        free(m->acts_memory);
+        m->act_capacity = 0;
+        m->acts_memory = malloc(total * sizeof(float));
+        if (m->acts_memory == NULL)
+            return rlaif_fail(RLAIF_ENOMEM, "model.forward: cannot allocate activations for B=%d T=%d (%zu MB)", B,
+                              T, total * 4 >> 20);
+        m->act_capacity = total;
+    }
+    size_t ints = (size_t)B * T * 3 + B;
+    if (ints > m->int_capacity) {
+        free(m->ids);
+        m->int_capacity = 0;
+        m->ids = malloc(ints * sizeof(int32_t));
+        if (m->ids == NULL) return rlaif_fail(RLAIF_ENOMEM, "model.forward: out of memory");
+        m->int_capacity = ints;
+    }
+    m->pos = m->ids + (size_t)B * T;
+    m->mask = m->pos + (size_t)B * T;
+    m->last = m->mask + (size_t)B * T;
+    memcpy(m->act_sizes, sizes, sizeof sizes);
+    point_acts(&m->acts, m->acts_memory, sizes);
+    return RLAIF_OK;
+}
+
+/* ---- RoPE tables ---- */
+
+void rlaif_model_rope_tables(const rlaif_model_config *c, int T, float *cosb, float *sinb) {
+    int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        float inv = (float)(1.0 / pow((double)c->rope_theta, (double)(2 * i) / c->head_dim));
+        if (c->rope_type == RLAIF_ROPE_LLAMA3) {
+            double wavelen = 2 * M_PI / inv, old = c->rope_orig_max;
+            double lo = old / c->rope_low_freq_factor, hi = old / c->rope_high_freq_factor;
+            double f = inv;
+            if (wavelen > lo) f = inv / c->rope_factor;
+            if (!(wavelen < hi) && !(wavelen > lo)) {
+                double smooth = (old / wavelen - c->rope_low_freq_factor) /
+                                (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                f = (1 - smooth) * f / c->rope_factor + smooth * f;
+            }
+            inv = (float)f;
+        }
+        for (int t = 0; t < T; t++) {
+            float pos = (float)t;
+            if (c->rope_type == RLAIF_ROPE_LINEAR) pos = pos / c->rope_factor;
+            float ang = pos * inv;  /* float32 product, as PyTorch computes it */
+            cosb[(size_t)t * half + i] = (float)cos((double)ang);
+            sinb[(size_t)t * half + i] = (float)sin((double)ang);
+        }
+    }
+}
+
+/* ---- forward ---- */
+
+#define LAYER(ptr, l, n) ((ptr) + (size_t)(l) * (n))
+
+static void norm_forward(const rlaif_model *m, float *out, float *mean, float *rstd, const float *inp,
+                         const float *w, const float *b, int N) {
+    int C = m->cfg.d_model;
+    if (m->cfg.arch == RLAIF_ARCH_GPT2) layernorm_forward(out, mean, rstd, inp, w, b, N, C, m->cfg.norm_eps);
+    else rmsnorm_forward(out, rstd, inp, w, N, C, m->cfg.norm_eps);
+}
+
+static void norm_backward(const rlaif_model *m, float *dinp, float *dw, float *db, const float *dout,
+                          const float *inp, const float *w, const float *mean, const float *rstd, int N) {
+    int C = m->cfg.d_model;
+    if (m->cfg.arch == RLAIF_ARCH_GPT2) layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+    else rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, C);
+}
+
+rlaif_status rlaif_model_forward(rlaif_model *m, const int32_t *ids, const int32_t *mask, int B, int T,
+                                 int want_logits) {
+    const rlaif_model_config *c = &m->cfg;
+    if (B <= 0 || T <= 0) return rlaif_fail(RLAIF_EINVAL, "model.forward: empty batch (B=%d, T=%d)", B, T);
+    if (c->arch == RLAIF_ARCH_GPT2 && T > c->max_seq)
+        return rlaif_fail(RLAIF_EINVAL, "model.forward: sequence length %d exceeds max_seq %d", T, c->max_seq);
+    if (want_logits && c->head != RLAIF_HEAD_LM)
+        return rlaif_fail(RLAIF_EINVAL, "model.forward: a reward model has no LM head (no logits)");
+    for (int i = 0; i < B * T; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab_size)
+            return rlaif_fail(RLAIF_EINVAL, "model.forward: token id %d at row %d, position %d is outside [0, %d)",
+                              ids[i], i / T + 1, i % T + 1, c->vocab_size);
+    rlaif_status st = ensure_acts(m, B, T);
+    if (st != RLAIF_OK) return st;
+    m->B = B;
+    m->T = T;
+    m->have_logits = 0;
+    m->logits_are_grads = 0;
+    int N = B * T, C = c->d_model, L = c->n_layer, H = c->n_head, KV = c->n_kv_head, hd = c->head_dim;
+    int QD = H * hd, QKV = (H + 2 * KV) * hd, F = c->d_ff, gpt2 = c->arch == RLAIF_ARCH_GPT2;
+    int FF = gpt2 ? F : 2 * F;
+    memcpy(m->ids, ids, sizeof(int32_t) * N);
+    for (int b = 0; b < B; b++) {
+        int p = 0;
+        m->last[b] = -1;
+        for (int t = 0; t < T; t++) {
+            int i = b * T + t, real = mask == NULL || mask[i] != 0;
+            m->mask[i] = real;
+            m->pos[i] = real ? p++ : 0;
+            if (real) m->last[b] = t;
+        }
+    }
+    rlaif_params *w = &m->params;
+    rlaif_acts *a = &m->acts;
+    encoder_forward(a->encoded, m->ids, m->pos, w->wte, gpt2 ? w->wpe : NULL, N, C);
+    if (!gpt2) rlaif_model_rope_tables(c, T, a->rope_cos, a->rope_sin);
+    for (int l = 0; l < L; l++) {
+        if (rlaif_cancelled()) return rlaif_fail(RLAIF_EINTR, "model.forward: interrupted");
+        const float *res = l == 0 ? a->encoded : LAYER(a->res3, l - 1, (size_t)N * C);
+        float *ln1 = LAYER(a->ln1, l, (size_t)N * C), *qkv = LAYER(a->qkv, l, (size_t)N * QKV);
+        float *atty = LAYER(a->atty, l, (size_t)N * QD), *res2 = LAYER(a->res2, l, (size_t)N * C);
+        float *ln2 = LAYER(a->ln2, l, (size_t)N * C), *fch = LAYER(a->fch, l, (size_t)N * FF);
+        float *fcha = LAYER(a->fch_act, l, (size_t)N * F), *res3 = LAYER(a->res3, l, (size_t)N * C);
+        norm_forward(m, ln1, LAYER(a->ln1_mean, l, N), LAYER(a->ln1_rstd, l, N), res, LAYER(w->ln1w, l, C),
+                     gpt2 ? LAYER(w->ln1b, l, C) : NULL, N);
+        matmul_forward(qkv, ln1, LAYER(w->qkvw, l, (size_t)QKV * C), w->qkvb ? LAYER(w->qkvb, l, QKV) : NULL, N, C,
+                       QKV, 0);
+        if (!gpt2) rope_forward(qkv, a->rope_cos, a->rope_sin, m->pos, B, T, H, KV, hd);
+        attention_forward(atty, LAYER(a->att, l, (size_t)B * H * T * T), qkv, m->mask, B, T, H, KV, hd);
+        memcpy(res2, res, sizeof(float) * N * C);
+        matmul_forward(res2, atty, LAYER(w->attprojw, l, (size_t)C * QD), w->attprojb ? LAYER(w->attprojb, l, C) : NULL,
+                       N, QD, C, 1);
+        norm_forward(m, ln2, LAYER(a->ln2_mean, l, N), LAYER(a->ln2_rstd, l, N), res2, LAYER(w->ln2w, l, C),
+                     gpt2 ? LAYER(w->ln2b, l, C) : NULL, N);
+        matmul_forward(fch, ln2, LAYER(w->fcw, l, (size_t)FF * C), gpt2 ? LAYER(w->fcb, l, FF) : NULL, N, C, FF, 0);
+        if (gpt2) gelu_forward(fcha, fch, N * F);
+        else swiglu_forward(fcha, fch, N, F);
+        memcpy(res3, res2, sizeof(float) * N * C);
+        matmul_forward(res3, fcha, LAYER(w->fcprojw, l, (size_t)C * F), gpt2 ? LAYER(w->fcprojb, l, C) : NULL, N, F,
+                       C, 1);
+    }
+    norm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, LAYER(a->res3, L - 1, (size_t)N * C), w->lnfw, w->lnfb, N);
+    if (want_logits) {
+        const float *head = w->lm_head ? w->lm_head : w->wte;
+        matmul_forward(a->logits, a->lnf, head, NULL, N, C, c->vocab_size, 0);
+        crossentropy_forward(NULL, a->lse, a->logits, NULL, N, c->vocab_size);
+        m->have_logits = 1;
+    }
+    return RLAIF_OK;
+}
+
+/* ---- backward through the trunk, from acts.dln = dL/dlnf ---- */
+
+static rlaif_status backward_trunk(rlaif_model *m) {
+    const rlaif_model_config *c = &m->cfg;
+    int B = m->B, T = m->T, N = B * T, C = c->d_model, L = c->n_layer, H = c->n_head, KV = c->n_kv_head;
+    int hd = c->head_dim, QD = H * hd, QKV = (H + 2 * KV) * hd, F = c->d_ff, gpt2 = c->arch == RLAIF_ARCH_GPT2;
+    int FF = gpt2 ? F : 2 * F;
+    rlaif_params *w = &m->params, *g = &m->grads;
+    rlaif_acts *a = &m->acts;
+    memset(a->dres, 0, sizeof(float) * N * C);
+    norm_backward(m, a->dres, g->lnfw, g->lnfb, a->dln, LAYER(a->res3, L - 1, (size_t)N * C), w->lnfw, a->lnf_mean,
+                  a->lnf_rstd, N);
+    for (int l = L - 1; l >= 0; l--) {
+        if (rlaif_cancelled()) return rlaif_fail(RLAIF_EINTR, "model.backward: interrupted");
+        const float *res = l == 0 ? a->encoded : LAYER(a->res3, l - 1, (size_t)N * C);
+        float *ln1 = LAYER(a->ln1, l, (size_t)N * C), *qkv = LAYER(a->qkv, l, (size_t)N * QKV);
+        float *atty = LAYER(a->atty, l, (size_t)N * QD), *res2 = LAYER(a->res2, l, (size_t)N * C);
+        float *ln2 = LAYER(a->ln2, l, (size_t)N * C), *fch = LAYER(a->fch, l, (size_t)N * FF);
+        float *fcha = LAYER(a->fch_act, l, (size_t)N * F);
+        /* MLP: res3 = res2 + fcproj(act(fc(ln2(res2)))) ; a->dres holds d res3 */
+        memset(a->dfch_act, 0, sizeof(float) * N * F);
+        matmul_backward(a->dfch_act, LAYER(g->fcprojw, l, (size_t)C * F), gpt2 ? LAYER(g->fcprojb, l, C) : NULL,
+                        a->dres, fcha, LAYER(w->fcprojw, l, (size_t)C * F), N, F, C);
+        memset(a->dfch, 0, sizeof(float) * N * FF);
+        if (gpt2) gelu_backward(a->dfch, fch, a->dfch_act, N * F);
+        else swiglu_backward(a->dfch, fch, a->dfch_act, N, F);
+        memset(a->dln, 0, sizeof(float) * N * C);
+        matmul_backward(a->dln, LAYER(g->fcw, l, (size_t)FF * C), gpt2 ? LAYER(g->fcb, l, FF) : NULL, a->dfch, ln2,
+                        LAYER(w->fcw, l, (size_t)FF * C), N, C, FF);
+        norm_backward(m, a->dres, LAYER(g->ln2w, l, C), gpt2 ? LAYER(g->ln2b, l, C) : NULL, a->dln, res2,
+                      LAYER(w->ln2w, l, C), LAYER(a->ln2_mean, l, N), LAYER(a->ln2_rstd, l, N), N);
+        /* attention: res2 = res + attproj(attn(qkv(ln1(res)))) ; a->dres holds d res2 */
+        memset(a->datty, 0, sizeof(float) * N * QD);
+        matmul_backward(a->datty, LAYER(g->attprojw, l, (size_t)C * QD), g->attprojb ? LAYER(g->attprojb, l, C) : NULL,
+                        a->dres, atty, LAYER(w->attprojw, l, (size_t)C * QD), N, QD, C);
+        memset(a->dqkv, 0, sizeof(float) * N * QKV);
+        attention_backward(a->dqkv, a->datt, a->datty, qkv, LAYER(a->att, l, (size_t)B * H * T * T), B, T, H, KV,
+                           hd);
+        if (!gpt2) rope_backward(a->dqkv, a->rope_cos, a->rope_sin, m->pos, B, T, H, KV, hd);
+        memset(a->dln, 0, sizeof(float) * N * C);
+        matmul_backward(a->dln, LAYER(g->qkvw, l, (size_t)QKV * C), g->qkvb ? LAYER(g->qkvb, l, QKV) : NULL, a->dqkv,
+                        ln1, LAYER(w->qkvw, l, (size_t)QKV * C), N, C, QKV);
+        norm_backward(m, a->dres, LAYER(g->ln1w, l, C), gpt2 ? LAYER(g->ln1b, l, C) : NULL, a->dln, res,
+                      LAYER(w->ln1w, l, C), LAYER(a->ln1_mean, l, N), LAYER(a->ln1_rstd, l, N), N);
+    }
+    encoder_backward(g->wte, gpt2 ? g->wpe : NULL, a->dres, m->ids, m->pos, N, C);
+    return RLAIF_OK;
+}
+
+/* ---- heads ---- */
+
+static rlaif_status need_logits(const rlaif_model *m, const char *op) {
+    if (!m->have_logits) return rlaif_fail(RLAIF_EINVAL, "%s: needs a forward with logits first", op);
+    if (m->logits_are_grads)
+        return rlaif_fail(RLAIF_EINVAL, "%s: the logits were consumed by a backward; run forward again", op);
+    return RLAIF_OK;
+}
+
+static rlaif_status check_targets(const rlaif_model *m, const int32_t *targets, const char *op) {
+    for (int i = 0; i < m->B * m->T; i++)
+        if (targets[i] >= m->cfg.vocab_size)
+            return rlaif_fail(RLAIF_EINVAL, "%s: target %d at row %d, position %d is outside [0, %d)", op, targets[i],
+                              i / m->T + 1, i % m->T + 1, m->cfg.vocab_size);
+    return RLAIF_OK;
+}
+
+rlaif_status rlaif_model_lm_loss(rlaif_model *m, const int32_t *targets, float *loss, float *losses, int *count) {
+    rlaif_status st = need_logits(m, "model.lm_loss");
+    if (st == RLAIF_OK) st = check_targets(m, targets, "model.lm_loss");
+    if (st != RLAIF_OK) return st;
+    int N = m->B * m->T, V = m->cfg.vocab_size, n = 0;
+    double sum = 0;
+    for (int i = 0; i < N; i++) {
+        if (targets[i] < 0) {
+            if (losses) losses[i] = 0;
+            continue;
+        }
+        float li = m->acts.lse[i] - m->acts.logits[(size_t)i * V + targets[i]];
+        if (losses) losses[i] = li;
+        sum += li;
+        n++;
+    }
+    *loss = n ? (float)(sum / n) : NAN;
+    if (count) *count = n;
+    return RLAIF_OK;
+}
+
+rlaif_status rlaif_model_token_logprobs(rlaif_model *m, const int32_t *targets, float *out) {
+    rlaif_status st = need_logits(m, "model.logprobs");
+    if (st == RLAIF_OK) st = check_targets(m, targets, "model.logprobs");
+    if (st != RLAIF_OK) return st;
+    int N = m->B * m->T, V = m->cfg.vocab_size;
+    for (int i = 0; i < N; i++)
+        out[i] = targets[i] < 0 ? 0.0f : m->acts.logits[(size_t)i * V + targets[i]] - m->acts.lse[i];
+    return RLAIF_OK;
+}
+
+rlaif_status rlaif_model_backward_ce(rlaif_model *m, const int32_t *targets, const float *weights, float scale) {
+    rlaif_status st = need_logits(m, "model.backward");
+    if (st == RLAIF_OK) st = check_targets(m, targets, "model.backward");
+    if (st == RLAIF_OK) st = ensure_grads(m);
+    if (st != RLAIF_OK) return st;
+    int N = m->B * m->T, C = m->cfg.d_model, V = m->cfg.vocab_size;
+    rlaif_acts *a = &m->acts;
+    /* per-token weights live in lse's neighbour: reuse dres as an (N) scratch */
+    float *w = a->dres;
+    for (int i = 0; i < N; i++) w[i] = weights ? weights[i] : scale;
+    crossentropy_backward(a->logits, a->lse, targets, w, N, V);
+    m->logits_are_grads = 1;
+    memset(a->dln, 0, sizeof(float) * N * C);
+    int tied = m->params.lm_head == NULL;
+    matmul_backward(a->dln, tied ? m->grads.wte : m->grads.lm_head, NULL, a->logits, a->lnf,
+                    tied ? m->params.wte : m->params.lm_head, N, C, V);
+    return backward_trunk(m);
+}
+
+rlaif_status rlaif_model_reward(rlaif_model *m, float *out) {
+    if (m->cfg.head != RLAIF_HEAD_REWARD)
+        return rlaif_fail(RLAIF_EINVAL, "model.reward: the model has no reward head (load or create it with head = \"reward\")");
+    if (m->B == 0) return rlaif_fail(RLAIF_EINVAL, "model.reward: needs a forward first");
+    int C = m->cfg.d_model;
+    for (int b = 0; b < m->B; b++) {
+        if (m->last[b] < 0) return rlaif_fail(RLAIF_EINVAL, "model.reward: row %d has no real tokens", b + 1);
+        const float *x = m->acts.lnf + ((size_t)b * m->T + m->last[b]) * C;
+        float s = 0;
+        for (int i = 0; i < C; i++) s += x[i] * m->params.score[i];
+        out[b] = s;
+    }
+    return RLAIF_OK;
+}
+
+rlaif_status rlaif_model_backward_reward(rlaif_model *m, const float *dr) {
+    if (m->cfg.head != RLAIF_HEAD_REWARD)
+        return rlaif_fail(RLAIF_EINVAL, "model.backward_reward: the model has no reward head");
+    if (m->B == 0) return rlaif_fail(RLAIF_EINVAL, "model.backward_reward: needs a forward first");
+    for (int b = 0; b < m->B; b++)
+        if (m->last[b] < 0) return rlaif_fail(RLAIF_EINVAL, "model.backward_reward: row %d has no real tokens", b + 1);
+    rlaif_status st = ensure_grads(m);
+    if (st != RLAIF_OK) return st;
+    int C = m->cfg.d_model, N = m->B * m->T;
+    memset(m->acts.dln, 0, sizeof(float) * N * C);
+    for (int b = 0; b < m->B; b++) {
+        size_t row = ((size_t)b * m->T + m->last[b]) * C;
+        const float *x = m->acts.lnf + row;
+        float *d = m->acts.dln + row;
+        for (int i = 0; i < C; i++) {
+            d[i] = dr[b] * m->params.score[i];
+            m->grads.score[i] += dr[b] * x[i];
+        }
+    }
+    return backward_trunk(m);
+}
+
+/* ---- gradients and AdamW ---- */
+
+rlaif_status rlaif_model_zero_grad(rlaif_model *m) {
+    if (m->grads_memory == NULL) return ensure_grads(m);
+    memset(m->grads_memory, 0, m->num_params * sizeof(float));
+    return RLAIF_OK;
+}
+
+double rlaif_model_grad_norm(rlaif_model *m) {
+    if (m->grads_memory == NULL) return 0.0;
+    double s = 0;
+    const float *g = m->grads_memory;
+#pragma omp parallel for reduction(+ : s) num_threads(rlaif_get_threads())
+    for (size_t i = 0; i < m->num_params; i++) s += (double)g[i] * g[i];
+    return sqrt(s);
+}
+
+void rlaif_model_scale_grads(rlaif_model *m, float s) {
+    if (m->grads_memory == NULL) return;
+    float *g = m->grads_memory;
+#pragma omp parallel for num_threads(rlaif_get_threads())
+    for (size_t i = 0; i < m->num_params; i++) g[i] *= s;
+}
+
+rlaif_status rlaif_model_adamw_step(rlaif_model *m, const rlaif_adamw *o) {
+    rlaif_status st = ensure_grads(m);
+    if (st != RLAIF_OK) return st;
+    if (m->m_memory == NULL) {
+        m->m_memory = calloc(m->num_params, sizeof(float));
+        m->v_memory = calloc(m->num_params, sizeof(float));
+        if (m->m_memory == NULL || m->v_memory == NULL) {
+            free(m->m_memory);
+            free(m->v_memory);
+            m->m_memory = m->v_memory = NULL;
+            return rlaif_fail(RLAIF_ENOMEM, "model.step: cannot allocate AdamW state (%zu floats)", 2 * m->num_params);
+        }
+    }
+    m->opt_step++;
+    /* the same float32 operation order as torch.optim.AdamW (single-tensor path) */
+    float bc1 = 1.0f - powf(o->beta1, (float)m->opt_step), bc2 = 1.0f - powf(o->beta2, (float)m->opt_step);
+    float step_size = o->lr / bc1, bc2_sqrt = sqrtf(bc2);
+    size_t off = 0;
+    for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
+        size_t n = m->param_sizes[t];
+        float decay = rlaif_model_param_decays(t) ? 1.0f - o->lr * o->weight_decay : 1.0f;
+        float *p = m->params_memory + off, *g = m->grads_memory + off, *mm = m->m_memory + off,
+              *vv = m->v_memory + off;
+#pragma omp parallel for num_threads(rlaif_get_threads())
+        for (size_t i = 0; i < n; i++) {
+            p[i] *= decay;
+            mm[i] = mm[i] * o->beta1 + (1.0f - o->beta1) * g[i];
+            vv[i] = vv[i] * o->beta2 + (1.0f - o->beta2) * g[i] * g[i];
+            float denom = sqrtf(vv[i]) / bc2_sqrt + o->eps;
+            p[i] -= step_size * mm[i] / denom;
+        }
+        off += n;
+    }
+    return RLAIF_OK;
+}

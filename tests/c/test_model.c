@@ -1,0 +1,507 @@
+/* tests/c/test_model.c -- transformer kernels and models against finite
+ * differences and PyTorch goldens (tests/fixtures/model, written by
+ * scripts/gen_model_fixtures.py), checkpoint round trips and bad-file errors.
+ * Small configurations only: this runs under ASan+UBSan. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "kernels.h"
+#include "model.h"
+
+#define FIX "tests/fixtures/model/"
+
+/* ---- helpers ---- */
+
+static rlaif_rng rng;
+
+static float *randv(int n, float scale) {
+    float *v = malloc(sizeof(float) * (n ? n : 1));
+    for (int i = 0; i < n; i++) v[i] = scale * (2.0f * rlaif_rng_uniform(&rng) - 1.0f);
+    return v;
+}
+static float *zeros(int n) { return calloc(n ? n : 1, sizeof(float)); }
+static double dot(const float *a, const float *b, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* Compare n values; print the first few mismatches and the max diff. */
+static int close_arrays(const char *what, const float *got, const float *want, int64_t n, double rtol, double atol) {
+    double maxd = 0;
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (d > maxd) maxd = d;
+        if (!(d <= atol + rtol * fabs(want[i]))) {
+            if (bad < 3) fprintf(stderr, "  %s[%lld]: got %.7g want %.7g\n", what, (long long)i, got[i], want[i]);
+            bad++;
+        }
+    }
+    check_count++;
+    if (bad) {
+        check_failures++;
+        fprintf(stderr, "%s: %d of %lld differ, max |diff| %.3g\n", what, bad, (long long)n, maxd);
+    }
+    return bad == 0;
+}
+
+/* Finite-difference check of d(sum(R * f(x)))/dx against an analytic gradient. */
+typedef void (*fwd_fn)(void *ctx, float *out);
+static void fd_check(const char *what, float *x, int nx, const float *grad, fwd_fn f, void *ctx, const float *R,
+                     int nout, float eps, double tol) {
+    float *out = zeros(nout);
+    double maxerr = 0;
+    int bad = 0;
+    int step = nx > 200 ? nx / 200 : 1;   /* sample large inputs */
+    for (int i = 0; i < nx; i += step) {
+        float x0 = x[i];
+        x[i] = x0 + eps;
+        f(ctx, out);
+        double lp = dot(out, R, nout);
+        x[i] = x0 - eps;
+        f(ctx, out);
+        double lm = dot(out, R, nout);
+        x[i] = x0;
+        double num = (lp - lm) / (2 * eps), err = fabs(num - grad[i]) / (1e-2 + fabs(num) + fabs(grad[i]));
+        if (err > maxerr) maxerr = err;
+        if (err > tol && bad++ < 3) fprintf(stderr, "  %s[%d]: numeric %.6g analytic %.6g\n", what, i, num, grad[i]);
+    }
+    check_count++;
+    if (bad) {
+        check_failures++;
+        fprintf(stderr, "%s: finite differences disagree (max rel err %.3g)\n", what, maxerr);
+    }
+    free(out);
+}
+
+/* ---- kernel gradient checks ---- */
+
+enum { N_ = 6, C_ = 8 };
+
+typedef struct { float *inp, *w, *b, *mean, *rstd; int N, C, rms; } norm_ctx;
+static void norm_f(void *p, float *out) {
+    norm_ctx *c = p;
+    if (c->rms) rmsnorm_forward(out, c->rstd, c->inp, c->w, c->N, c->C, 1e-5f);
+    else layernorm_forward(out, c->mean, c->rstd, c->inp, c->w, c->b, c->N, c->C, 1e-5f);
+}
+
+static void test_norms(void) {
+    for (int rms = 0; rms < 2; rms++) {
+        norm_ctx c = {randv(N_ * C_, 2), randv(C_, 1), randv(C_, 1), zeros(N_), zeros(N_), N_, C_, rms};
+        float *R = randv(N_ * C_, 1), *out = zeros(N_ * C_), *dx = zeros(N_ * C_), *dw = zeros(C_), *db = zeros(C_);
+        norm_f(&c, out);
+        if (rms) rmsnorm_backward(dx, dw, R, c.inp, c.w, c.rstd, N_, C_);
+        else layernorm_backward(dx, dw, db, R, c.inp, c.w, c.mean, c.rstd, N_, C_);
+        const char *nm = rms ? "rmsnorm" : "layernorm";
+        char what[64];
+        snprintf(what, sizeof what, "%s dinp", nm), fd_check(what, c.inp, N_ * C_, dx, norm_f, &c, R, N_ * C_, 1e-2f, 2e-2);
+        snprintf(what, sizeof what, "%s dw", nm), fd_check(what, c.w, C_, dw, norm_f, &c, R, N_ * C_, 1e-2f, 2e-2);
+        if (!rms) fd_check("layernorm db", c.b, C_, db, norm_f, &c, R, N_ * C_, 1e-2f, 2e-2);
+        free(c.inp), free(c.w), free(c.b), free(c.mean), free(c.rstd), free(R), free(out), free(dx), free(dw), free(db);
+    }
+}
+
+typedef struct { float *inp, *w, *b; int N, C, OC; } mm_ctx;
+static void mm_f(void *p, float *out) {
+    mm_ctx *c = p;
+    matmul_forward(out, c->inp, c->w, c->b, c->N, c->C, c->OC, 0);
+}
+
+static void test_matmul(void) {
+    int OC = 5;
+    mm_ctx c = {randv(N_ * C_, 1), randv(OC * C_, 1), randv(OC, 1), N_, C_, OC};
+    float *R = randv(N_ * OC, 1), *dx = zeros(N_ * C_), *dw = zeros(OC * C_), *db = zeros(OC);
+    /* accumulate twice: backward must add, not overwrite */
+    matmul_backward(dx, dw, db, R, c.inp, c.w, N_, C_, OC);
+    for (int i = 0; i < N_ * C_; i++) dx[i] *= 0.5f;
+    matmul_backward(dx, NULL, NULL, R, c.inp, c.w, N_, C_, OC);
+    for (int i = 0; i < N_ * C_; i++) dx[i] /= 1.5f;
+    fd_check("matmul dinp", c.inp, N_ * C_, dx, mm_f, &c, R, N_ * OC, 1e-2f, 1e-2);
+    fd_check("matmul dw", c.w, OC * C_, dw, mm_f, &c, R, N_ * OC, 1e-2f, 1e-2);
+    fd_check("matmul dbias", c.b, OC, db, mm_f, &c, R, N_ * OC, 1e-2f, 1e-2);
+    free(c.inp), free(c.w), free(c.b), free(R), free(dx), free(dw), free(db);
+}
+
+typedef struct { float *qkv, *att, *cosb, *sinb; int32_t *mask, *pos; int B, T, H, KV, hd, rope; } att_ctx;
+static void att_f(void *p, float *out) {
+    att_ctx *c = p;
+    int QKV = (c->H + 2 * c->KV) * c->hd, n = c->B * c->T * QKV;
+    float *tmp = malloc(sizeof(float) * n);
+    memcpy(tmp, c->qkv, sizeof(float) * n);
+    if (c->rope) rope_forward(tmp, c->cosb, c->sinb, c->pos, c->B, c->T, c->H, c->KV, c->hd);
+    attention_forward(out, c->att, tmp, c->mask, c->B, c->T, c->H, c->KV, c->hd);
+    free(tmp);
+}
+
+static void test_attention(void) {
+    int B = 2, T = 5, H = 4, KV = 2, hd = 4, QKV = (H + 2 * KV) * hd, QD = H * hd;
+    int32_t mask[10] = {1, 1, 1, 1, 1, 0, 0, 1, 1, 1}, pos[10] = {0, 1, 2, 3, 4, 0, 0, 0, 1, 2};
+    for (int rp = 0; rp < 2; rp++) {
+        att_ctx c = {randv(B * T * QKV, 1), zeros(B * H * T * T), randv(T * hd / 2, 1), randv(T * hd / 2, 1), mask,
+                     pos, B, T, H, KV, hd, rp};
+        float *R = randv(B * T * QD, 1), *out = zeros(B * T * QD), *dq = zeros(B * T * QKV),
+              *datt = zeros(B * H * T * T);
+        /* forward with the rotation applied, keep the rotated qkv for backward */
+        float *rot = malloc(sizeof(float) * B * T * QKV);
+        memcpy(rot, c.qkv, sizeof(float) * B * T * QKV);
+        if (rp) rope_forward(rot, c.cosb, c.sinb, pos, B, T, H, KV, hd);
+        attention_forward(out, c.att, rot, mask, B, T, H, KV, hd);
+        attention_backward(dq, datt, R, rot, c.att, B, T, H, KV, hd);
+        if (rp) rope_backward(dq, c.cosb, c.sinb, pos, B, T, H, KV, hd);
+        fd_check(rp ? "rope+attention dqkv" : "attention dqkv (GQA, padded)", c.qkv, B * T * QKV, dq, att_f, &c, R,
+                 B * T * QD, 1e-2f, 2e-2);
+        /* row b=1, t=0 is a left pad with no key: zero output */
+        CHECK(out[(1 * T + 0) * QD] == 0.0f);
+        free(c.qkv), free(c.att), free(c.cosb), free(c.sinb), free(R), free(out), free(dq), free(datt), free(rot);
+    }
+}
+
+typedef struct { float *inp; int n, swi; } act_ctx;
+static void act_f(void *p, float *out) {
+    act_ctx *c = p;
+    if (c->swi) swiglu_forward(out, c->inp, c->n, C_);
+    else gelu_forward(out, c->inp, c->n);
+}
+
+static void test_activations(void) {
+    act_ctx g = {randv(N_ * C_, 3), N_ * C_, 0};
+    float *R = randv(N_ * C_, 1), *dx = zeros(N_ * C_);
+    gelu_backward(dx, g.inp, R, N_ * C_);
+    fd_check("gelu", g.inp, N_ * C_, dx, act_f, &g, R, N_ * C_, 1e-3f, 1e-2);
+    act_ctx s = {randv(N_ * 2 * C_, 3), N_, 1};
+    float *dx2 = zeros(N_ * 2 * C_);
+    swiglu_backward(dx2, s.inp, R, N_, C_);
+    fd_check("swiglu", s.inp, N_ * 2 * C_, dx2, act_f, &s, R, N_ * C_, 1e-3f, 1e-2);
+    free(g.inp), free(R), free(dx), free(s.inp), free(dx2);
+}
+
+typedef struct { const int32_t *ids, *pos; float *wte, *wpe; } enc_ctx;
+static void enc_f(void *p, float *out) {
+    enc_ctx *c = p;
+    encoder_forward(out, c->ids, c->pos, c->wte, c->wpe, N_, C_);
+}
+
+typedef struct { float *logits, *lse; int32_t *t; int N, V; } ce_ctx;
+static void ce_f(void *p, float *out) {
+    ce_ctx *c = p;
+    crossentropy_forward(out, c->lse, c->logits, c->t, c->N, c->V);
+}
+
+static void test_encoder_ce(void) {
+    int32_t ids[N_] = {3, 1, 3, 0, 4, 1}, pos[N_] = {0, 1, 2, 0, 1, 2};
+    enc_ctx e = {ids, pos, randv(5 * C_, 1), randv(3 * C_, 1)};
+    float *R = randv(N_ * C_, 1), *dwte = zeros(5 * C_), *dwpe = zeros(3 * C_);
+    encoder_backward(dwte, dwpe, R, ids, pos, N_, C_);
+    fd_check("encoder dwte", e.wte, 5 * C_, dwte, enc_f, &e, R, N_ * C_, 1e-2f, 1e-2);
+    fd_check("encoder dwpe", e.wpe, 3 * C_, dwpe, enc_f, &e, R, N_ * C_, 1e-2f, 1e-2);
+    int V = 7;
+    int32_t t[N_] = {1, -1, 6, 0, 3, 3};
+    ce_ctx c = {randv(N_ * V, 3), zeros(N_), t, N_, V};
+    float *w = randv(N_, 1), *losses = zeros(N_), *g = malloc(sizeof(float) * N_ * V);
+    crossentropy_forward(losses, c.lse, c.logits, t, N_, V);
+    memcpy(g, c.logits, sizeof(float) * N_ * V);
+    crossentropy_backward(g, c.lse, t, w, N_, V);
+    fd_check("crossentropy", c.logits, N_ * V, g, ce_f, &c, w, N_, 1e-3f, 1e-2);
+    CHECK(losses[1] == 0.0f);
+    free(e.wte), free(e.wpe), free(R), free(dwte), free(dwpe), free(c.logits), free(c.lse), free(w), free(losses),
+        free(g);
+}
+
+typedef struct { float *r1, *r2, *p; } pair_ctx;
+static void pair_f(void *q, float *out) {
+    pair_ctx *c = q;
+    out[0] = rlaif_reward_pair_loss(c->r1, c->r2, c->p, 4, 0.1f, 0.05f, NULL, NULL);
+}
+
+static void test_pair_loss(void) {
+    float r1[4] = {0.3f, -1.2f, 2.0f, 0.1f}, r2[4] = {0.5f, 0.4f, -1.0f, 0.1f}, p[4] = {1, 0, 0.7f, 0.5f};
+    float d1[4], d2[4], one = 1;
+    pair_ctx c = {r1, r2, p};
+    rlaif_reward_pair_loss(r1, r2, p, 4, 0.1f, 0.05f, d1, d2);
+    fd_check("reward pair loss dr1", r1, 4, d1, pair_f, &c, &one, 1, 1e-3f, 1e-3);
+    fd_check("reward pair loss dr2", r2, 4, d2, pair_f, &c, &one, 1, 1e-3f, 1e-3);
+    /* p = 1, no margin/centre: Bradley-Terry -log sigmoid(r1 - r2) */
+    float a = 2, b = 0.5f, q = 1;
+    CHECK_CLOSE(rlaif_reward_pair_loss(&a, &b, &q, 1, 0, 0, NULL, NULL), log1p(exp(-1.5)), 1e-6);
+}
+
+/* ---- PyTorch goldens ---- */
+
+typedef struct { rlaif_named_tensor *items; int n; } golden;
+
+static const rlaif_tensor *gget(const golden *g, const char *name) {
+    for (int i = 0; i < g->n; i++)
+        if (strcmp(g->items[i].name, name) == 0) return g->items[i].tensor;
+    fprintf(stderr, "golden tensor %s missing\n", name);
+    return NULL;
+}
+
+static void to_ints(const rlaif_tensor *t, int32_t *out) {
+    for (int64_t i = 0; i < rlaif_tensor_numel(t); i++) out[i] = (int32_t)t->data[i];
+}
+
+/* every parameter view against golden "<prefix><name>" */
+/* For "final." values, elements whose golden gradient is ~0 (e.g. key biases, to
+ * which softmax is invariant) are skipped: AdamW turns their rounding noise into
+ * full-size steps of arbitrary sign. */
+static void compare_params(rlaif_model *m, const golden *g, const char *prefix, int grad, double rtol, double atol) {
+    rlaif_hf_entry *e;
+    int n;
+    CHECK_OK(rlaif_model_hf_entries(m, &e, &n));
+    for (int i = 0; i < n; i++) {
+        char key[160];
+        snprintf(key, sizeof key, "%s%s", prefix, e[i].name);
+        const rlaif_tensor *want = gget(g, key);
+        rlaif_tensor *v = NULL, *c = NULL;
+        CHECK(want != NULL);
+        if (want == NULL) continue;
+        CHECK_OK(rlaif_model_param_view(m, e[i].name, grad, &v));
+        CHECK(v != NULL && rlaif_tensor_numel(v) == rlaif_tensor_numel(want));
+        if (v && rlaif_tensor_numel(v) == rlaif_tensor_numel(want)) {
+            CHECK_OK(rlaif_tensor_contiguous(&c, v));
+            int64_t nn = rlaif_tensor_numel(want);
+            float *ref = malloc(sizeof(float) * nn);
+            memcpy(ref, want->data, sizeof(float) * nn);
+            char gkey[160];
+            snprintf(gkey, sizeof gkey, "grad.%s", e[i].name);
+            const rlaif_tensor *gg = strcmp(prefix, "final.") == 0 ? gget(g, gkey) : NULL;
+            for (int64_t k = 0; gg && k < nn; k++)
+                if (fabsf(gg->data[k]) < 1e-6f) ref[k] = c->data[k];
+            close_arrays(key, c->data, ref, nn, rtol, atol);
+            free(ref);
+        }
+        rlaif_tensor_release(c);
+        rlaif_tensor_release(v);
+    }
+    free(e);
+}
+
+static void test_golden_lm(const char *name) {
+    char dir[256], path[300];
+    snprintf(dir, sizeof dir, FIX "%s", name);
+    snprintf(path, sizeof path, "%s/golden.safetensors", dir);
+    golden g = {0};
+    rlaif_model *m = NULL;
+    CHECK_OK(rlaif_safetensors_load(path, &g.items, &g.n));
+    CHECK_OK(rlaif_model_load(&m, dir, RLAIF_HEAD_LM));
+    if (m == NULL || g.items == NULL) return;
+    const rlaif_tensor *ids_t = gget(&g, "ids");
+    int B = (int)ids_t->shape[0], T = (int)ids_t->shape[1], V = m->cfg.vocab_size;
+    int32_t ids[64], mask[64], targets[64];
+    to_ints(ids_t, ids), to_ints(gget(&g, "mask"), mask), to_ints(gget(&g, "targets"), targets);
+    CHECK_OK(rlaif_model_forward(m, ids, mask, B, T, 1));
+    char what[128];
+    snprintf(what, sizeof what, "%s logits", name);
+    close_arrays(what, m->acts.logits, gget(&g, "logits")->data, (int64_t)B * T * V, 1e-4, 1e-4);
+    float loss;
+    int count;
+    CHECK_OK(rlaif_model_lm_loss(m, targets, &loss, NULL, &count));
+    CHECK_CLOSE(loss, gget(&g, "loss")->data[0], 1e-5);
+    CHECK_OK(rlaif_model_zero_grad(m));
+    CHECK_OK(rlaif_model_backward_ce(m, targets, NULL, 1.0f / count));
+    compare_params(m, &g, "grad.", 1, 1e-3, 1e-5);
+    /* three AdamW steps on the same batch */
+    rlaif_adamw opt = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f};
+    rlaif_model_free(m);
+    m = NULL;
+    CHECK_OK(rlaif_model_load(&m, dir, RLAIF_HEAD_LM));
+    for (int s = 0; s < 3 && m; s++) {
+        CHECK_OK(rlaif_model_zero_grad(m));
+        CHECK_OK(rlaif_model_forward(m, ids, mask, B, T, 1));
+        CHECK_OK(rlaif_model_lm_loss(m, targets, &loss, NULL, &count));
+        CHECK_CLOSE(loss, gget(&g, "step_loss")->data[s], 1e-4);
+        CHECK_OK(rlaif_model_backward_ce(m, targets, NULL, 1.0f / count));
+        CHECK_OK(rlaif_model_adamw_step(m, &opt));
+    }
+    if (m) compare_params(m, &g, "final.", 0, 1e-4, 1e-5);
+    /* a padded row gives the same logits as the row alone (row 3 is left-padded by 3) */
+    int32_t row[4];
+    float *padded = malloc(sizeof(float) * 4 * V);
+    CHECK_OK(rlaif_model_forward(m, ids, mask, B, T, 1));
+    memcpy(padded, m->acts.logits + ((size_t)2 * T + 3) * V, sizeof(float) * 4 * V);
+    memcpy(row, ids + 2 * T + 3, sizeof row);
+    CHECK_OK(rlaif_model_forward(m, row, NULL, 1, 4, 1));
+    snprintf(what, sizeof what, "%s left-padded row vs alone", name);
+    close_arrays(what, m->acts.logits, padded, 4 * V, 1e-5, 1e-5);
+    free(padded);
+    rlaif_model_free(m);
+    rlaif_safetensors_free(g.items, g.n);
+}
+
+static void test_golden_reward(void) {
+    golden g = {0};
+    rlaif_model *m = NULL;
+    CHECK_OK(rlaif_safetensors_load(FIX "gpt2_reward/golden.safetensors", &g.items, &g.n));
+    CHECK_OK(rlaif_model_load(&m, FIX "gpt2_reward", RLAIF_HEAD_REWARD));
+    if (m == NULL || g.items == NULL) return;
+    int32_t ids[21], mask[21];
+    to_ints(gget(&g, "ids"), ids), to_ints(gget(&g, "mask"), mask);
+    CHECK_OK(rlaif_model_forward(m, ids, mask, 3, 7, 0));
+    CHECK_FAIL(rlaif_model_forward(m, ids, mask, 3, 7, 1), RLAIF_EINVAL, "no LM head");
+    CHECK_OK(rlaif_model_forward(m, ids, mask, 3, 7, 0));
+    float r[3], d1[2], d2[2], dr[3] = {0};
+    CHECK_OK(rlaif_model_reward(m, r));
+    close_arrays("reward", r, gget(&g, "reward")->data, 3, 1e-4, 1e-5);
+    float r1[2] = {r[0], r[2]}, r2[2] = {r[1], r[0]};
+    float loss = rlaif_reward_pair_loss(r1, r2, gget(&g, "pair_p")->data, 2, 0.1f, 0.01f, d1, d2);
+    CHECK_CLOSE(loss, gget(&g, "pair_loss")->data[0], 1e-5);
+    dr[0] += d1[0], dr[2] += d1[1], dr[1] += d2[0], dr[0] += d2[1];
+    CHECK_OK(rlaif_model_zero_grad(m));
+    CHECK_OK(rlaif_model_backward_reward(m, dr));
+    compare_params(m, &g, "grad.", 1, 1e-3, 1e-6);
+    rlaif_model_free(m);
+    rlaif_safetensors_free(g.items, g.n);
+}
+
+/* ---- checkpoints ---- */
+
+static void test_roundtrip(void) {
+    char dir[] = "/tmp/rlaif_model_test_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    rlaif_model *a = NULL, *b = NULL;
+    CHECK_OK(rlaif_model_load(&a, FIX "llama_gqa", RLAIF_HEAD_LM));
+    CHECK_OK(rlaif_model_save(a, dir));
+    CHECK_OK(rlaif_model_load(&b, dir, RLAIF_HEAD_LM));
+    if (a && b) {
+        CHECK(a->num_params == b->num_params);
+        CHECK(memcmp(a->params_memory, b->params_memory, a->num_params * 4) == 0);
+        CHECK(b->cfg.rope_type == RLAIF_ROPE_LLAMA3 && b->cfg.n_kv_head == 2 && !b->cfg.tie_embeddings);
+    }
+    rlaif_model_free(b);
+    b = NULL;
+    /* GPT-2 keeps Conv1D [in, out] layouts */
+    rlaif_model *g = NULL;
+    CHECK_OK(rlaif_model_load(&g, FIX "gpt2", RLAIF_HEAD_LM));
+    CHECK_OK(rlaif_model_save(g, dir));
+    CHECK_OK(rlaif_model_load(&b, dir, RLAIF_HEAD_LM));
+    if (g && b) CHECK(memcmp(g->params_memory, b->params_memory, g->num_params * 4) == 0);
+    rlaif_named_tensor *items = NULL;
+    int n = 0;
+    char path[128];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    CHECK_OK(rlaif_safetensors_load(path, &items, &n));
+    for (int i = 0; i < n; i++)
+        if (strcmp(items[i].name, "transformer.h.0.mlp.c_fc.weight") == 0)
+            CHECK(items[i].tensor->shape[0] == 32 && items[i].tensor->shape[1] == 128);
+    /* training state: bit-exact */
+    rlaif_adamw opt = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
+    int32_t ids[5] = {1, 2, 3, 4, 5}, tg[5] = {2, 3, 4, 5, -100};
+    float l;
+    int c;
+    CHECK_OK(rlaif_model_forward(g, ids, NULL, 1, 5, 1));
+    CHECK_OK(rlaif_model_lm_loss(g, tg, &l, NULL, &c));
+    CHECK_OK(rlaif_model_backward_ce(g, tg, NULL, 1.0f / c));
+    CHECK_OK(rlaif_model_adamw_step(g, &opt));
+    snprintf(path, sizeof path, "%s/state.bin", dir);
+    CHECK_OK(rlaif_model_save_state(g, path, "pos=7", 5));
+    void *blob = NULL;
+    size_t blen = 0;
+    CHECK_OK(rlaif_model_load_state(b, path, &blob, &blen));
+    CHECK(blen == 5 && blob && memcmp(blob, "pos=7", 5) == 0);
+    CHECK(b->opt_step == 1 && memcmp(b->m_memory, g->m_memory, g->num_params * 4) == 0);
+    CHECK(memcmp(b->params_memory, g->params_memory, g->num_params * 4) == 0);
+    free(blob);
+    CHECK_FAIL(rlaif_model_load_state(a, path, NULL, NULL), RLAIF_EFORMAT, "different model");
+    rlaif_safetensors_free(items, n);
+    rlaif_model_free(a), rlaif_model_free(b), rlaif_model_free(g);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
+/* a safetensors file with one tensor's header entry replaced */
+static void write_bad(const char *path, const char *victim, const char *how) {
+    rlaif_named_tensor *items = NULL;
+    int n = 0;
+    CHECK_OK(rlaif_safetensors_load(FIX "gpt2/model.safetensors", &items, &n));
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(items[i].name, victim) == 0 && strcmp(how, "missing") == 0) {
+            free(items[i].name), rlaif_tensor_release(items[i].tensor);
+            continue;
+        }
+        if (strcmp(items[i].name, victim) == 0 && strcmp(how, "shape") == 0) {
+            rlaif_tensor *v = NULL;
+            int64_t shp[2] = {items[i].tensor->shape[1], items[i].tensor->shape[0]};
+            CHECK_OK(rlaif_tensor_reshape(&v, items[i].tensor, 2, shp));
+            rlaif_tensor_release(items[i].tensor);
+            items[i].tensor = v;
+        }
+        items[k++] = items[i];
+    }
+    CHECK_OK(rlaif_safetensors_save(path, items, k));
+    rlaif_safetensors_free(items, k);
+}
+
+static void test_bad_files(void) {
+    char dir[] = "/tmp/rlaif_model_bad_XXXXXX", path[128], cmd[600];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(cmd, sizeof cmd, "cp " FIX "gpt2/config.json %s/", dir);
+    CHECK(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    rlaif_model *m = NULL;
+    write_bad(path, "transformer.h.1.attn.c_proj.bias", "missing");
+    CHECK_FAIL(rlaif_model_load(&m, dir, RLAIF_HEAD_LM), RLAIF_EFORMAT,
+               "tensor 'transformer.h.1.attn.c_proj.bias' is missing");
+    write_bad(path, "transformer.h.0.mlp.c_fc.weight", "shape");
+    CHECK_FAIL(rlaif_model_load(&m, dir, RLAIF_HEAD_LM), RLAIF_EFORMAT,
+               "tensor 'transformer.h.0.mlp.c_fc.weight' has shape [128,32], expected [32,128]");
+    /* truncated: drop the last 100 bytes of a good file */
+    snprintf(cmd, sizeof cmd, "head -c -100 " FIX "gpt2/model.safetensors > %s", path);
+    CHECK(system(cmd) == 0);
+    CHECK_FAIL(rlaif_model_load(&m, dir, RLAIF_HEAD_LM), RLAIF_EFORMAT, "truncated file");
+    CHECK_FAIL(rlaif_model_load(&m, dir, RLAIF_HEAD_LM), RLAIF_EFORMAT, "tensor '");
+    /* wrong dtype: rewrite one dtype string in place (same length) */
+    snprintf(cmd, sizeof cmd,
+             "cp " FIX "gpt2/model.safetensors %s && python3 -c \"import sys;p=sys.argv[1];b=open(p,'rb').read();"
+             "i=b.index(b'transformer.ln_f.bias');j=b.index(b'F32',i);open(p,'wb').write(b[:j]+b'I32'+b[j+3:])\" %s",
+             path, path);
+    if (system(cmd) == 0)
+        CHECK_FAIL(rlaif_model_load(&m, dir, RLAIF_HEAD_LM), RLAIF_EFORMAT,
+                   "tensor 'transformer.ln_f.bias' has dtype I32");
+    CHECK(m == NULL);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    CHECK_FAIL(rlaif_model_load(&m, "/nonexistent/dir", RLAIF_HEAD_LM), RLAIF_EIO, "config.json");
+}
+
+static void test_new_and_errors(void) {
+    rlaif_model_config c;
+    rlaif_model_config_defaults(&c, RLAIF_ARCH_LLAMA);
+    c.vocab_size = 11, c.n_layer = 1, c.n_head = 3, c.n_kv_head = 2, c.d_model = 12;
+    rlaif_model *m = NULL;
+    CHECK_FAIL(rlaif_model_new(&m, &c, 1), RLAIF_EINVAL, "n_head 3 is not a multiple of n_kv_head 2");
+    c.n_kv_head = 1;
+    CHECK_OK(rlaif_model_new(&m, &c, 1));
+    int32_t ids[3] = {1, 11, 2};
+    CHECK_FAIL(rlaif_model_forward(m, ids, NULL, 1, 3, 1), RLAIF_EINVAL, "token id 11 at row 1, position 2");
+    float loss;
+    int32_t t[3] = {0, 0, 0};
+    CHECK_FAIL(rlaif_model_lm_loss(m, t, &loss, NULL, NULL), RLAIF_EINVAL, "needs a forward");
+    rlaif_model_free(m);
+}
+
+int main(void) {
+    rlaif_init();
+    rlaif_rng_seed(&rng, 42);
+    test_norms();
+    test_matmul();
+    test_attention();
+    test_activations();
+    test_encoder_ce();
+    test_pair_loss();
+    test_golden_lm("gpt2");
+    test_golden_lm("llama_gqa");
+    test_golden_lm("qwen2_tied");
+    test_golden_reward();
+    test_roundtrip();
+    test_bad_files();
+    test_new_and_errors();
+    return check_report("test_model");
+}

@@ -1,0 +1,261 @@
+-- tests/spec/model_spec.lua -- rlaif.model and rlaif.train.
+--
+-- Goldens come from scripts/gen_model_fixtures.py (PyTorch, committed under
+-- tests/fixtures/model, so this spec runs without PyTorch). The C test
+-- (tests/c/test_model.c) covers every gradient and the AdamW steps through the
+-- core API; here the same values are reached through the Lua API, plus the
+-- batching rules, views, errors, generation, trainers and resume.
+-- luacheck: std +busted
+
+local rlaif = require "rlaif"
+local helper = require "spec.helper"
+local M, T, train = rlaif.model, rlaif.tensor, rlaif.train
+
+local FIX = "tests/fixtures/model/"
+
+local function flat(t)
+  local out = {}
+  local function walk(v)
+    if type(v) == "table" then
+      for _, x in ipairs(v) do walk(x) end
+    else
+      out[#out + 1] = v
+    end
+  end
+  walk(t:totable())
+  return out
+end
+
+local function assert_close(got, want, tol, what)
+  local g, w = flat(got), flat(want)
+  assert.are.equal(#w, #g, what .. ": sizes")
+  for i = 1, #w do
+    if math.abs(g[i] - w[i]) > tol * math.max(1, math.abs(w[i])) then
+      error(string.format("%s[%d]: got %.7g, want %.7g", what, i, g[i], w[i]), 2)
+    end
+  end
+end
+
+local function golden(name)
+  return (T.load(FIX .. name .. "/golden.safetensors"))
+end
+
+-- golden ids/mask/targets tensors -> Lua arrays of integers
+local function ints(t)
+  local rows = t:totable()
+  for _, r in ipairs(rows) do
+    for i, v in ipairs(r) do r[i] = math.tointeger(v) end
+  end
+  return rows
+end
+
+local function tmpdir()
+  local d = helper.tmpname("_model")
+  os.remove(d)
+  assert(os.execute("mkdir -p " .. d))
+  return d
+end
+
+describe("rlaif.model #unit", function()
+  for _, name in ipairs { "gpt2", "llama_gqa", "qwen2_tied" } do
+    it(name .. ": logits, loss and gradients match PyTorch", function()
+      local g = golden(name)
+      local m = M.load(FIX .. name)
+      local ids, mask, targets = ints(g.ids), ints(g.mask), ints(g.targets)
+      assert_close(m:forward(ids, mask), g.logits, 1e-4, "logits")
+      m:zero_grad()
+      local loss, n = m:lm_loss(ids, targets, mask)
+      assert.is_true(math.abs(loss - g.loss:item()) < 1e-5)
+      assert.is_true(n > 0)
+      for _, pname in ipairs(m:names()) do
+        assert_close(m:grad(pname), g["grad." .. pname], 1e-3, "grad " .. pname)
+      end
+    end)
+  end
+
+  it("views have Hugging Face shapes and share the model's memory", function()
+    local m = M.load(FIX .. "gpt2")
+    local w = m:param("transformer.h.0.attn.c_attn.weight")   -- Conv1D [in, out]
+    assert.are.same({ 32, 96 }, w:shape())
+    local before = m:forward({ 1, 2, 3 }):sum():item()
+    m:param("transformer.ln_f.bias"):fill_(0)
+    assert.are_not.equal(before, m:forward({ 1, 2, 3 }):sum():item())
+    -- a view keeps the model alive
+    local v = M.load(FIX .. "llama_gqa"):param("model.layers.1.self_attn.k_proj.weight")
+    collectgarbage()
+    collectgarbage()
+    assert.are.same({ 16, 32 }, v:shape())
+    assert.is_true(v:abs():sum():item() > 0)
+    assert.has_error(function() m:param("nope") end, "model.param: no parameter named 'nope'")
+  end)
+
+  it("ragged batches are right-padded and masked; left padding gives the same values", function()
+    local m = M.load(FIX .. "llama_gqa")
+    local a = m:forward({ 5, 6, 7 }):totable()[1]
+    local b = m:forward({ { 1, 2, 3, 4, 9 }, { 5, 6, 7 } }):totable()[2]
+    local c = m:forward({ { 0, 0, 5, 6, 7 } }, { { 0, 0, 1, 1, 1 } }):totable()[1]
+    for t = 1, 3 do
+      for v = 1, #a[t] do
+        assert.is_true(math.abs(a[t][v] - b[t][v]) < 1e-5)
+        assert.is_true(math.abs(a[t][v] - c[t + 2][v]) < 1e-5)
+      end
+    end
+  end)
+
+  it("reward head reads the last real token, also when pad == eos", function()
+    local g = golden("gpt2_reward")
+    local m = M.load(FIX .. "gpt2_reward", { head = "reward" })
+    assert.are.equal(60, m:config().pad_id)
+    local ids, mask = ints(g.ids), ints(g.mask)
+    assert_close(m:reward(ids, mask), g.reward, 1e-4, "reward")
+    -- row 2 ends in eos (60) and is padded with eos: as a ragged Lua row
+    local row2 = { table.unpack(ids[2], 1, 5) }
+    assert.are.equal(60, row2[5])
+    local r = m:reward({ ids[1], row2 }):totable()
+    assert.is_true(math.abs(r[2] - g.reward:totable()[2]) < 1e-5)
+    -- the pair loss and its gradient through the model
+    local rr = g.reward:totable()
+    local loss, d1, d2 = M.reward_pair_loss({ rr[1], rr[3] }, { rr[2], rr[1] }, g.pair_p, 0.1, 0.01)
+    assert.is_true(math.abs(loss - g.pair_loss:item()) < 1e-5)
+    local a, b = d1:totable(), d2:totable()
+    m:zero_grad()
+    m:reward(ids, mask)
+    m:backward_reward({ a[1] + b[2], b[1], a[2] })
+    for _, pname in ipairs(m:names()) do
+      assert_close(m:grad(pname), g["grad." .. pname], 1e-3, "grad " .. pname)
+    end
+    assert.has_error(function() M.load(FIX .. "gpt2"):reward({ 1, 2 }) end,
+      "model.reward: the model has no reward head (load or create it with head = \"reward\")")
+  end)
+
+  it("save writes what load reads, identically", function()
+    for _, name in ipairs { "gpt2", "qwen2_tied" } do
+      local m = M.load(FIX .. name)
+      local d = tmpdir()
+      assert.is_true(m:save(d))
+      local m2 = M.load(d)
+      assert.are.same(m:config(), m2:config())
+      assert.are.same(m:forward({ 3, 1, 4, 1, 5 }):totable(), m2:forward({ 3, 1, 4, 1, 5 }):totable())
+      os.execute("rm -rf " .. d)
+    end
+  end)
+
+  it("reports bad input and files", function()
+    local m = M.load(FIX .. "gpt2")
+    assert.has_error(function() m:forward({ 1, 61 }) end,
+      "model.forward: token id 61 at row 1, position 2 is outside [0, 61)")
+    assert.has_error(function() m:forward({}) end)
+    local nm, err = M.try_load("/nonexistent/model")
+    assert.is_nil(nm)
+    assert.matches("cannot read /nonexistent/model/config.json", err, 1, true)
+    assert.has_error(function() M.load("/nonexistent/model") end)
+    assert.has_error(function() M.new { arch = "llama", vocab_size = 10, n_layer = 1, n_head = 3, d_model = 8 } end,
+      "model.new: model config: d_model 8 is not a multiple of n_head 3")
+  end)
+
+  it("AdamW, clipping and schedules", function()
+    local m = M.new { arch = "llama", vocab_size = 32, n_layer = 1, n_head = 2, n_kv_head = 1, d_model = 16,
+                      d_ff = 24, seed = 3 }
+    m:zero_grad()
+    m:lm_loss({ 1, 2, 3, 4 }, { 2, 3, 4, -100 })
+    local n = m:grad_norm()
+    assert.is_true(n > 0)
+    assert.are.equal(n, m:clip_grad_norm(n / 2))
+    assert.is_true(math.abs(m:grad_norm() - n / 2) < 1e-4 * n)
+    local w0 = m:param("model.norm.weight"):clone()
+    assert.are.equal(1, m:adamw_step { lr = 0.1 })
+    assert.is_true((m:param("model.norm.weight") - w0):abs():max():item() > 0.05)
+    local cos = train.schedule.cosine { warmup = 10, total = 110 }
+    assert.are.equal(0.5, cos(5))
+    assert.are.equal(1, cos(10))
+    assert.is_true(math.abs(cos(60) - 0.5) < 1e-12)
+    assert.is_true(math.abs(cos(110)) < 1e-12)
+    local lin = train.schedule.linear { total = 100, final = 0.1 }
+    assert.is_true(math.abs(lin(50) - 0.55) < 1e-12)
+    -- gradient accumulation: two half-scaled calls equal one full call
+    m:zero_grad()
+    m:lm_loss({ 1, 2, 3, 4 }, { 2, 3, 4, -100 })
+    local g1 = m:grad("model.embed_tokens.weight"):clone()
+    m:zero_grad()
+    m:lm_loss({ 1, 2, 3, 4 }, { 2, 3, 4, -100 }, nil, { scale = 0.5 })
+    m:lm_loss({ 1, 2, 3, 4 }, { 2, 3, 4, -100 }, nil, { scale = 0.5 })
+    assert.is_true((m:grad("model.embed_tokens.weight") - g1):abs():max():item() < 1e-6)
+  end)
+
+  it("generates with a KV cache: greedy log-probs equal a full forward", function()
+    local m = M.load(FIX .. "llama_gqa")
+    local toks, lps = m:generate({ { 1, 2, 3 }, { 4, 5 } }, { max_new_tokens = 6, temperature = 0 })
+    for b, prompt in ipairs { { 1, 2, 3 }, { 4, 5 } } do
+      local seq = { table.unpack(prompt) }
+      for _, t in ipairs(toks[b]) do seq[#seq + 1] = t end
+      local lp = m:logprobs(seq):totable()[1]
+      for i = 1, #toks[b] do
+        assert.is_true(math.abs(lp[#prompt - 1 + i] - lps[b][i]) < 1e-4)
+      end
+    end
+    -- sampling is reproducible by seed, and stops at a stop token
+    local a = m:generate({ 1, 2 }, { max_new_tokens = 8, seed = 5, top_k = 10, top_p = 0.9 })
+    local b = m:generate({ 1, 2 }, { max_new_tokens = 8, seed = 5, top_k = 10, top_p = 0.9 })
+    assert.are.same(a, b)
+    local stop = a[1][3]
+    local c = m:generate({ 1, 2 }, { max_new_tokens = 8, seed = 5, top_k = 10, top_p = 0.9, stop = { stop } })
+    assert.is_true(#c[1] <= 3)
+    assert.are.equal(stop, c[1][#c[1]])
+  end)
+end)
+
+describe("rlaif.train #unit", function()
+  local function tiny(head)
+    return M.new { arch = "gpt2", vocab_size = 40, n_layer = 2, n_head = 2, d_model = 16, max_seq = 32,
+                   seed = 11, eos_id = 39, head = head }
+  end
+
+  local data = {}
+  for i = 1, 12 do
+    data[i] = { prompt = { i % 7 + 1, 2 }, response = { (i * 3) % 11 + 5, (i * 5) % 13 + 3, 9 } }
+  end
+
+  it("sft lowers the response loss and resumes bit-exactly", function()
+    local losses = {}
+    local m = tiny()
+    train.sft { model = m, data = data, batch_size = 4, epochs = 3, lr = 3e-3,
+                on_step = function(info) losses[#losses + 1] = info.loss end }
+    assert.are.equal(9, #losses)
+    assert.is_true(losses[9] < losses[1])
+    -- interrupted after 4 steps, resumed from the state file
+    local state = helper.tmpname(".state")
+    local part = {}
+    local m1 = tiny()
+    train.sft { model = m1, data = data, batch_size = 4, epochs = 3, lr = 3e-3, state = state, save_every = 1,
+                on_step = function(info) part[#part + 1] = info.loss return info.step < 4 end }
+    local m2 = tiny()
+    train.sft { model = m2, data = data, batch_size = 4, epochs = 3, lr = 3e-3, state = state, save_every = 1,
+                on_step = function(info) part[#part + 1] = info.loss end }
+    os.remove(state)
+    assert.are.same(losses, part)
+  end)
+
+  it("reward training with soft labels learns a preference", function()
+    local m = tiny("reward")
+    local pairs = {}
+    for i = 1, 16 do   -- chosen ends in token 7, rejected in token 30
+      pairs[i] = { prompt = { i % 5 + 1 }, chosen = { i % 3 + 10, 7 }, rejected = { i % 3 + 10, 30 },
+                   p = i % 4 == 0 and 0.7 or 1.0 }
+    end
+    local res = train.reward { model = m, pairs = pairs, eval_pairs = pairs, batch_size = 8, epochs = 8,
+                               lr = 3e-3, margin = 0, center = 0.01 }
+    assert.are.equal(1, res.accuracy)
+    assert.is_true(res.reward_std > 0)
+    -- the labeler's --export-pairs JSONL
+    local path = helper.tmpname(".jsonl")
+    local f = assert(io.open(path, "w"))
+    f:write('{"id":"a","prompt":"x","chosen":"y","rejected":"z","p":0.8}\n')
+    f:write('{"prompt":"x","chosen":"y","rejected":"z"}\n')
+    f:close()
+    local ps = train.read_pairs(path)
+    os.remove(path)
+    assert.are.equal(2, #ps)
+    assert.are.equal(0.8, ps[1].p)
+    assert.are.equal(1.0, ps[2].p)
+  end)
+end)
