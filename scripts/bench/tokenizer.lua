@@ -9,10 +9,14 @@
 --   encode_lua  tok:encode(doc) for each document (includes building the Lua id arrays)
 --   batch       tok:encode_batch(docs) on rlaif.get_threads() threads
 --   decode      tok:decode(ids) of each document (bytes out per second)
+--   c_*         the engine alone, without Lua: scripts/bench/tokenizer_c.c, built here
+--               against build/librlaif.a (load, encode, decode into a reused buffer)
 --   load_ms     tokenizer.load, best of 3
 --   worst       10k and 100k identical characters (spaces, 'a'): MB/s should stay flat
--- Prints one JSON line per measurement; the reference lines carry "ratio" =
--- rlaif encode_1t MB/s / reference MB/s. Skips everything when ../shared is absent.
+-- Prints one JSON line per measurement; the reference lines (op encode or decode)
+-- carry "ratio" = rlaif MB/s / reference MB/s (encode_1t, or decode through Lua)
+-- and for decode also "c_ratio" (the engine's decode). Skips everything when
+-- ../shared is absent.
 
 local rlaif = require "rlaif"
 local core = require "rlaif.core"
@@ -71,8 +75,40 @@ local cases = {
   { "qwen3", "tokenizers/qwen3/tokenizer.json" },
 }
 
+-- The C benchmark: documents as string.pack("<s4") records, the program built
+-- with the Makefile's libraries. Skipped (c_* absent) when it cannot be built.
+local docs_file = os.tmpname()
+do
+  local f = assert(io.open(docs_file, "wb"))
+  for i = 1, #docs do f:write(string.pack("<s4", docs[i])) end
+  f:close()
+end
+local cbench = "build/bench/tokenizer_c"
+do
+  local cc = os.getenv("CC") or "cc"
+  local arch = io.popen(cc .. " -print-multiarch 2>/dev/null"):read("l") or "x86_64-linux-gnu"
+  local blis = "/usr/lib/" .. arch .. "/blis-openmp"
+  local cmd = string.format("mkdir -p build/bench && %s -O2 -march=x86-64-v2 -std=c11 -D_GNU_SOURCE -Isrc/core "
+    .. "scripts/bench/tokenizer_c.c build/librlaif.a -L%s -Wl,-rpath,%s -lblis -lpcre2-8 -lutf8proc "
+    .. "-fopenmp -lpthread -lm -o %s 2>&1", cc, blis, blis, cbench)
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  if not p:close() then
+    emit { bench = "tokenizer", c_bench = "skipped", why = out }
+    cbench = nil
+  end
+end
+
+local function c_bench(path, encoding)
+  if not cbench then return {} end
+  local p = io.popen(string.format("%s '%s' %s '%s' 5", cbench, path, encoding or "-", docs_file))
+  local line = p:read("l")
+  p:close()
+  return line and json.decode(line) or {}
+end
+
 local threads = rlaif.get_threads()
-local single = {}
+local single, single_dec, single_cdec = {}, {}, {}
 for _, c in ipairs(cases) do
   local name, path, ref = c[1], SHARED .. c[2], c[3]
   local tok
@@ -93,15 +129,21 @@ for _, c in ipairs(cases) do
   local dec = best_of(3, function()
     for i = 1, #docs do tok:decode(all[i]) end
   end)
-  local mbs = bytes / enc1 / 1e6
-  if ref then single[ref] = math.max(single[ref] or 0, mbs) end
+  local mbs, dmbs = bytes / enc1 / 1e6, bytes / dec / 1e6
+  local cr = c_bench(path, ref)
+  if ref then
+    single[ref] = math.max(single[ref] or 0, mbs)
+    single_dec[ref] = math.max(single_dec[ref] or 0, dmbs)
+    single_cdec[ref] = cr.decode_mb_s and math.max(single_cdec[ref] or 0, cr.decode_mb_s)
+  end
   emit {
     bench = "tokenizer", tokenizer = name, bytes = bytes, tokens = ntok,
     load_ms = load_s * 1e3,
     encode_1t_mb_s = mbs,
     encode_lua_mb_s = bytes / encl / 1e6,
     batch_mb_s = bytes / batch / 1e6, threads = threads,
-    decode_mb_s = bytes / dec / 1e6,
+    decode_mb_s = dmbs,
+    c_load_ms = cr.load_ms, c_encode_mb_s = cr.encode_mb_s, c_decode_mb_s = cr.decode_mb_s,
   }
   -- worst case: n identical characters, 10k vs 100k
   local worst = {}
@@ -123,10 +165,13 @@ if have_node and exists("build/npm/node_modules/tiktoken/package.json") then
   for line in f:lines() do
     local r = json.decode(line)
     if type(r) == "table" then
-      local ours = single[r.encoding]
+      local dec = r.op == "decode"
+      local ours = (dec and single_dec or single)[r.encoding]
+      local c = dec and single_cdec[r.encoding] or nil
       emit {
-        bench = "tokenizer", reference = r.impl, encoding = r.encoding, mb_s = r.mb_s,
+        bench = "tokenizer", reference = r.impl, encoding = r.encoding, op = r.op, mb_s = r.mb_s,
         tokens = r.tokens, rlaif_mb_s = ours, ratio = ours and ours / r.mb_s,
+        rlaif_c_mb_s = c, c_ratio = c and c / r.mb_s,
       }
     end
   end
@@ -135,3 +180,4 @@ else
   emit { bench = "tokenizer", reference = "skipped",
          why = "needs node and `cd build/npm && npm install` (scripts/package.json)" }
 end
+os.remove(docs_file)

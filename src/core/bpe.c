@@ -65,14 +65,19 @@ long bpe_unbyte(const uint8_t *s, size_t n, uint8_t *dst) {
         memcpy(inv, t, sizeof t);
         __atomic_store_n(&inited, 1, __ATOMIC_RELEASE);
     }
+    /* the alphabet is U+0021..U+0143: one or two UTF-8 bytes per character */
     size_t i = 0;
     long m = 0;
     while (i < n) {
-        utf8proc_int32_t cp;
-        utf8proc_ssize_t l = utf8proc_iterate(s + i, (utf8proc_ssize_t)(n - i), &cp);
-        if (l <= 0 || cp >= 324 || inv[cp] < 0) return -1;
+        uint32_t cp = s[i];
+        if (cp >= 0x80) {
+            if (cp < 0xC2 || cp > 0xC5 || i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) return -1;
+            cp = (cp & 0x1Fu) << 6 | (s[i + 1] & 0x3Fu);
+            i++;
+        }
+        i++;
+        if (cp >= 324 || inv[cp] < 0) return -1;
         dst[m++] = (uint8_t)inv[cp];
-        i += (size_t)l;
     }
     return m;
 }
@@ -157,9 +162,9 @@ rlaif_status bpe_new(rlaif_bpe **out, const char *kind) {
 }
 
 static rlaif_status blob_add(rlaif_bpe *b, const uint8_t *s, size_t n, uint32_t *off) {
-    if (b->blob_len + n + 1 > b->blob_cap) {
+    if (b->blob_len + n + BPE_BLOB_PAD > b->blob_cap) {
         size_t cap = b->blob_cap ? b->blob_cap : 1 << 16;
-        while (cap < b->blob_len + n + 1) cap *= 2;
+        while (cap < b->blob_len + n + BPE_BLOB_PAD) cap *= 2;
         if (cap > UINT32_MAX) return rlaif_fail(RLAIF_ENOMEM, "tokenizer: vocabulary too large");
         uint8_t *p = realloc(b->blob, cap);
         if (!p) return rlaif_fail(RLAIF_ENOMEM, "tokenizer: out of memory");
@@ -169,23 +174,21 @@ static rlaif_status blob_add(rlaif_bpe *b, const uint8_t *s, size_t n, uint32_t 
     *off = (uint32_t)b->blob_len;
     if (n) memcpy(b->blob + b->blob_len, s, n);
     b->blob_len += n;
-    b->blob[b->blob_len] = 0;
+    memset(b->blob + b->blob_len, 0, BPE_BLOB_PAD);
     return RLAIF_OK;
 }
 
 static rlaif_status ids_reserve(rlaif_bpe *b, int32_t n_ids) {
     if (n_ids <= b->n_ids) return RLAIF_OK;
     int32_t old = b->n_ids;
-    uint32_t *off = realloc(b->tok_off, (size_t)n_ids * sizeof *off);
-    if (off) b->tok_off = off;
-    uint32_t *len = realloc(b->tok_len, (size_t)n_ids * sizeof *len);
-    if (len) b->tok_len = len;
+    bpe_tok *t = realloc(b->tok, (size_t)n_ids * sizeof *t);
+    if (t) b->tok = t;
     uint8_t *sp = realloc(b->tok_special, (size_t)n_ids);
     if (sp) b->tok_special = sp;
-    if (!off || !len || !sp) return rlaif_fail(RLAIF_ENOMEM, "tokenizer: out of memory");
+    if (!t || !sp) return rlaif_fail(RLAIF_ENOMEM, "tokenizer: out of memory");
     for (int32_t i = old; i < n_ids; i++) {
-        b->tok_off[i] = UINT32_MAX;
-        b->tok_len[i] = 0;
+        b->tok[i].off = UINT32_MAX;
+        b->tok[i].len = 0;
         b->tok_special[i] = 0;
     }
     b->n_ids = n_ids;
@@ -204,8 +207,9 @@ rlaif_status bpe_set_token(rlaif_bpe *b, int32_t id, const uint8_t *s, size_t n)
     uint32_t off;
     rlaif_status st = blob_add(b, s, n, &off);
     if (st) return st;
-    b->tok_off[id] = off;
-    b->tok_len[id] = (uint32_t)n;
+    bpe_tok *t = &b->tok[id];
+    t->off = off;
+    t->len = (uint32_t)n;
     return RLAIF_OK;
 }
 
@@ -214,11 +218,13 @@ int32_t bpe_vocab_find(const rlaif_bpe *b, const uint8_t *s, size_t n) {
     uint32_t h = bpe_hash_bytes(s, n);
     size_t i = h & b->vocab.mask;
     for (;;) {
-        int32_t id = b->vocab.slot[i];
-        if (id < 0) return -1;
-        if (b->vocab.hash[i] == h && b->tok_len[id] == n &&
-            memcmp(b->blob + b->tok_off[id], s, n) == 0)
-            return id;
+        bpe_vslot e = b->vocab.slot[i];
+        if (e.id < 0) return -1;
+        if (e.hash == h) {
+            const bpe_tok *t = &b->tok[e.id];
+            if (t->len == n && memcmp(b->blob + t->off, s, n) == 0)
+                return e.id;
+        }
         i = (i + 1) & b->vocab.mask;
     }
 }
@@ -226,7 +232,7 @@ int32_t bpe_vocab_find(const rlaif_bpe *b, const uint8_t *s, size_t n) {
 /* n_ids is the array capacity while loading; trim it to the largest used id + 1. */
 static int32_t trim_ids(rlaif_bpe *b) {
     int32_t top = b->n_ids;
-    while (top > 0 && b->tok_off[top - 1] == UINT32_MAX) top--;
+    while (top > 0 && b->tok[top - 1].off == UINT32_MAX) top--;
     return top;
 }
 
@@ -236,30 +242,28 @@ rlaif_status bpe_build_vocab(rlaif_bpe *b, int32_t n_mergeable, const char *what
     size_t cap = 16;
     while (cap < (size_t)n_mergeable * 2) cap *= 2;
     free(b->vocab.slot);
-    free(b->vocab.hash);
     b->vocab.slot = malloc(cap * sizeof *b->vocab.slot);
-    b->vocab.hash = malloc(cap * sizeof *b->vocab.hash);
-    if (!b->vocab.slot || !b->vocab.hash) return rlaif_fail(RLAIF_ENOMEM, "tokenizer: out of memory");
+    if (!b->vocab.slot) return rlaif_fail(RLAIF_ENOMEM, "tokenizer: out of memory");
     memset(b->vocab.slot, 0xff, cap * sizeof *b->vocab.slot);
     b->vocab.mask = cap - 1;
     for (int32_t id = 0; id < n_mergeable; id++) {
-        if (b->tok_off[id] == UINT32_MAX || b->tok_special[id]) continue;
-        const uint8_t *s = b->blob + b->tok_off[id];
-        size_t n = b->tok_len[id];
+        if (b->tok[id].off == UINT32_MAX || b->tok_special[id]) continue;
+        const uint8_t *s = b->blob + b->tok[id].off;
+        size_t n = b->tok[id].len;
         uint32_t h = bpe_hash_bytes(s, n);
         size_t i = h & b->vocab.mask;
         int dup = 0;
-        while (b->vocab.slot[i] >= 0) {
-            int32_t o = b->vocab.slot[i];
-            if (b->vocab.hash[i] == h && b->tok_len[o] == n && memcmp(b->blob + b->tok_off[o], s, n) == 0) {
+        while (b->vocab.slot[i].id >= 0) {
+            int32_t o = b->vocab.slot[i].id;
+            if (b->vocab.slot[i].hash == h && b->tok[o].len == n &&
+                memcmp(b->blob + b->tok[o].off, s, n) == 0) {
                 dup = 1; /* keep the lower id (first seen) */
                 break;
             }
             i = (i + 1) & b->vocab.mask;
         }
         if (dup) continue;
-        b->vocab.slot[i] = id;
-        b->vocab.hash[i] = h;
+        b->vocab.slot[i] = (bpe_vslot){h, id};
         if (n == 1 && b->byte_id[s[0]] < 0) b->byte_id[s[0]] = id;
     }
     (void)what;
@@ -349,11 +353,9 @@ void rlaif_bpe_free(rlaif_bpe *b) {
         if (b->stages[i].code) bpe_pretok_code_free(b->stages[i].code);
     for (int i = 0; i < BPE_CACHE_POOL; i++) free(b->cache_pool[i]);
     free(b->blob);
-    free(b->tok_off);
-    free(b->tok_len);
+    free(b->tok);
     free(b->tok_special);
     free(b->vocab.slot);
-    free(b->vocab.hash);
     free(b->pairs);
     free(b->added);
     free(b);
@@ -625,22 +627,65 @@ static void feed(enc_ctx *c, int k, const uint8_t *s, size_t n) {
     free(tmp);
 }
 
+/* NFC of s[0..n), whose first unstable character is at p, into a NEW buffer:
+ * only the runs of unstable characters, each with the stable character in front
+ * of it (it may be the first of a composition), go through utf8proc; the text
+ * between them is copied. Mostly-NFC text thus costs a copy, not a full
+ * normalisation. Returns NULL and sets c->st on failure. */
+static uint8_t *nfc_runs(enc_ctx *c, const uint8_t *s, size_t n, size_t p, size_t *out_len) {
+    size_t cap = n + n / 4 + 64, m = 0, done = 0;
+    uint8_t *d = malloc(cap);
+    if (!d) goto nomem;
+    while (p < n) {
+        size_t a = p, e = bpe_nfc_run_end(s, n, p);
+        if (a > done) /* back to the start of the (stable) character before p */
+            for (a--; a > done && (s[a] & 0xC0) == 0x80; a--) {}
+        utf8proc_uint8_t *run = NULL;
+        utf8proc_ssize_t r = utf8proc_map(s + a, (utf8proc_ssize_t)(e - a), &run,
+                                          UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        if (r < 0) {
+            free(d);
+            c->st = rlaif_fail(RLAIF_EINVAL, "tokenizer: NFC failed: %s", utf8proc_errmsg(r));
+            return NULL;
+        }
+        size_t need = m + (a - done) + (size_t)r + (n - e);
+        if (need > cap) {
+            cap = need + need / 4;
+            uint8_t *q = realloc(d, cap);
+            if (!q) {
+                free(run);
+                goto nomem;
+            }
+            d = q;
+        }
+        memcpy(d + m, s + done, a - done);
+        m += a - done;
+        memcpy(d + m, run, (size_t)r);
+        m += (size_t)r;
+        free(run);
+        done = e;
+        p = bpe_nfc_next(s, n, e);
+    }
+    memcpy(d + m, s + done, n - done);
+    *out_len = m + (n - done);
+    return d;
+nomem:
+    free(d);
+    c->st = rlaif_fail(RLAIF_ENOMEM, "tokenizer: out of memory");
+    return NULL;
+}
+
 /* A segment of plain text between added tokens: normalize, then pre-tokenize. */
 static void encode_segment(enc_ctx *c, const uint8_t *s, size_t n) {
     if (n == 0 || c->st) return;
-    if (c->b->nfc) {
-        if (!bpe_nfc_stable(s, n)) {
-            utf8proc_uint8_t *d = NULL;
-            utf8proc_ssize_t m = utf8proc_map(s, (utf8proc_ssize_t)n, &d,
-                                              UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-            if (m < 0) {
-                c->st = rlaif_fail(RLAIF_EINVAL, "tokenizer: NFC failed: %s", utf8proc_errmsg(m));
-                return;
-            }
-            feed(c, 0, d, (size_t)m);
-            free(d);
-            return;
-        }
+    size_t p;
+    if (c->b->nfc && (p = bpe_nfc_next(s, n, 0)) < n) {
+        size_t m;
+        uint8_t *d = nfc_runs(c, s, n, p, &m);
+        if (!d) return;
+        feed(c, 0, d, m);
+        free(d);
+        return;
     }
     feed(c, 0, s, n);
 }
@@ -812,23 +857,36 @@ rlaif_status rlaif_bpe_encode_batch(const rlaif_bpe *b, size_t n, const char *co
 
 /* ---- decoding and lookups ---- */
 
+/* One pass: validate each id and copy its bytes while they fit. Short tokens
+ * (nearly all) are copied as one 16-byte block, which the blob's zero padding
+ * makes safe to read; the bytes past the token are overwritten by the next one
+ * or lie beyond *len. Once dst is full, the rest is only measured. */
 rlaif_status rlaif_bpe_decode_into(const rlaif_bpe *b, const int32_t *ids, size_t n, char *dst,
                                    size_t cap, size_t *len) {
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        int32_t id = ids[i];
-        if (id < 0 || id >= b->n_ids || b->tok_off[id] == UINT32_MAX)
-            return rlaif_fail(RLAIF_EINVAL, "unknown token id %d at position %zu",
-                              (int)id, i + 1);
-        total += b->tok_len[id];
+    const bpe_tok *tok = b->tok;
+    const uint8_t *blob = b->blob;
+    uint32_t n_ids = (uint32_t)b->n_ids;
+    size_t pos = 0, i = 0;
+    if (dst) {
+        for (; i < n; i++) {
+            uint32_t id = (uint32_t)ids[i]; /* negative ids become huge */
+            if (id >= n_ids) break;
+            const bpe_tok *t = &tok[id];
+            uint32_t l = t->len;
+            if (t->off == UINT32_MAX) break;
+            if (l <= 16 && pos + 16 <= cap) memcpy(dst + pos, blob + t->off, 16);
+            else if (l <= cap - pos) memcpy(dst + pos, blob + t->off, l);
+            else break;
+            pos += l;
+        }
     }
-    *len = total;
-    if (!dst || cap < total) return RLAIF_OK;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t l = b->tok_len[ids[i]];
-        memcpy(dst, b->blob + b->tok_off[ids[i]], l);
-        dst += l;
+    for (; i < n; i++) {
+        uint32_t id = (uint32_t)ids[i];
+        if (id >= n_ids || tok[id].off == UINT32_MAX)
+            return rlaif_fail(RLAIF_EINVAL, "unknown token id %d at position %zu", (int)ids[i], i + 1);
+        pos += tok[id].len;
     }
+    *len = pos;
     return RLAIF_OK;
 }
 
@@ -840,7 +898,7 @@ rlaif_status rlaif_bpe_decode(const rlaif_bpe *b, const int32_t *ids, size_t n, 
     if (st) return st;
     char *p = malloc(total + 1);
     if (!p) return rlaif_fail(RLAIF_ENOMEM, "out of memory");
-    rlaif_bpe_decode_into(b, ids, n, p, total, &total);
+    rlaif_bpe_decode_into(b, ids, n, p, total + 1, &total);
     p[total] = 0;
     *out = p;
     if (out_len) *out_len = total;
@@ -859,9 +917,9 @@ int32_t rlaif_bpe_id(const rlaif_bpe *b, const char *tok, size_t len) {
 }
 
 const char *rlaif_bpe_token(const rlaif_bpe *b, int32_t id, size_t *len) {
-    if (id < 0 || id >= b->n_ids || b->tok_off[id] == UINT32_MAX) return NULL;
-    if (len) *len = b->tok_len[id];
-    return (const char *)b->blob + b->tok_off[id];
+    if (id < 0 || id >= b->n_ids || b->tok[id].off == UINT32_MAX) return NULL;
+    if (len) *len = b->tok[id].len;
+    return (const char *)b->blob + b->tok[id].off;
 }
 
 int32_t rlaif_bpe_vocab_size(const rlaif_bpe *b) { return b->n_ids; }

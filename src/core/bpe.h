@@ -100,8 +100,11 @@ rlaif_status rlaif_bpe_decode(const rlaif_bpe *b, const int32_t *ids, size_t n, 
  * alphabet), or -1. Added/special tokens are found by their text. */
 int32_t rlaif_bpe_id(const rlaif_bpe *b, const char *tok, size_t len);
 
-/* Validate ids and set *len to their decoded byte length; when dst is non-NULL
- * and cap >= *len, also write the bytes to dst (borrowed, not NUL-terminated). */
+/* Validate ids and set *len to their decoded byte length; when dst is non-NULL,
+ * also write the bytes to dst (borrowed, not NUL-terminated). They are all there
+ * when cap >= *len; otherwise dst holds a prefix and the caller retries with a
+ * buffer of *len bytes. One pass: a reused buffer of the right size (cap > *len
+ * leaves room for 16-byte copies) decodes at memory speed. */
 rlaif_status rlaif_bpe_decode_into(const rlaif_bpe *b, const int32_t *ids, size_t n, char *dst,
                                    size_t cap, size_t *len);
 

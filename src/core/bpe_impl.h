@@ -29,6 +29,13 @@ uint8_t bpe_class(uint32_t cp);
 /* 1 when NFC leaves s[0..n) (valid UTF-8) unchanged for sure: no character
  * decomposes, combines or has a non-zero combining class. */
 int bpe_nfc_stable(const uint8_t *s, size_t n);
+/* Offset of the first character at or after i that may change under NFC or
+ * compose with a neighbour (class CC_NFC), or n. Every other character is a
+ * starter that NFC leaves alone and that composes with nothing before it, so
+ * text may be split in front of one: NFC(x y) = NFC(x) NFC(y). */
+size_t bpe_nfc_next(const uint8_t *s, size_t n, size_t i);
+/* End of the run of CC_NFC characters starting at i. */
+size_t bpe_nfc_run_end(const uint8_t *s, size_t n, size_t i);
 
 /* ---- pre-tokenizers ---- */
 
@@ -64,12 +71,27 @@ rlaif_status bpe_pretok_split(const bpe_stage *st, const uint8_t *s, size_t n, b
 
 /* ---- hash tables ---- */
 
-/* bytes -> id: open addressing over token spans in the blob. */
+/* bytes -> id: open addressing over token spans in the blob. The hash and id of
+ * a slot share one 8-byte entry, so a probe touches one cache line. */
+typedef struct bpe_vslot {
+    uint32_t hash;  /* hash of the slot's key */
+    int32_t  id;    /* -1 = empty */
+} bpe_vslot;
+
 typedef struct bpe_vmap {
-    int32_t *slot; /* (mask + 1), -1 = empty */
-    uint32_t *hash; /* (mask + 1) hash of the slot's key */
-    size_t   mask;
+    bpe_vslot *slot; /* (mask + 1) */
+    size_t     mask;
 } bpe_vmap;
+
+/* Where the bytes of one id live: blob[off .. off + len). */
+typedef struct bpe_tok {
+    uint32_t off;   /* UINT32_MAX = unused id */
+    uint32_t len;
+} bpe_tok;
+
+/* Bytes of zero padding kept after the last token in the blob, so decoding may
+ * copy 16 bytes at a time from any token's start. */
+#define BPE_BLOB_PAD 16
 
 /* (left id, right id) -> (rank, merged id) for tokenizer.json merges. */
 typedef struct bpe_pair {
@@ -106,10 +128,9 @@ static inline uint32_t bpe_hash_bytes(const uint8_t *p, size_t n) {
 
 struct rlaif_bpe {
     char     kind[64];       /* "tiktoken:cl100k_base", "tokenizer.json", "gpt2" */
-    uint8_t *blob;           /* bytes of every token */
+    uint8_t *blob;           /* bytes of every token, then BPE_BLOB_PAD zero bytes */
     size_t   blob_len, blob_cap;
-    uint32_t *tok_off;       /* (n_ids) offset in blob, UINT32_MAX = unused id */
-    uint32_t *tok_len;       /* (n_ids) */
+    bpe_tok  *tok;           /* (n_ids) where each id's bytes are in the blob */
     uint8_t  *tok_special;   /* (n_ids) 1 = special added token */
     int32_t  n_ids;          /* vocab size: largest id + 1 */
     int32_t  byte_id[256];   /* single-byte tokens, -1 = missing */
@@ -175,8 +196,10 @@ typedef struct bpe_jnode {
     uint32_t first;   /* first child (array element / object key), 0 = none */
     uint32_t next;    /* next sibling, 0 = none */
     uint32_t val;     /* for object keys: the value node */
-    double   num;
-    char    *str;     /* unescaped, NUL-terminated, points into the parse buffer */
+    union {
+        double num;   /* J_NUM */
+        char  *str;   /* J_STR: unescaped, NUL-terminated, points into the parse buffer */
+    };
 } bpe_jnode;
 
 typedef struct bpe_json {
@@ -187,6 +210,9 @@ typedef struct bpe_json {
 
 /* Parse; `name` is used in error messages ("tokenizer.json: ..."). */
 rlaif_status bpe_json_parse(bpe_json *j, const char *text, size_t len, const char *name);
+/* The same, taking ownership of `text` (malloc'ed, text[len] == 0), which is
+ * unescaped in place rather than copied; it is freed with j (or on failure). */
+rlaif_status bpe_json_parse_owned(bpe_json *j, char *text, size_t len, const char *name);
 void bpe_json_free(bpe_json *j);
 /* Member `key` of object node o, or 0. */
 uint32_t bpe_json_get(const bpe_json *j, uint32_t o, const char *key);

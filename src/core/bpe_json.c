@@ -34,7 +34,7 @@ static rlaif_status jp_fail(jp *p, const char *what) {
 static uint32_t new_node(jp *p, uint8_t type) {
     bpe_json *j = p->j;
     if (j->count == j->cap) {
-        size_t cap = j->cap ? j->cap * 2 : 4096;
+        size_t cap = j->cap * 2;
         bpe_jnode *n = realloc(j->n, cap * sizeof *n);
         if (!n) return 0;
         j->n = n;
@@ -220,9 +220,17 @@ static rlaif_status parse_value(jp *p, uint32_t *out) {
     }
     default: {
         if (c != '-' && (c < '0' || c > '9')) return jp_fail(p, "a value");
-        char *e;
-        double v = strtod(p->s, &e); /* the buffer is NUL-terminated */
-        if (e == p->s || e > p->end) return jp_fail(p, "a number");
+        char *e = p->s;
+        double v;
+        uint64_t u = 0;
+        while (e < p->end && *e >= '0' && *e <= '9' && e - p->s < 15) u = u * 10 + (uint64_t)(*e++ - '0');
+        if (e > p->s && (e == p->end || (*e != '.' && *e != 'e' && *e != 'E' && (*e < '0' || *e > '9'))) &&
+            !(*p->s == '0' && e - p->s > 1)) {
+            v = (double)u; /* a plain integer (vocabulary ids): exact, no strtod */
+        } else {
+            v = strtod(p->s, &e); /* the buffer is NUL-terminated */
+            if (e == p->s || e > p->end) return jp_fail(p, "a number");
+        }
         node = new_node(p, J_NUM);
         if (!node) return rlaif_fail(RLAIF_ENOMEM, "%s: out of memory", p->name);
         p->j->n[node].num = v;
@@ -233,15 +241,15 @@ static rlaif_status parse_value(jp *p, uint32_t *out) {
     }
 }
 
-rlaif_status bpe_json_parse(bpe_json *j, const char *text, size_t len, const char *name) {
+rlaif_status bpe_json_parse_owned(bpe_json *j, char *text, size_t len, const char *name) {
     memset(j, 0, sizeof *j);
-    j->buf = malloc(len + 1);
-    if (!j->buf) return rlaif_fail(RLAIF_ENOMEM, "%s: out of memory", name);
-    memcpy(j->buf, text, len);
-    j->buf[len] = 0;
+    j->buf = text;
+    /* about one node per 14 bytes in tokenizer files; pages never touched cost nothing */
+    j->cap = len / 12 + 64;
+    j->n = malloc(j->cap * sizeof *j->n);
     jp p = {j, j->buf, j->buf + len, name, 0};
     rlaif_status st;
-    new_node(&p, J_NULL); /* node 0 means "none"; its index is 0 even on success */
+    if (j->n) new_node(&p, J_NULL); /* node 0 means "none"; its index is 0 even on success */
     if (j->count != 1) {
         st = rlaif_fail(RLAIF_ENOMEM, "%s: out of memory", name);
         goto done;
@@ -253,6 +261,15 @@ rlaif_status bpe_json_parse(bpe_json *j, const char *text, size_t len, const cha
 done:
     if (st) bpe_json_free(j);
     return st;
+}
+
+rlaif_status bpe_json_parse(bpe_json *j, const char *text, size_t len, const char *name) {
+    memset(j, 0, sizeof *j);
+    char *buf = malloc(len + 1);
+    if (!buf) return rlaif_fail(RLAIF_ENOMEM, "%s: out of memory", name);
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    return bpe_json_parse_owned(j, buf, len, name);
 }
 
 void bpe_json_free(bpe_json *j) {

@@ -185,7 +185,7 @@ rlaif_status rlaif_bpe_load_tiktoken(rlaif_bpe **out, const char *path, const ch
             st = rlaif_fail(RLAIF_EFORMAT, "%s:%zu: bad rank", path, line);
             goto done;
         }
-        if (rank < b->n_ids && b->tok_off[rank] != UINT32_MAX) {
+        if (rank < b->n_ids && b->tok[rank].off != UINT32_MAX) {
             st = rlaif_fail(RLAIF_EFORMAT, "%s:%zu: duplicate rank %ld", path, line, rank);
             goto done;
         }
@@ -554,8 +554,11 @@ rlaif_status rlaif_bpe_load_hf(rlaif_bpe **out, const char *path) {
     size_t len;
     rlaif_status st = read_file(path, &text, &len);
     if (st) return st;
-    st = rlaif_bpe_load_hf_buffer(out, text, len, path);
-    free(text);
+    bpe_json j;
+    st = bpe_json_parse_owned(&j, text, len, path); /* text now belongs to j */
+    if (st) return st;
+    st = hf_build(out, &j, path, "tokenizer.json");
+    bpe_json_free(&j);
     return st;
 }
 
@@ -570,7 +573,9 @@ rlaif_status rlaif_bpe_load_gpt2(rlaif_bpe **out, const char *vocab_bpe, const c
     rlaif_status st;
     if ((st = read_file(encoder_json, &enc, &enc_len))) goto done;
     if ((st = read_file(vocab_bpe, &merges, &merges_len))) goto done;
-    if ((st = bpe_json_parse(&j, enc, enc_len, encoder_json))) goto done;
+    st = bpe_json_parse_owned(&j, enc, enc_len, encoder_json); /* enc now belongs to j */
+    enc = NULL;
+    if (st) goto done;
     if ((st = bpe_new(&b, "gpt2"))) goto done;
     b->prefix_stage = -1;
     int32_t n_vocab;

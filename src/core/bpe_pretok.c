@@ -82,6 +82,24 @@ int bpe_nfc_stable(const uint8_t *s, size_t n) {
     return 1;
 }
 
+size_t bpe_nfc_next(const uint8_t *s, size_t n, size_t i) {
+    int l;
+    for (; i < n; i += l) {
+        if (s[i] < 0xCC) { /* below U+0300 (or a continuation byte: skip it) */
+            l = 1;
+            continue;
+        }
+        if (cls_at(s, i, &l) & CC_NFC) return i;
+    }
+    return n;
+}
+
+size_t bpe_nfc_run_end(const uint8_t *s, size_t n, size_t i) {
+    int l;
+    while (i < n && s[i] >= 0xCC && (cls_at(s, i, &l) & CC_NFC)) i += l;
+    return i;
+}
+
 /* End of the run of characters whose class has any bit of `want` (want_any) or
  * none of the bits of `avoid`, starting at i. */
 static inline size_t run_any(const uint8_t *s, size_t n, size_t i, uint8_t want) {

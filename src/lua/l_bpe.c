@@ -30,7 +30,12 @@
 typedef struct tok_box {
     rlaif_bpe    *b;
     rlaif_bpe_ids scratch; /* reused for encode results and decode inputs */
+    char         *bytes;   /* (bytes_cap) reused decode output */
+    size_t        bytes_cap;
 } tok_box;
+
+/* Decode buffers above this size are freed after the call instead of kept. */
+#define KEEP_BYTES (1u << 20)
 
 static rlaif_bpe *check_tok(lua_State *L, int i) {
     tok_box *box = luaL_checkudata(L, i, TOKENIZER_MT);
@@ -43,6 +48,9 @@ static int tok_free(lua_State *L) { /* __gc, __close and :free() */
     rlaif_bpe_free(box->b);
     box->b = NULL;
     rlaif_bpe_ids_free(&box->scratch);
+    free(box->bytes);
+    box->bytes = NULL;
+    box->bytes_cap = 0;
     return 0;
 }
 
@@ -214,34 +222,61 @@ static int tok_encode_batch(lua_State *L) {
     return 1;
 }
 
+/* Grow the box's byte buffer to at least `need` bytes (+ room for the 16-byte
+ * copies of rlaif_bpe_decode_into). */
+static int bytes_reserve(tok_box *box, size_t need) {
+    if (need <= box->bytes_cap) return 0;
+    size_t cap = need + need / 2 + 64;
+    char *p = realloc(box->bytes, cap);
+    if (!p) return -1;
+    box->bytes = p;
+    box->bytes_cap = cap;
+    return 0;
+}
+
+/* Ids are read IDS_CHUNK at a time (push them all, read them, pop once) and each
+ * chunk is decoded while it is in cache, straight into the box's byte buffer. */
+#define IDS_CHUNK 64
+
 static int tok_decode(lua_State *L) {
     rlaif_bpe *b = check_tok(L, 1);
     tok_box *box = lua_touserdata(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
-    size_t n = (size_t)luaL_len(L, 2);
-    box->scratch.n = 0;
-    if (n > box->scratch.cap) {
-        int32_t *p = realloc(box->scratch.ids, n * sizeof *p);
-        if (!p) return luaL_error(L, "tokenizer.decode: out of memory");
-        box->scratch.ids = p;
-        box->scratch.cap = n;
+    size_t n = (size_t)luaL_len(L, 2), pos = 0;
+    int32_t ids[IDS_CHUNK];
+    luaL_checkstack(L, IDS_CHUNK, "tokenizer.decode");
+    int top = lua_gettop(L);
+    /* a first guess of 8 bytes per id; the buffer grows when a chunk does not fit */
+    if (bytes_reserve(box, (n < 1024 ? n : 1024) * 8)) return luaL_error(L, "tokenizer.decode: out of memory");
+    for (size_t i = 0; i < n; i += IDS_CHUNK) {
+        int k = n - i < IDS_CHUNK ? (int)(n - i) : IDS_CHUNK;
+        for (int j = 0; j < k; j++) lua_rawgeti(L, 2, (lua_Integer)(i + (size_t)j) + 1);
+        for (int j = 0; j < k; j++) {
+            int ok;
+            lua_Integer id = lua_tointegerx(L, top + 1 + j, &ok);
+            if (!ok) return luaL_error(L, "tokenizer.decode: ids[%d] is not an integer", (int)(i + j) + 1);
+            ids[j] = id < INT32_MIN || id > INT32_MAX ? -1 : (int32_t)id;
+        }
+        lua_settop(L, top);
+        size_t got;
+        if (rlaif_bpe_decode_into(b, ids, (size_t)k, box->bytes + pos, box->bytes_cap - pos, &got) != RLAIF_OK) {
+            int j = 0; /* the core names the position in the chunk; name it in the whole list */
+            while (j < k - 1 && rlaif_bpe_token(b, ids[j], NULL)) j++;
+            return luaL_error(L, "tokenizer.decode: unknown token id %d at position %d", (int)ids[j],
+                              (int)(i + (size_t)j) + 1);
+        }
+        if (got > box->bytes_cap - pos) {
+            if (bytes_reserve(box, pos + got + 16)) return luaL_error(L, "tokenizer.decode: out of memory");
+            rlaif_bpe_decode_into(b, ids, (size_t)k, box->bytes + pos, box->bytes_cap - pos, &got);
+        }
+        pos += got;
     }
-    for (size_t i = 0; i < n; i++) {
-        lua_rawgeti(L, 2, (lua_Integer)i + 1);
-        int ok;
-        lua_Integer id = lua_tointegerx(L, -1, &ok);
-        if (!ok) return luaL_error(L, "tokenizer.decode: ids[%d] is not an integer", (int)i + 1);
-        if (id < INT32_MIN || id > INT32_MAX) id = -1;
-        box->scratch.ids[i] = (int32_t)id;
-        lua_pop(L, 1);
+    lua_pushlstring(L, box->bytes, pos);
+    if (box->bytes_cap > KEEP_BYTES) {
+        free(box->bytes);
+        box->bytes = NULL;
+        box->bytes_cap = 0;
     }
-    size_t total;
-    if (rlaif_bpe_decode_into(b, box->scratch.ids, n, NULL, 0, &total) != RLAIF_OK)
-        return rlaifL_fail(L, "tokenizer.decode");
-    luaL_Buffer buf;
-    char *dst = luaL_buffinitsize(L, &buf, total);
-    rlaif_bpe_decode_into(b, box->scratch.ids, n, dst, total, &total);
-    luaL_pushresultsize(&buf, total);
     return 1;
 }
 

@@ -377,6 +377,73 @@ static void test_tiny(void) {
     }
 }
 
+/* NFC is applied run by run (only around characters that may change); the
+ * result must be exactly utf8proc's NFC of the whole text. Random strings over
+ * an alphabet of starters, marks of several classes, precomposed letters,
+ * singletons, exclusions and Hangul jamo, plus some fixed cases. */
+static void test_nfc_runs(void) {
+    const char *pre = "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":true}";
+    char *js = tiny_json("", pre), *at = strstr(js, "\"normalizer\":null");
+    CHECK(at != NULL);
+    if (!at) return;
+    size_t jl = strlen(js);
+    char *js2 = malloc(jl + 32);
+    int k = snprintf(js2, jl + 32, "%.*s\"normalizer\":{\"type\":\"NFC\"}%s", (int)(at - js), js,
+                     at + strlen("\"normalizer\":null"));
+    rlaif_bpe *b = NULL;
+    CHECK_OK(rlaif_bpe_load_hf_buffer(&b, js2, (size_t)k, "nfc.json"));
+    free(js);
+    free(js2);
+    if (!b) return;
+    static const char *alpha[] = {
+        "a", "e", "A", " ", "x", ".", "\xc3\xa9" /* é */, "\xcc\x81" /* U+0301 */, "\xcc\xa7" /* U+0327 */,
+        "\xcc\xa3" /* U+0323 */, "\xcc\x87" /* U+0307 */, "\xcc\x8a" /* U+030A */,
+        "\xe1\x84\x80" /* U+1100 */, "\xe1\x85\xa1" /* U+1161 */, "\xe1\x86\xa8" /* U+11A8 */,
+        "\xea\xb0\x80" /* U+AC00 */, "\xe2\x84\xab" /* U+212B */, "\xe0\xa5\x98" /* U+0958 */,
+        "\xe1\xb8\x8b" /* U+1E0B */, "\xe2\x80\x99" /* U+2019 */, "\xe4\xb8\xad" /* U+4E2D */,
+        "\xf0\x9f\x98\x80" /* U+1F600 */, "\xe0\xa4\x95" /* U+0915 */, "\xe0\xa4\xbc" /* U+093C */,
+    };
+    const char *fixed[] = {"cafe\xcc\x81 ok", "\xcc\x81" "abc", "abc\xcc\x81", "e\xcc\x81 e\xcc\x81",
+                           "q\xcc\x87\xcc\xa3", "\xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8"};
+    uint64_t rng = 12345;
+    char text[256];
+    rlaif_bpe_ids v = {0};
+    int bad = 0;
+    for (int t = 0; t < 3000 && !bad; t++) {
+        size_t n = 0;
+        if (t < (int)(sizeof fixed / sizeof fixed[0])) {
+            n = strlen(fixed[t]);
+            memcpy(text, fixed[t], n);
+        } else {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            int len = 1 + (int)(rng >> 59);
+            for (int i = 0; i < len; i++) {
+                rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                const char *c = alpha[(rng >> 33) % (sizeof alpha / sizeof alpha[0])];
+                memcpy(text + n, c, strlen(c));
+                n += strlen(c);
+            }
+        }
+        utf8proc_uint8_t *want = NULL;
+        utf8proc_ssize_t wl = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)n, &want,
+                                           UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        v.n = 0;
+        char *got = NULL;
+        size_t gl = 0;
+        CHECK_OK(rlaif_bpe_encode(b, text, n, NULL, &v));
+        CHECK_OK(rlaif_bpe_decode(b, v.ids, v.n, &got, &gl));
+        if (wl < 0 || !got || (size_t)wl != gl || memcmp(want, got, gl) != 0) {
+            fprintf(stderr, "NFC mismatch on case %d: %.*s\n", t, (int)n, text);
+            bad = 1;
+        }
+        free(want);
+        free(got);
+    }
+    CHECK(!bad);
+    rlaif_bpe_ids_free(&v);
+    rlaif_bpe_free(b);
+}
+
 static void expect_bad_json(const char *json, const char *needle) {
     rlaif_bpe *b = (rlaif_bpe *)1;
     CHECK_FAIL(rlaif_bpe_load_hf_buffer(&b, json, strlen(json), "bad.json"), RLAIF_EFORMAT, needle);
@@ -493,6 +560,7 @@ static void test_trained(void) {
 
 int main(void) {
     test_tiny();
+    test_nfc_runs();
     test_trained();
     test_malformed();
     test_references();

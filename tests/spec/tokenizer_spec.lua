@@ -115,6 +115,13 @@ describe("rlaif.tokenizer #unit", function()
     assert.has_error(function() tok:decode { 1, 5000 } end,
       "tokenizer.decode: unknown token id 5000 at position 2")
     assert.has_error(function() tok:decode { 1, "x" } end, "tokenizer.decode: ids[2] is not an integer")
+    local long = {}
+    for i = 1, 200 do long[i] = 256 end
+    assert.equal(string.rep("he", 200), tok:decode(long))
+    long[150] = -1 -- positions count over the whole list, not the chunk read at a time
+    assert.has_error(function() tok:decode(long) end, "tokenizer.decode: unknown token id -1 at position 150")
+    long[150], long[199] = 256, 2.5
+    assert.has_error(function() tok:decode(long) end, "tokenizer.decode: ids[199] is not an integer")
     local t, err = tokenizer.load("/nonexistent/tokenizer.json")
     assert.is_nil(t)
     assert.matches("tokenizer.load: cannot open /nonexistent/tokenizer.json", err, 1, true)
