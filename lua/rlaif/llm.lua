@@ -63,6 +63,7 @@ end
 function M.client(opts)
   opts = opts or {}
   assert(type(opts) == "table", "llm.client: options must be a table")
+  if opts.api == "local" then return require("rlaif.llm_local").client(opts) end -- in-process model
   for k in pairs(opts) do
     if not OPTIONS[k] then error("llm.client: unknown option '" .. tostring(k) .. "'", 2) end
   end
