@@ -1,6 +1,8 @@
 /* src/core/http.h -- a batch HTTP engine on the libcurl multi interface.
  *
- * What it is: a queue of POST requests driven by one curl multi handle, with a
+ * What it is: a queue of POST requests driven by one curl multi handle (through
+ * curl_multi_socket_action and epoll, so a wake-up costs the same with 10 or
+ * 10,000 transfers in flight), with a
  * bounded and adjustable number in flight (1 to thousands), connection reuse and
  * HTTP/2 multiplexing when the server offers it, connect/total timeouts, stall
  * detection, retries with exponential backoff + jitter that honour retry-after-ms,
@@ -14,7 +16,10 @@
  *
  * Ownership: the engine borrows every rlaif_http_req until its on_finish hook
  * ran; the caller owns the struct, url, headers and body. The response body
- * buffer (req->resp) is owned by the engine and freed by rlaif_http_req_clear. */
+ * buffer (req->resp) is owned by the engine and only lent to the request: it is
+ * valid in on_data, classify and on_finish, and taken back (for reuse by later
+ * attempts) as soon as on_finish returns. Copy what must outlive the hook; never
+ * free it. Linux only (epoll). */
 #ifndef RLAIF_HTTP_H
 #define RLAIF_HTTP_H
 
@@ -81,7 +86,8 @@ struct rlaif_http_req {
     int    attempts;        /* attempts made */
     rlaif_http_kind kind;   /* RLAIF_HTTP_OK when accepted */
     char   message[512];    /* error message of the last failed attempt */
-    char  *resp;            /* body of the last attempt, NUL-terminated (engine-owned) */
+    char  *resp;            /* body of the last attempt, NUL-terminated (lent by the engine
+                               until on_finish returns; may be NULL when empty) */
     size_t resp_len;
     size_t resp_cap;
     char   request_id[96];  /* x-request-id / request-id header */
@@ -94,6 +100,7 @@ struct rlaif_http_req {
 
     /* ---- engine-private ---- */
     double t_first, not_before;
+    int    curl_result;     /* CURLcode of the last attempt, between detach and judge */
     void  *easy;
     rlaif_http_req *prev, *next;
 };
@@ -117,9 +124,6 @@ rlaif_status rlaif_http_run(rlaif_http *h, int (*tick)(void *ud), void *ud);
 int  rlaif_http_concurrency(const rlaif_http *h);
 void rlaif_http_set_concurrency(rlaif_http *h, int n);
 int  rlaif_http_in_flight(const rlaif_http *h);
-
-/* Free the response buffer of a finished request (NULL-safe, idempotent). */
-void rlaif_http_req_clear(rlaif_http_req *r);
 
 /* ---- pure helpers (exposed for tests) ---- */
 

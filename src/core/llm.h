@@ -180,8 +180,12 @@ typedef struct rlaif_llm_config {
 typedef struct rlaif_llm_client rlaif_llm_client;
 
 /* A finished request: index into the batch and its result (a normalized
- * response with "ok": true, or {"ok": false, kind, status, message, attempts}),
- * both borrowed for the duration of the call. Return nonzero to abort the batch. */
+ * response with "ok": true, or {"ok": false, kind, status, message, attempts}).
+ * The result already sits in results[index], which belongs to the caller of
+ * rlaif_llm_client_run; the core never reads a delivered result again, so a
+ * callback that has converted it may empty it (cJSON_Delete(r->child);
+ * r->child = NULL) to free a long batch's memory early. Return nonzero to
+ * abort the batch. */
 typedef int (*rlaif_llm_result_cb)(void *ud, int index, const cJSON *result);
 /* Called at most every `interval` seconds while a batch runs. Return nonzero to abort. */
 typedef int (*rlaif_llm_progress_cb)(void *ud, int done, int total, int errors);

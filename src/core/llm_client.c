@@ -353,8 +353,7 @@ static void on_finish(rlaif_http_req *r) {
         cJSON_Delete(it->parsed);
         it->parsed = NULL;
     }
-    rlaif_http_req_clear(r);
-    deliver(b, it->index, res);
+    deliver(b, it->index, res);   /* r->resp goes back to the engine when we return */
 }
 
 static int tick(void *ud) {
@@ -492,7 +491,6 @@ done:
             results[i] = error_result("cancelled", 0, "request never completed (batch stopped)", 0);
         }
         cJSON_Delete(b.items[i].parsed);
-        rlaif_http_req_clear(&b.items[i].req);
         rlaif_llm_wire_clear(&b.items[i].wire);
     }
     free(b.items);

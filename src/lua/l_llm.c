@@ -107,7 +107,8 @@ static cJSON *table_tojson(lua_State *L, int idx, int depth, const char **err) {
         if (o == NULL) *err = "out of memory";
         return o;
     }
-    lkey *keys = malloc(nk * sizeof *keys);
+    lkey small[16];   /* request objects are small: no allocation for their keys */
+    lkey *keys = nk <= sizeof small / sizeof *small ? small : malloc(nk * sizeof *keys);
     if (keys == NULL) {
         cJSON_Delete(o);
         *err = "out of memory";
@@ -135,12 +136,12 @@ static cJSON *table_tojson(lua_State *L, int idx, int depth, const char **err) {
         lua_pop(L, 1);
         if (v == NULL) {
             cJSON_Delete(o);
-            free(keys);
+            if (keys != small) free(keys);
             return NULL;
         }
         cJSON_AddItemToObject(o, key_str(&keys[j]), v);
     }
-    free(keys);
+    if (keys != small) free(keys);
     return o;
 }
 
@@ -433,6 +434,12 @@ static int on_result_cb(void *ud, int index, const cJSON *result) {
     if (ctx->on_result_idx) lua_pushvalue(L, ctx->on_result_idx);
     else lua_pushnil(L);
     if (lua_pcall(L, 4, 0, 0) != LUA_OK) return keep_error(ctx);
+    /* Converted: drop the tree's contents now, while they are hot, instead of
+     * holding a whole batch of trees until the end. The emptied object stays
+     * in the core's results slot (the core never reads it again). */
+    cJSON *r = (cJSON *)result;
+    cJSON_Delete(r->child);
+    r->child = NULL;
     return 0;
 }
 

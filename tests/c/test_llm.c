@@ -1,11 +1,16 @@
 /* tests/c/test_llm.c -- the LLM core on in-memory payloads: SSE framing edge
  * cases (every chunking of a stream gives the same events), each backend's
  * parser incl. the quirks of llm-apis.md, error bodies, retry-after and backoff,
- * request building, SHA-256 and the SQLite cache. No network. */
+ * request building, SHA-256 and the SQLite cache, and the HTTP engine's
+ * bookkeeping against a closed loopback port (refused connections, retries,
+ * cancel). No network, no server. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -410,7 +415,77 @@ static void test_cache(void) {
     CHECK(strcmp(k0, k1) == 0);
 }
 
+/* ---- the engine, against a loopback port nobody listens on ---- */
+
+typedef struct { rlaif_http_req req; int finished; } eng_req;
+
+static rlaif_http_verdict eng_classify(rlaif_http_req *r) { return RLAIF_HTTP_ACCEPT; }
+static void eng_finish(rlaif_http_req *r) { ((eng_req *)r)->finished++; }
+static int eng_abort(void *ud) { return 1; }
+
+/* A port that was free a moment ago: connecting to it is refused. */
+static int closed_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = 0;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0) close(fd);
+    return port;
+}
+
+static void test_engine(void) {
+    int port = closed_port();
+    CHECK(port > 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", port);
+    rlaif_http_opts o;
+    rlaif_http_opts_default(&o);
+    o.concurrency = 2;
+    o.max_retries = 1;
+    o.backoff_base = 0.01;
+    o.backoff_cap = 0.02;
+    rlaif_http *h = NULL;
+    CHECK_OK(rlaif_http_new(&h, &o));
+    eng_req rs[5];
+    memset(rs, 0, sizeof rs);
+    for (int i = 0; i < 5; i++) {
+        rs[i].req.url = url;
+        rs[i].req.body = "{}";
+        rs[i].req.body_len = 2;
+        rs[i].req.classify = eng_classify;
+        rs[i].req.on_finish = eng_finish;
+        CHECK_OK(rlaif_http_submit(h, &rs[i].req));
+    }
+    CHECK_OK(rlaif_http_run(h, NULL, NULL));
+    for (int i = 0; i < 5; i++) {   /* each ended once, as a transport error after 1 retry */
+        CHECK(rs[i].finished == 1);
+        CHECK(rs[i].req.kind == RLAIF_HTTP_ETRANSPORT);
+        CHECK(rs[i].req.attempts == 2);
+        CHECK(strstr(rs[i].req.message, "gave up after 2 attempts") != NULL);
+    }
+    CHECK(rlaif_http_in_flight(h) == 0);
+    /* a batch aborted by its tick ends every request as cancelled */
+    memset(rs, 0, sizeof rs);
+    for (int i = 0; i < 3; i++) {
+        rs[i].req.url = url;
+        rs[i].req.classify = eng_classify;
+        rs[i].req.on_finish = eng_finish;
+        CHECK_OK(rlaif_http_submit(h, &rs[i].req));
+    }
+    CHECK(rlaif_http_run(h, eng_abort, NULL) == RLAIF_EINTR);
+    for (int i = 0; i < 3; i++)
+        CHECK(rs[i].finished == 1 && rs[i].req.kind == RLAIF_HTTP_ECANCELLED);
+    rlaif_http_free(h);
+}
+
 int main(void) {
+    test_engine();
     test_sse();
     test_ndjson();
     test_openai_chat();

@@ -23,12 +23,20 @@
 //   delay=MS        answer after MS milliseconds
 //   nospace crlf comments   SSE framing variants (data: without space, CRLF, ": ping")
 //   legacy          llama.cpp: the pre-2024 {content, probs:[{tok_str, prob}]} format
+//   close           answer with "Connection: close" (the client must open a new one)
+//   idle_close=MS   answer normally, then close the connection MS ms later, while the
+//                   client keeps it idle for reuse
 //
 // Attempts are counted per prompt text. Every request is appended to --log as one
 // JSON line {t, method, path, headers, body} so that tests can check retry counts,
 // delays and that the API key was sent as a header.
 //
-// Usage: node fake_llm.mjs [--port 0] [--port-file F] [--log F] [--delay MS] [--ttl S]
+// Usage: node fake_llm.mjs [--port 0] [--port-file F] [--log F] [--delay MS] [--ttl S] [--workers N]
+//
+// --workers N (benchmarks only) serves from N node:cluster workers sharing the port, so
+// that the server is not the bottleneck of a 256-way benchmark on a small machine. Fault
+// directives count attempts per worker, so the tests always run with one process.
+import cluster from "node:cluster";
 import http from "node:http";
 import fs from "node:fs";
 
@@ -407,13 +415,16 @@ function sendStream(res, fmt, s, d) {
 }
 
 function handle(req, res, raw) {
-  const url = new URL(req.url, "http://x");
-  const path = url.pathname;
-  const entry = { t: Date.now() / 1000, method: req.method, path: req.url,
-    headers: { authorization: req.headers.authorization, "x-api-key": req.headers["x-api-key"],
-      "x-goog-api-key": req.headers["x-goog-api-key"], "anthropic-version": req.headers["anthropic-version"],
-      "content-type": req.headers["content-type"] }, body: raw };
-  if (LOG) fs.appendFileSync(LOG, JSON.stringify(entry) + "\n");
+  // the URL parser only when there is something to parse (it is costly at 5,000 req/s)
+  const url = /[?%#]/.test(req.url) ? new URL(req.url, "http://x") : null;
+  const path = url ? url.pathname : req.url;
+  if (LOG) {
+    const entry = { t: Date.now() / 1000, method: req.method, path: req.url,
+      headers: { authorization: req.headers.authorization, "x-api-key": req.headers["x-api-key"],
+        "x-goog-api-key": req.headers["x-goog-api-key"], "anthropic-version": req.headers["anthropic-version"],
+        "content-type": req.headers["content-type"] }, body: raw };
+    fs.appendFileSync(LOG, JSON.stringify(entry) + "\n");
+  }
   if (path === "/_reset") {
     attempts.clear();
     if (LOG) fs.writeFileSync(LOG, "");
@@ -495,28 +506,58 @@ function respond(req, res, fmt, path, url, body, d) {
     setTimeout(() => req.socket.destroy(), 20);
     return;
   }
-  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(out),
-    "x-request-id": `req_${++counter}` });
+  const h = { "content-type": "application/json", "content-length": Buffer.byteLength(out),
+    "x-request-id": `req_${++counter}` };
+  if (d.close) h.connection = "close";
+  res.writeHead(200, h);
   res.end(out);
+  if (d.idle_close) setTimeout(() => req.socket.destroy(), Number(d.idle_close));
 }
 
-const server = http.createServer((req, res) => {
-  const chunks = [];
-  req.on("data", (c) => chunks.push(c));
-  req.on("end", () => handle(req, res, Buffer.concat(chunks).toString("utf8")));
-});
-server.keepAliveTimeout = 120000;
-server.headersTimeout = 130000;
-server.requestTimeout = 0;
-server.maxRequestsPerSocket = 0;
-server.listen(PORT, "127.0.0.1", 4096, () => {
-  const port = server.address().port;
-  if (args["port-file"]) {
-    fs.writeFileSync(args["port-file"] + ".tmp", String(port));
-    fs.renameSync(args["port-file"] + ".tmp", args["port-file"]);
-  }
-  if (!args.quiet) console.error(`fake_llm listening on 127.0.0.1:${port}`);
-});
-// never outlive a crashed test run
-setTimeout(() => process.exit(0), TTL * 1000).unref();
-process.on("SIGTERM", () => process.exit(0));
+const WORKERS = Math.max(1, Math.min(16, Number(args.workers || 1)));
+
+function writePortFile(port) {
+  if (!args["port-file"]) return;
+  fs.writeFileSync(args["port-file"] + ".tmp", String(port));
+  fs.renameSync(args["port-file"] + ".tmp", args["port-file"]);
+}
+
+if (WORKERS > 1 && cluster.isPrimary) {
+  // the primary only forks, reports the (shared) port and takes the workers down with it
+  for (let i = 0; i < WORKERS; i++) cluster.fork();
+  let reported = false;
+  cluster.on("listening", (w, addr) => {
+    if (reported) return;
+    reported = true;
+    writePortFile(addr.port);
+    if (!args.quiet) console.error(`fake_llm listening on 127.0.0.1:${addr.port} (${WORKERS} workers)`);
+  });
+  const stop = () => {
+    for (const w of Object.values(cluster.workers)) w.process.kill("SIGTERM");
+    process.exit(0);
+  };
+  setTimeout(stop, TTL * 1000).unref();
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+} else {
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => handle(req, res, chunks.length === 1 ? chunks[0].toString("utf8")
+      : Buffer.concat(chunks).toString("utf8")));
+  });
+  server.keepAliveTimeout = 120000;
+  server.headersTimeout = 130000;
+  server.requestTimeout = 0;
+  server.maxRequestsPerSocket = 0;
+  server.listen(PORT, "127.0.0.1", 4096, () => {
+    if (cluster.isWorker) return;   // the primary reports the port
+    const port = server.address().port;
+    writePortFile(port);
+    if (!args.quiet) console.error(`fake_llm listening on 127.0.0.1:${port}`);
+  });
+  // never outlive a crashed test run (or a dead primary)
+  setTimeout(() => process.exit(0), TTL * 1000).unref();
+  process.on("SIGTERM", () => process.exit(0));
+  if (cluster.isWorker) process.on("disconnect", () => process.exit(0));
+}

@@ -457,6 +457,25 @@ describe("rlaif.llm against the fake server #unit", function()
       assert.is_true(c:complete { prompt = P(), max_tokens = 1 }.ok)
     end)
 
+    it("connections closed by the server, after an answer or while idle, are replaced", function()
+      local c = client { concurrency = 8, max_retries = 0 }
+      for round = 1, 3 do
+        local reqs = {}
+        for i = 1, 24 do
+          local f = i % 3 == 0 and "[[close]]" or i % 3 == 1 and "[[idle_close=20]]" or ""
+          reqs[i] = { prompt = P(f .. " round " .. round .. " #" .. i), max_tokens = 1 }
+        end
+        local t0 = core.clock()
+        local res = c:complete_many(reqs)
+        assert.is_true(core.clock() - t0 < 2)
+        for i = 1, 24 do
+          assert.is_true(res[i].ok, tostring(res[i].message))
+          assert.are.equal(1, res[i].attempts)
+        end
+        sleep(0.1) -- the idle connections are closed by now: the next round must not hang on them
+      end
+    end)
+
     it("bad requests become error objects in their slots", function()
       local res = client():complete_many { { prompt = P(), max_tokens = 1 }, { prompt = P(), max_token = 1 },
                                            { messages = "nope" } }
