@@ -37,7 +37,8 @@ static void cached_attention(const rlaif_model *m, gen_state *g, int l, int c0, 
     rntm_t rntm;
     bli_rntm_init(&rntm);
     bli_rntm_set_num_threads(1, &rntm);
-#pragma omp parallel for num_threads(rlaif_get_threads()) schedule(dynamic)
+    size_t work = (size_t)B * H * Tn * Sn * hd;  /* one thread for a decoding step's few dot products */
+#pragma omp parallel for num_threads(work >= ((size_t)1 << 18) ? rlaif_get_threads() : 1) schedule(dynamic)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, gk = h / rep;
         size_t kv0 = (((size_t)l * B + b) * KV + gk) * S * hd;
@@ -120,9 +121,7 @@ static int sample(const float *logits, int V, const rlaif_gen_opts *o, rlaif_rng
     int arg = 0;
     for (int v = 0; v < V; v++)
         if (logits[v] > mx) mx = logits[v], arg = v;
-    double z = 0;
-    for (int v = 0; v < V; v++) z += exp((double)logits[v] - mx);
-    double lse = mx + log(z);
+    double lse = logsumexp_row(logits, V);
     int tok = arg;
     if (o->temperature > 0) {
         int n = V;

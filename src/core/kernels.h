@@ -9,6 +9,7 @@
 #ifndef RLAIF_KERNELS_H
 #define RLAIF_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 void encoder_forward(float *out, const int32_t *ids, const int32_t *pos, const float *wte, const float *wpe,
@@ -29,6 +30,30 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
                     int accumulate);
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                      int N, int C, int OC);
+
+/* LM head with the softmax normaliser fused in: logits (N,V) = inp (N,C) @ w^T
+ * (w: (V,C)) computed in vocabulary chunks of LM_CHUNK, each chunk's row maxima
+ * and exp-sums taken while it is in cache; lse (N) = log-sum-exp of each row.
+ * scratch: lmhead_scratch_floats(N, V) floats. */
+#define LM_CHUNK 1024
+int lmhead_scratch_floats(int N, int V);
+void lmhead_forward(float *logits, float *lse, float *scratch, const float *inp, const float *w, int N, int C,
+                    int V);
+/* logits (N,V) <- dlogits = wt[n] * (softmax - onehot(target)) (0 rows for target < 0 or wt 0),
+ * then dw (V,C) += dlogits^T inp and dinp (N,C) += dlogits w. */
+void lmhead_backward(float *dinp, float *dw, float *logits, const float *lse, const int32_t *targets,
+                     const float *wt, const float *inp, const float *w, int N, int C, int V);
+
+/* AdamW over n floats: p *= decay; m, v moments; p -= step_size m / (sqrt(v)/bc2_sqrt + eps),
+ * in torch.optim.AdamW's float32 operation order (bit-identical to the scalar loop). */
+void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float decay, float beta1, float beta2,
+                  float step_size, float bc2_sqrt, float eps);
+
+/* log(sum(exp(x[0..n)))), max-shifted, vectorised. */
+float logsumexp_row(const float *x, int n);
+
+/* 1 when the AVX-512 versions of the kernels run on this CPU. */
+int rlaif_kernels_avx512(void);
 
 /* Causal self-attention with grouped KV heads and a key padding mask (B,T):
  * query t attends to keys s <= t with mask[b,s] != 0 (none -> zero output).

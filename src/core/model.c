@@ -9,6 +9,7 @@
 #include "model.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,7 @@ static void act_sizes(const rlaif_model *m, int B, int T, size_t *s) {
         [A_FCH_ACT] = L * N * F, [A_RES3] = L * N * C, [A_LNF] = N * C, [A_LNF_MEAN] = N, [A_LNF_RSTD] = N,
         [A_LOGITS] = c->head == RLAIF_HEAD_LM ? N * c->vocab_size : 0, [A_LSE] = N,
         [A_ROPE_COS] = rope, [A_ROPE_SIN] = rope,
+        [A_LM_SCRATCH] = c->head == RLAIF_HEAD_LM ? (size_t)lmhead_scratch_floats((int)N, c->vocab_size) : 0,
         [A_DRES] = N * C, [A_DLN] = N * C, [A_DQKV] = N * QKV, [A_DATTY] = N * QD, [A_DATT] = ATT,
         [A_DFCH] = N * FF, [A_DFCH_ACT] = N * F,
     };
@@ -143,7 +145,7 @@ static void point_acts(rlaif_acts *a, float *mem, const size_t *sizes) {
     float **ptrs[NUM_ACTIVATION_TENSORS] = {
         &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->att, &a->atty, &a->res2, &a->ln2,
         &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_act, &a->res3, &a->lnf, &a->lnf_mean, &a->lnf_rstd,
-        &a->logits, &a->lse, &a->rope_cos, &a->rope_sin, &a->dres, &a->dln, &a->dqkv, &a->datty, &a->datt,
+        &a->logits, &a->lse, &a->rope_cos, &a->rope_sin, &a->lm_scratch, &a->dres, &a->dln, &a->dqkv, &a->datty, &a->datt,
         &a->dfch, &a->dfch_act,
     };
     for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) {
@@ -356,8 +358,7 @@ rlaif_status rlaif_model_forward(rlaif_model *m, const int32_t *ids, const int32
     norm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, LAYER(a->res3, L - 1, (size_t)N * C), w->lnfw, w->lnfb, N);
     if (want_logits) {
         const float *head = w->lm_head ? w->lm_head : w->wte;
-        matmul_forward(a->logits, a->lnf, head, NULL, N, C, c->vocab_size, 0);
-        crossentropy_forward(NULL, a->lse, a->logits, NULL, N, c->vocab_size);
+        lmhead_forward(a->logits, a->lse, a->lm_scratch, a->lnf, head, N, C, c->vocab_size);
         m->have_logits = 1;
     }
     return RLAIF_OK;
@@ -470,11 +471,10 @@ rlaif_status rlaif_model_backward_ce(rlaif_model *m, const int32_t *targets, con
     /* per-token weights live in lse's neighbour: reuse dres as an (N) scratch */
     float *w = a->dres;
     for (int i = 0; i < N; i++) w[i] = weights ? weights[i] : scale;
-    crossentropy_backward(a->logits, a->lse, targets, w, N, V);
     m->logits_are_grads = 1;
     memset(a->dln, 0, sizeof(float) * N * C);
     int tied = m->params.lm_head == NULL;
-    matmul_backward(a->dln, tied ? m->grads.wte : m->grads.lm_head, NULL, a->logits, a->lnf,
+    lmhead_backward(a->dln, tied ? m->grads.wte : m->grads.lm_head, a->logits, a->lse, targets, w, a->lnf,
                     tied ? m->params.wte : m->params.lm_head, N, C, V);
     return backward_trunk(m);
 }
@@ -520,7 +520,14 @@ rlaif_status rlaif_model_backward_reward(rlaif_model *m, const float *dr) {
 
 rlaif_status rlaif_model_zero_grad(rlaif_model *m) {
     if (m->grads_memory == NULL) return ensure_grads(m);
-    memset(m->grads_memory, 0, m->num_params * sizeof(float));
+    size_t n = m->num_params, per = ((n + 15) / 16 + 1) / 2 * 16;  /* two halves, 64-byte multiples */
+    float *g = m->grads_memory;
+    int nt = rlaif_get_threads() > 1 && n > (1 << 20) ? 2 : 1;
+#pragma omp parallel for num_threads(nt)
+    for (int h = 0; h < 2; h++) {
+        size_t lo = h * per < n ? h * per : n, hi = lo + per < n ? lo + per : n;
+        memset(g + lo, 0, (hi - lo) * sizeof(float));
+    }
     return RLAIF_OK;
 }
 
@@ -557,21 +564,23 @@ rlaif_status rlaif_model_adamw_step(rlaif_model *m, const rlaif_adamw *o) {
     /* the same float32 operation order as torch.optim.AdamW (single-tensor path) */
     float bc1 = 1.0f - powf(o->beta1, (float)m->opt_step), bc2 = 1.0f - powf(o->beta2, (float)m->opt_step);
     float step_size = o->lr / bc1, bc2_sqrt = sqrtf(bc2);
-    size_t off = 0;
-    for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
-        size_t n = m->param_sizes[t];
-        float decay = rlaif_model_param_decays(t) ? 1.0f - o->lr * o->weight_decay : 1.0f;
-        float *p = m->params_memory + off, *g = m->grads_memory + off, *mm = m->m_memory + off,
-              *vv = m->v_memory + off;
-#pragma omp parallel for num_threads(rlaif_get_threads())
-        for (size_t i = 0; i < n; i++) {
-            p[i] *= decay;
-            mm[i] = mm[i] * o->beta1 + (1.0f - o->beta1) * g[i];
-            vv[i] = vv[i] * o->beta2 + (1.0f - o->beta2) * g[i] * g[i];
-            float denom = sqrtf(vv[i]) / bc2_sqrt + o->eps;
-            p[i] -= step_size * mm[i] / denom;
+    /* one pass over the flat buffers: each thread owns a contiguous range
+     * (cut at multiples of 16 floats) and walks the tensors that intersect it */
+    size_t n = m->num_params;
+    int nt = rlaif_get_threads();
+#pragma omp parallel num_threads(nt)
+    {
+        int id = omp_get_thread_num(), k = omp_get_num_threads();
+        size_t per = ((n + 15) / 16 + k - 1) / k * 16, lo = id * per < n ? id * per : n;
+        size_t hi = lo + per < n ? lo + per : n, off = 0;
+        for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
+            size_t a = off > lo ? off : lo, b = off + m->param_sizes[t] < hi ? off + m->param_sizes[t] : hi;
+            off += m->param_sizes[t];
+            if (a >= b) continue;
+            float decay = rlaif_model_param_decays(t) ? 1.0f - o->lr * o->weight_decay : 1.0f;
+            adamw_update(m->params_memory + a, m->grads_memory + a, m->m_memory + a, m->v_memory + a, b - a, decay,
+                         o->beta1, o->beta2, step_size, bc2_sqrt, o->eps);
         }
-        off += n;
     }
     return RLAIF_OK;
 }

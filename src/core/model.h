@@ -90,7 +90,7 @@ typedef struct rlaif_params {
 enum {
     A_ENCODED, A_LN1, A_LN1_MEAN, A_LN1_RSTD, A_QKV, A_ATT, A_ATTY, A_RES2, A_LN2, A_LN2_MEAN,
     A_LN2_RSTD, A_FCH, A_FCH_ACT, A_RES3, A_LNF, A_LNF_MEAN, A_LNF_RSTD, A_LOGITS, A_LSE,
-    A_ROPE_COS, A_ROPE_SIN,
+    A_ROPE_COS, A_ROPE_SIN, A_LM_SCRATCH,
     /* backward scratch, one layer's worth */
     A_DRES, A_DLN, A_DQKV, A_DATTY, A_DATT, A_DFCH, A_DFCH_ACT,
     NUM_ACTIVATION_TENSORS
@@ -118,6 +118,7 @@ typedef struct rlaif_acts {
     float *lse;       /* (B, T)     log-sum-exp of each logits row                */
     float *rope_cos;  /* (T, hd/2)                                                */
     float *rope_sin;  /* (T, hd/2)                                                */
+    float *lm_scratch;/* (2, ceil(V / LM_CHUNK), B, T) per-chunk row max / exp-sum */
     float *dres;      /* (B, T, C)                                                */
     float *dln;       /* (B, T, C)                                                */
     float *dqkv;      /* (B, T, QKV)                                              */

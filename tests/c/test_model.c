@@ -182,6 +182,47 @@ static void test_activations(void) {
 }
 
 typedef struct { const int32_t *ids, *pos; float *wte, *wpe; } enc_ctx;
+/* The tiled BLIS path (N > 16 rows), the decoding GEMV path (N <= 16) and the
+ * fused LM head against double-precision references, at ragged sizes (C and
+ * OC not multiples of 16; V spanning several LM_CHUNKs with a short last one). */
+static void test_linear_paths(void) {
+    int C = 37, OC = 203, Ns[] = {40, 16, 5, 1};
+    float *w = randv(OC * C, 1), *b = randv(OC, 1), *inp = randv(40 * C, 1), *out = zeros(40 * OC);
+    for (int k = 0; k < 4; k++) {
+        int N = Ns[k];
+        for (int i = 0; i < N * OC; i++) out[i] = 0.25f;
+        matmul_forward(out, inp, w, b, N, C, OC, 1);
+        int bad = 0;
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) {
+                double ref = 0.25 + b[o] + dot(inp + n * C, w + o * C, C);
+                if (fabs(out[n * OC + o] - ref) > 1e-4 * (1 + fabs(ref)) && bad++ < 3)
+                    fprintf(stderr, "  matmul N=%d [%d,%d]: %g vs %g\n", N, n, o, out[n * OC + o], ref);
+            }
+        CHECK(bad == 0);
+    }
+    /* fused LM head vs matmul + crossentropy kernels */
+    int N = 5, V = 2 * LM_CHUNK + 77;
+    float *wte = randv(V * C, 1), *x = randv(N * C, 1), *lg = zeros(N * V), *lg2 = zeros(N * V);
+    float *lse = zeros(N), *lse2 = zeros(N), *scr = zeros(lmhead_scratch_floats(N, V));
+    int32_t t[5] = {3, -1, V - 1, LM_CHUNK, 0};
+    float wt[5] = {0.5f, 1.0f, 0.25f, 1.0f, 0.0f};
+    lmhead_forward(lg, lse, scr, x, wte, N, C, V);
+    matmul_forward(lg2, x, wte, NULL, N, C, V, 0);
+    crossentropy_forward(NULL, lse2, lg2, NULL, N, V);
+    close_arrays("lmhead logits", lg, lg2, (int64_t)N * V, 1e-5, 1e-5);
+    close_arrays("lmhead lse", lse, lse2, N, 1e-6, 1e-5);
+    float *dx = zeros(N * C), *dw = zeros(V * C), *dx2 = zeros(N * C), *dw2 = zeros(V * C);
+    lmhead_backward(dx, dw, lg, lse, t, wt, x, wte, N, C, V);
+    crossentropy_backward(lg2, lse2, t, wt, N, V);
+    matmul_backward(dx2, dw2, NULL, lg2, x, wte, N, C, V);
+    close_arrays("lmhead dlogits", lg, lg2, (int64_t)N * V, 1e-5, 1e-7);
+    close_arrays("lmhead dinp", dx, dx2, N * C, 1e-4, 1e-6);
+    close_arrays("lmhead dw", dw, dw2, V * C, 1e-4, 1e-7);
+    free(w), free(b), free(inp), free(out), free(wte), free(x), free(lg), free(lg2), free(lse), free(lse2), free(scr),
+        free(dx), free(dw), free(dx2), free(dw2);
+}
+
 static void enc_f(void *p, float *out) {
     enc_ctx *c = p;
     encoder_forward(out, c->ids, c->pos, c->wte, c->wpe, N_, C_);
@@ -492,6 +533,7 @@ int main(void) {
     rlaif_rng_seed(&rng, 42);
     test_norms();
     test_matmul();
+    test_linear_paths();
     test_attention();
     test_activations();
     test_encoder_ce();
