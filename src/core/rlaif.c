@@ -6,6 +6,9 @@
 #include "rlaif.h"
 
 #include <blis.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -110,9 +113,30 @@ static int arch_usable(long id) {
     }
 }
 
-/* BLIS 0.9.0 maps unknown CPUs (e.g. AMD family 0x1A, Zen 5) to its generic
- * kernels, about 5x slower. On any CPU with the AVX-512 subsets that the `skx`
- * kernels use, select them explicitly, unless the user chose a usable arch. */
+#if defined(__x86_64__) && defined(__GNUC__)
+/* 1 when BLIS 0.9.0's own detection does not know this AVX-512 CPU and would
+ * fall back to its generic kernels: AMD from family 0x1A (Zen 5) on, and other
+ * vendors. Intel AVX-512 parts are detected as skx by BLIS itself, and AMD
+ * family 0x19 (Zen 3/4) as zen3, whose AVX2 kernels measure faster than skx on
+ * Zen 4, which runs 512-bit instructions at half width. */
+static int blis_would_fall_back(void) {
+    unsigned eax, ebx, ecx, edx;
+    char vendor[13];
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return 0;
+    memcpy(vendor, &ebx, 4), memcpy(vendor + 4, &edx, 4), memcpy(vendor + 8, &ecx, 4);
+    vendor[12] = '\0';
+    if (strcmp(vendor, "GenuineIntel") == 0) return 0;
+    if (strcmp(vendor, "AuthenticAMD") != 0) return 1;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
+    unsigned family = (eax >> 8) & 0xf;
+    if (family == 0xf) family += (eax >> 20) & 0xff;
+    return family >= 0x1a;
+}
+#endif
+
+/* Choose BLIS's kernels before its first call: a usable user choice stands;
+ * else, on an AVX-512 CPU that BLIS 0.9.0 would send to its generic kernels
+ * (about 5x slower), select `skx`; else BLIS's own detection stands. */
 static void select_blis_arch(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
@@ -128,7 +152,7 @@ static void select_blis_arch(void) {
         unsetenv("BLIS_ARCH_TYPE");
     }
 #if defined(__x86_64__) && defined(__GNUC__) && defined(BLIS_CONFIG_SKX)
-    if (cpu_has_avx512()) {
+    if (cpu_has_avx512() && blis_would_fall_back()) {
         char id[16];
         snprintf(id, sizeof id, "%d", (int)BLIS_ARCH_SKX);
         setenv("BLIS_ARCH_TYPE", id, 1);

@@ -48,9 +48,10 @@ int  rlaif_cancelled(void);
 /* ---- runtime set-up ---- */
 
 /* Idempotent and cheap after the first call; every entry point that reaches BLIS
- * calls it. On a CPU with AVX-512 and no BLIS_ARCH_TYPE in the environment it
- * selects BLIS's `skx` kernels (BLIS 0.9.0 does not recognise AMD Zen 5 and
- * would fall back to slow generic code); elsewhere BLIS's own choice stands.
+ * calls it. BLIS 0.9.0 does not recognise AMD Zen 5 (family 0x1A) and would
+ * silently use its generic kernels; on such an AVX-512 CPU, with no usable
+ * BLIS_ARCH_TYPE in the environment, rlaif selects BLIS's `skx` kernels.
+ * Elsewhere BLIS's own choice stands (Intel AVX-512: skx; Zen 3/4: zen3).
  * Threads default to RLAIF_NUM_THREADS, else BLIS_NUM_THREADS/OMP_NUM_THREADS,
  * else every online core. */
 void rlaif_init(void);
