@@ -180,6 +180,88 @@ function M.read_labels(tokens, labels, lut, missing)
     table.concat(labels, "/"), #tokens, tostring(first))
 end
 
+--- read_labels for exactly two labels without building tables: returns
+--- P(label 1), floored ({label, ...} | nil), position -- the same numbers as
+--- read_labels(...).P[1], .floored and .at (the same operations in the same
+--- order) -- or nil, reason. The labeler's hot path for pairwise templates.
+function M.read_pair(tokens, labels, lut, missing)
+  lut = lut or M.label_lut(labels)
+  if type(tokens) ~= "table" or #tokens == 0 then
+    return nil, "no log-probabilities in the response (does the server return them?)"
+  end
+  for pos = 1, #tokens do
+    local t = tokens[pos]
+    local top = t.top
+    local hit = false        -- a label variant seen at this position
+    local l1, l2             -- running logsumexp of each label's variants
+    local lowest = huge
+    local seen_gen = false
+    local gen = t.token
+    local nalt = top and #top or 0
+    -- the alternatives, then (i == nalt + 1) the generated token when it was not among them
+    for i = 1, nalt + 1 do
+      local tk, lp
+      if i <= nalt then
+        local e = top[i]
+        lp = e.logprob
+        if lp ~= nil then
+          tk = e.token
+          if tk == gen then seen_gen = true end
+        end
+      elseif not seen_gen then
+        lp = t.logprob
+        tk = gen
+      end
+      if lp ~= nil then
+        if lp < lowest and lp > -huge then lowest = lp end
+        local k = lut[tk]
+        if not k then k = (k == nil) and match(lut, tk) or nil end
+        if k then
+          hit = true
+          local v
+          if k == 1 then v = l1 elseif k == 2 then v = l2 end
+          if v == nil or v == -huge then
+            v = lp
+          elseif lp > -huge then
+            if v > lp then v = v + log(1 + exp(lp - v)) else v = lp + log(1 + exp(v - lp)) end
+          end
+          if k == 1 then l1 = v elseif k == 2 then l2 = v end
+        end
+      end
+    end
+    if hit then
+      local floored = nil
+      local floor_lp = (missing == "zero" or lowest == huge) and -huge or lowest
+      if l1 == nil then
+        floored = { labels[1] }
+        l1 = floor_lp
+      end
+      if l2 == nil then
+        floored = floored or {}
+        floored[#floored + 1] = labels[2]
+        l2 = floor_lp
+      end
+      local allinf = true     -- (written as read_labels does: a NaN counts as -inf)
+      if l1 > -huge then allinf = false end
+      if l2 > -huge then allinf = false end
+      if allinf then return nil, string.format("label tokens have zero probability at position %d", pos) end
+      -- softmax over {l1, l2}, as M.softmax computes it
+      local m = -huge
+      if l1 > m then m = l1 end
+      if l2 > m then m = l2 end
+      local s = 0
+      local e1 = (l1 == -huge) and 0 or exp(l1 - m)
+      s = s + e1
+      local e2 = (l2 == -huge) and 0 or exp(l2 - m)
+      s = s + e2
+      return e1 / s, floored, pos
+    end
+  end
+  local first = tokens[1] and tokens[1].token
+  return nil, string.format("no label token (%s) among the top alternatives at positions 1..%d (generated %q)",
+    table.concat(labels, "/"), #tokens, tostring(first))
+end
+
 --- Parse a generated answer strictly: after optional whitespace the text must
 --- start with a label that is not followed by a letter or digit ("1", " 2.",
 --- "1 because ..." parse; "Summary 1", "12", "one" do not). Longest label first,
@@ -360,6 +442,8 @@ function M.new(opts)
     end
   end
   self.batch = opts.batch
+  -- the common case, handled in one pass per order (read_pair, _finalize_pair)
+  self.fast = t.kind == "pairwise" and self.scoring == "logprobs" and not self.cot and #self.labels == 2
   return self
 end
 
@@ -377,7 +461,7 @@ end
 function Labeler:_request(slot)
   local r = self.renderer
   local step = slot.next
-  if step == "score" and self.scoring == "logprobs" and not slot.rationale and self.format ~= "chat" then
+  if step == "score" and self.scoring == "logprobs" and not self.cot and self.format ~= "chat" then
     -- the hot path: one table, built whole
     local req = { prompt = slot.base, max_tokens = self.label_tokens, temperature = 0, logprobs = self.logprobs }
     local extra = self.request
@@ -487,6 +571,17 @@ function Labeler:_take(slot, res)
   -- step == "score"
   if self.scoring == "votes" then
     slot.text = res.text or (res.choices and res.choices[1] and res.choices[1].text)
+    slot.next = nil
+    return
+  end
+  if self.fast then
+    -- pairwise from log-probabilities without CoT: only P(label 1) and the floored labels are needed
+    local p1, floored_or_why = M.read_pair(tokens, self.labels, self.lut, self.missing)
+    if p1 then
+      slot.p1, slot.floored = p1, floored_or_why
+    else
+      slot.unlabeled = floored_or_why
+    end
     slot.next = nil
     return
   end
@@ -610,67 +705,65 @@ end
 -- everything is read in one pass without per-order tables. The record equals
 -- what the general code in _finalize builds.
 function Labeler:_finalize_pair(st)
+  local sa, sb = st.slots[1], st.slots[2]
+  local status, reason, floored
+  local p, p_raw, p_ab, p_ba, pos_ab, pos_ba, same, position
+  -- failed requests first, then unlabeled orders, in slot order ("ab: why; ba: why")
+  local ea, eb = sa.err, sb and sb.err
+  local ua, ub = sa.unlabeled, sb and sb.unlabeled
+  if ea or eb then
+    status = "error"
+    reason = (ea and eb) and (sa.order .. ": " .. ea .. "; " .. sb.order .. ": " .. eb) or
+      (ea and (sa.order .. ": " .. ea) or (sb.order .. ": " .. eb))
+  elseif ua or ub then
+    status = "unlabeled"
+    reason = (ua and ub) and (sa.order .. ": " .. ua .. "; " .. sb.order .. ": " .. ub) or
+      (ua and (sa.order .. ": " .. ua) or (sb.order .. ": " .. ub))
+  else
+    status = "ok"
+    local fa, fb = sa.floored, sb and sb.floored
+    if fa or fb then
+      floored = {}
+      if fa and #fa > 0 then floored[#floored + 1] = sa.order .. ":" .. table.concat(fa, ",") end
+      if fb and #fb > 0 then floored[#floored + 1] = sb.order .. ":" .. table.concat(fb, ",") end
+      if #floored > 0 then table.sort(floored) else floored = nil end
+    end
+    -- the mean over one sample, with mean()'s arithmetic
+    local p1_ab = (0 + sa.p1) / 1
+    local p1_ba = sb and (0 + sb.p1) / 1
+    local raw
+    raw, p_ab, p_ba, pos_ab, pos_ba, same = M.debias(p1_ab, p1_ba, self.polarity)
+    local c = self.clamp
+    p = clamp(raw, c)
+    if c and p ~= raw then p_raw = raw end
+    if p_ba ~= nil then
+      if same then position = pos_ab end
+    else
+      same = nil
+    end
+  end
   local rec = st.rec
   local np, nc, ncached = st.n_prompt, st.n_completion, st.n_cached
   local prices = self.prices
-  local out = {
+  -- the whole record in one constructor (absent fields are nil)
+  return {
     id = rec.id, template = self.template.name, template_hash = self.renderer.hash,
     model = self.model, task = self.template.task, shots = self.shots,
     human = rec.human or nil, confidence = rec.confidence or nil,
     requests = st.n_requests, tokens = { prompt = np, completion = nc },
     cached = ncached > 0 and ncached or nil,
     cost = prices and (np * (prices.prompt or 0) + nc * (prices.completion or 0)) / 1e6 or nil,
+    status = status, reason = reason, floored = floored,
+    p = p, p_raw = p_raw, p_ab = p_ab, p_ba = p_ba, pos_ab = pos_ab, pos_ba = pos_ba,
+    same_position = same, position = position,
   }
-  local sa, sb = st.slots[1], st.slots[2]
-  -- failed requests first, then unlabeled orders, in slot order ("ab: why; ba: why")
-  local ea, eb = sa.err, sb and sb.err
-  if ea or eb then
-    out.status = "error"
-    out.reason = (ea and eb) and (sa.order .. ": " .. ea .. "; " .. sb.order .. ": " .. eb) or
-      (ea and (sa.order .. ": " .. ea) or (sb.order .. ": " .. eb))
-    return out
-  end
-  local ua, ub = sa.unlabeled, sb and sb.unlabeled
-  if ua or ub then
-    out.status = "unlabeled"
-    out.reason = (ua and ub) and (sa.order .. ": " .. ua .. "; " .. sb.order .. ": " .. ub) or
-      (ua and (sa.order .. ": " .. ua) or (sb.order .. ": " .. ub))
-    return out
-  end
-  local ga, gb = sa.got, sb and sb.got
-  local fa, fb = ga.floored, gb and gb.floored
-  if fa or fb then
-    local floored = {}
-    if fa and #fa > 0 then floored[#floored + 1] = sa.order .. ":" .. table.concat(fa, ",") end
-    if fb and #fb > 0 then floored[#floored + 1] = sb.order .. ":" .. table.concat(fb, ",") end
-    if #floored > 0 then
-      table.sort(floored)
-      out.floored = floored
-    end
-  end
-  -- the mean over one sample, with mean()'s arithmetic
-  local p1_ab = (0 + ga.P[1]) / 1
-  local p1_ba = gb and (0 + gb.P[1]) / 1
-  local p, p_ab, p_ba, pos_ab, pos_ba, same = M.debias(p1_ab, p1_ba, self.polarity)
-  local c = self.clamp
-  local pc = clamp(p, c)
-  out.p = pc
-  if c and pc ~= p then out.p_raw = p end
-  out.p_ab, out.p_ba = p_ab, p_ba
-  out.pos_ab, out.pos_ba = pos_ab, pos_ba
-  if p_ba ~= nil then
-    out.same_position = same
-    if same then out.position = pos_ab end
-  end
-  out.status = "ok"
-  return out
 end
 
 local ORDERS = { "ab", "ba", "one" }
 
 -- The output record of a finished pair.
 function Labeler:_finalize(st)
-  if self.kind == "pairwise" and self.scoring == "logprobs" and not self.cot then return self:_finalize_pair(st) end
+  if self.fast then return self:_finalize_pair(st) end
   local rec = st.rec
   local out = {
     id = rec.id, template = self.template.name, template_hash = self.renderer.hash,

@@ -4,7 +4,12 @@
 --    with a prebuilt response (so nearly all the time measured is the labeler:
 --    prompt building for both orders, request tables, reading the soft labels,
 --    debiasing, the JSON record and its write + flush). Reported per pair, with
---    and without the output file. Target: <= 20 us per pair.
+--    and without the output file, best of 3 runs (1 with --quick): us_per_pair
+--    is wall-clock time, cpu_us_per_pair the process CPU time (os.clock, user +
+--    system, all threads). Target: <= 20 us per pair; `pass` judges the CPU
+--    time, which is the labeler's own cost even when other processes compete for
+--    the CPU (wall-clock then includes time spent waiting to run); on an idle
+--    machine the two agree (pass_wall judges the wall-clock figure).
 -- 2. end to end: 2,000 pairs (4,000 requests with swapping) through rlaif.llm at
 --    concurrency 64 against tests/servers/fake_labeler.mjs answering after 50 ms.
 --    Ideal = 4000 / 64 * 0.05 s = 3.125 s. Target: within 10% of ideal.
@@ -53,6 +58,7 @@ local function dataset(n)
 end
 
 local N = quick and 5000 or 50000
+local RUNS = quick and 1 or 3
 local data = dataset(N)
 for _, tmpl in ipairs { "summarize-base", "summarize-detailed" } do
   for _, with_file in ipairs { false, true } do
@@ -61,14 +67,19 @@ for _, tmpl in ipairs { "summarize-base", "summarize-detailed" } do
     if out then os.remove(out) end
     L:label(dataset(200), { out = out, resume = false })   -- warm-up
     if out then os.remove(out) end
-    collectgarbage()
-    local t0 = core.clock()
-    local s = L:label(data, { out = out, resume = false, batch = 4096 })
-    local dt = core.clock() - t0
-    if out then os.remove(out) end
-    assert(s.ok == N)
-    emit { bench = "labeler_overhead", template = tmpl, file = with_file, pairs = N,
-      us_per_pair = 1e6 * dt / N, target_us = 20, pass = 1e6 * dt / N <= 20 }
+    local best, best_cpu = math.huge, math.huge
+    for _ = 1, RUNS do
+      collectgarbage()
+      local t0, c0 = core.clock(), os.clock()
+      local s = L:label(data, { out = out, resume = false, batch = 4096 })
+      local dt, dc = core.clock() - t0, os.clock() - c0
+      if out then os.remove(out) end
+      assert(s.ok == N)
+      best, best_cpu = math.min(best, dt), math.min(best_cpu, dc)
+    end
+    local us, cpu_us = 1e6 * best / N, 1e6 * best_cpu / N
+    emit { bench = "labeler_overhead", template = tmpl, file = with_file, pairs = N, runs = RUNS,
+      us_per_pair = us, cpu_us_per_pair = cpu_us, target_us = 20, pass = cpu_us <= 20, pass_wall = us <= 20 }
   end
 end
 

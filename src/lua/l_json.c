@@ -36,35 +36,63 @@
 
 typedef struct path_ent { const char *key; lua_Integer idx; } path_ent;
 
-/* The output grows in a malloc'd buffer owned by the enc userdata (its __gc
- * frees it), so an error raised half-way cannot leak it, and the Lua stack is
- * free for the values being walked. */
-typedef struct sbuf { char *p; size_t n, cap; lua_State *L; } sbuf;
+/* The output goes to a buffer on the C stack (large enough for a labeler
+ * record, so the common case allocates nothing but the result string) and
+ * moves to malloc'd memory when it outgrows it. The heap block is owned by a
+ * userdata box created only then, in a stack slot reserved for it (so the
+ * walk's stack indices do not move); the box's __gc frees the block, so an
+ * error raised half-way cannot leak it, and the Lua stack is free for the
+ * values being walked. */
+typedef struct heap_box { char *p; } heap_box;
 
-static void sb_grow(sbuf *b, size_t more) {
-    if (b->n + more <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 256;
+#define SB_INIT 2048
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+    lua_State *L;
+    int box_slot;               /* stack index reserved for the heap_box */
+    heap_box *box;              /* NULL while p is the stack buffer */
+} sbuf;
+
+static void sb_grow_slow(sbuf *b, size_t more) {
+    size_t cap = b->cap;
     while (cap < b->n + more) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) luaL_error(b->L, "json.encode: out of memory");
-    b->p = p;
+    if (!b->box) {
+        heap_box *box = lua_newuserdatauv(b->L, sizeof *box, 0);
+        box->p = NULL;
+        luaL_setmetatable(b->L, "rlaif.JsonEnc");
+        lua_replace(b->L, b->box_slot);
+        char *p = malloc(cap);
+        if (!p) luaL_error(b->L, "json.encode: out of memory");
+        memcpy(p, b->p, b->n);
+        box->p = p;
+        b->box = box;
+        b->p = p;
+    } else {
+        char *p = realloc(b->box->p, cap);
+        if (!p) luaL_error(b->L, "json.encode: out of memory");
+        b->box->p = p;
+        b->p = p;
+    }
     b->cap = cap;
 }
-static void sb_addlstring(sbuf *b, const char *s, size_t n) {
+static inline void sb_grow(sbuf *b, size_t more) {
+    if (b->n + more > b->cap) sb_grow_slow(b, more);
+}
+static inline void sb_addlstring(sbuf *b, const char *s, size_t n) {
     sb_grow(b, n);
     memcpy(b->p + b->n, s, n);
     b->n += n;
 }
-static void sb_addchar(sbuf *b, char c) {
+static inline void sb_addchar(sbuf *b, char c) {
     sb_grow(b, 1);
     b->p[b->n++] = c;
 }
-static void sb_addstring(sbuf *b, const char *s) { sb_addlstring(b, s, strlen(s)); }
+static inline void sb_addstring(sbuf *b, const char *s) { sb_addlstring(b, s, strlen(s)); }
 
 typedef struct enc {
     lua_State *L;
     sbuf *b;
-    sbuf out;
     int indent;                 /* 0 = compact */
     int depth;
     path_ent path[JSON_MAX_DEPTH + 1];
@@ -87,23 +115,30 @@ static int enc_error(enc *e, const char *what) {
     return luaL_error(L, "json.encode: %s at %s", what, e->depth ? lua_tostring(L, -1) : "top level");
 }
 
+/* Bytes that need an escape in a JSON string: controls, '"', '\\', DEL. */
+static const unsigned char needs_escape[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1, [0x7f] = 1,
+};
+
 static void add_string(sbuf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    sb_addchar(b, '"');
+    sb_grow(b, n + 2);
+    b->p[b->n++] = '"';
     size_t run = 0;   /* start of a run of bytes that need no escape */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) continue;
+        if (!needs_escape[c]) continue;
         if (i > run) sb_addlstring(b, s + run, i - run);
         run = i + 1;
         switch (c) {
-        case '"': sb_addstring(b, "\\\""); break;
-        case '\\': sb_addstring(b, "\\\\"); break;
-        case '\n': sb_addstring(b, "\\n"); break;
-        case '\r': sb_addstring(b, "\\r"); break;
-        case '\t': sb_addstring(b, "\\t"); break;
-        case '\b': sb_addstring(b, "\\b"); break;
-        case '\f': sb_addstring(b, "\\f"); break;
+        case '"': sb_addlstring(b, "\\\"", 2); break;
+        case '\\': sb_addlstring(b, "\\\\", 2); break;
+        case '\n': sb_addlstring(b, "\\n", 2); break;
+        case '\r': sb_addlstring(b, "\\r", 2); break;
+        case '\t': sb_addlstring(b, "\\t", 2); break;
+        case '\b': sb_addlstring(b, "\\b", 2); break;
+        case '\f': sb_addlstring(b, "\\f", 2); break;
         default: {
             char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             sb_addlstring(b, u, 6);
@@ -114,19 +149,32 @@ static void add_string(sbuf *b, const char *s, size_t n) {
     sb_addchar(b, '"');
 }
 
+/* An integer in decimal: the same text as LUA_INTEGER_FMT ("%lld"). */
+static void add_integer(sbuf *b, lua_Integer v) {
+    char buf[24];
+    char *q = buf + sizeof buf;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--q = '-';
+    sb_addlstring(b, q, (size_t)(buf + sizeof buf - q));
+}
+
 static void add_number(enc *e, int idx) {
-    char buf[40];
     lua_State *L = e->L;
     if (lua_isinteger(L, idx)) {
-        snprintf(buf, sizeof buf, LUA_INTEGER_FMT, (LUAI_UACINT)lua_tointeger(L, idx));
-    } else {
-        double d = lua_tonumber(L, idx);
-        if (isnan(d)) enc_error(e, "NaN");
-        if (isinf(d)) enc_error(e, "infinity");
-        snprintf(buf, sizeof buf, "%.17g", d);
-        if (!strpbrk(buf, ".eE")) strcat(buf, ".0");
+        add_integer(e->b, lua_tointeger(L, idx));
+        return;
     }
-    sb_addstring(e->b, buf);
+    char buf[40];
+    double d = lua_tonumber(L, idx);
+    if (isnan(d)) enc_error(e, "NaN");
+    if (isinf(d)) enc_error(e, "infinity");
+    int len = snprintf(buf, sizeof buf, "%.17g", d);
+    sb_addlstring(e->b, buf, (size_t)len);
+    if (!strpbrk(buf, ".eE")) sb_addlstring(e->b, ".0", 2);
 }
 
 static void newline(enc *e) {
@@ -141,31 +189,62 @@ static int key_cmp(const void *a, const void *b) {
 
 static void encode_value(enc *e, int idx);
 
+/* An object's key and the stack index of its value. */
+typedef struct kent { const char *s; size_t len; int vidx; } kent;
+#define KEYS_ON_STACK 24        /* objects up to this size keep their values on the stack */
+
+/* Write "key": value (with the separator before it when not first). */
+static void encode_member(enc *e, const char *ks, size_t klen, int vidx, lua_Integer i) {
+    sbuf *b = e->b;
+    if (i > 0) sb_addchar(b, ',');
+    newline(e);
+    add_string(b, ks, klen);
+    sb_addchar(b, ':');
+    if (e->indent) sb_addchar(b, ' ');
+    e->path[e->depth - 1] = (path_ent){ks, 0};
+    encode_value(e, vidx);
+}
+
 /* Encode the table at absolute index idx. */
 static void encode_table(enc *e, int idx) {
     lua_State *L = e->L;
     if (e->depth >= JSON_MAX_DEPTH) enc_error(e, "nesting too deep (a cycle?)");
-    /* classify: count keys, check for 1..n */
+    /* classify: count keys, check for 1..n; the values of the first
+     * KEYS_ON_STACK string keys are kept on the stack (above `base`) with
+     * their keys in ents, in traversal order */
+    kent ents[KEYS_ON_STACK];
+    int base = lua_gettop(L);
+    luaL_checkstack(L, KEYS_ON_STACK + 8, "json.encode: nesting too deep");
     lua_Integer n = 0, maxi = 0;
-    int strings = 0, others = 0;
+    int strings = 0, others = 0, nul_key = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         n++;
-        if (lua_type(L, -2) == LUA_TSTRING) strings++;
-        else if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1) {
+        if (lua_type(L, -2) == LUA_TSTRING) {
+            if (strings < KEYS_ON_STACK) {
+                kent *k = &ents[strings];
+                k->s = lua_tolstring(L, -2, &k->len);   /* a string key: no conversion */
+                if (memchr(k->s, 0, k->len)) nul_key = 1;
+                lua_insert(L, -2);                     /* keep the value below the key */
+                k->vidx = lua_gettop(L) - 1;
+                strings++;
+                continue;
+            }
+            strings++;
+        } else if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1) {
             lua_Integer k = lua_tointeger(L, -2);
             if (k > maxi) maxi = k;
         } else others++;
         lua_pop(L, 1);
     }
-    int marked = 0;   /* json.array(t) */
-    if (lua_getmetatable(L, idx)) {
-        lua_getfield(L, -1, "__jsontype");
-        marked = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "array") == 0;
-        lua_pop(L, 2);
-    }
     sbuf *b = e->b;
     if (n == 0) {
+        int marked = 0;   /* json.array(t) */
+        if (lua_getmetatable(L, idx)) {
+            lua_getfield(L, -1, "__jsontype");
+            marked = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "array") == 0;
+            lua_pop(L, 2);
+        }
         sb_addstring(b, marked ? "[]" : "{}");
         return;
     }
@@ -187,10 +266,34 @@ static void encode_table(enc *e, int idx) {
         return;
     }
     if (others || strings != n) {
+        lua_settop(L, base);
         e->path[e->depth] = (path_ent){NULL, 0};
         enc_error(e, "table mixes array and object keys (object keys must be strings)");
     }
-    /* collect and sort the keys; the strings stay alive in the table */
+    if (n <= KEYS_ON_STACK && !nul_key) {
+        /* sort the keys (distinct C strings here: any sort gives key_cmp's
+         * order) and write the values from the stack */
+        for (int i = 1; i < (int)n; i++) {
+            kent k = ents[i];
+            int j = i;
+            while (j > 0 && strcmp(ents[j - 1].s, k.s) > 0) {
+                ents[j] = ents[j - 1];
+                j--;
+            }
+            ents[j] = k;
+        }
+        sb_addchar(b, '{');
+        e->depth++;
+        for (int i = 0; i < (int)n; i++) encode_member(e, ents[i].s, ents[i].len, ents[i].vidx, i);
+        e->depth--;
+        newline(e);
+        sb_addchar(b, '}');
+        lua_settop(L, base);
+        return;
+    }
+    lua_settop(L, base);
+    /* a large object (or a key with an embedded zero, which this path reads as
+     * C strings): collect and sort the keys; the strings stay alive in the table */
     const char **keys = lua_newuserdatauv(L, sizeof(char *) * (size_t)n, 0);
     int kidx = lua_gettop(L);
     lua_Integer k = 0;
@@ -203,19 +306,12 @@ static void encode_table(enc *e, int idx) {
     sb_addchar(b, '{');
     e->depth++;
     for (lua_Integer i = 0; i < n; i++) {
-        if (i > 0) sb_addchar(b, ',');
-        newline(e);
         size_t klen;
         lua_getfield(L, idx, keys[i]);
         lua_pushstring(L, keys[i]);
         const char *ks = lua_tolstring(L, -1, &klen);
-        add_string(b, ks, klen);
-        lua_pop(L, 1);
-        sb_addchar(b, ':');
-        if (e->indent) sb_addchar(b, ' ');
-        e->path[e->depth - 1] = (path_ent){keys[i], 0};
-        encode_value(e, lua_gettop(L));
-        lua_pop(L, 1);
+        encode_member(e, ks, klen, lua_gettop(L) - 1, i);
+        lua_pop(L, 2);
     }
     e->depth--;
     newline(e);
@@ -226,8 +322,11 @@ static void encode_table(enc *e, int idx) {
 static void encode_value(enc *e, int idx) {
     lua_State *L = e->L;
     switch (lua_type(L, idx)) {
-    case LUA_TNIL: sb_addstring(e->b, "null"); break;
-    case LUA_TBOOLEAN: sb_addstring(e->b, lua_toboolean(L, idx) ? "true" : "false"); break;
+    case LUA_TNIL: sb_addlstring(e->b, "null", 4); break;
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, idx)) sb_addlstring(e->b, "true", 4);
+        else sb_addlstring(e->b, "false", 5);
+        break;
     case LUA_TNUMBER: add_number(e, idx); break;
     case LUA_TSTRING: {
         size_t n;
@@ -241,7 +340,7 @@ static void encode_value(enc *e, int idx) {
         break;
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == NULL) {
-            sb_addstring(e->b, "null");
+            sb_addlstring(e->b, "null", 4);
             break;
         }
         /* fallthrough */
@@ -255,9 +354,9 @@ static void encode_value(enc *e, int idx) {
 
 /* json.encode(v [, opts]) */
 static int enc_gc(lua_State *L) {
-    enc *e = lua_touserdata(L, 1);
-    free(e->out.p);
-    e->out.p = NULL;
+    heap_box *box = lua_touserdata(L, 1);
+    free(box->p);
+    box->p = NULL;
     return 0;
 }
 
@@ -271,18 +370,20 @@ static int json_encode(lua_State *L) {
         lua_pop(L, 1);
     }
     lua_settop(L, 1);
-    enc *e = lua_newuserdatauv(L, sizeof *e, 0);
-    memset(&e->out, 0, sizeof e->out);
-    e->out.L = L;
-    e->L = L;
-    e->b = &e->out;
-    e->indent = indent < 0 ? 0 : indent > 8 ? 8 : indent;
-    e->depth = 0;
-    luaL_setmetatable(L, "rlaif.JsonEnc");
-    encode_value(e, 1);
-    lua_pushlstring(L, e->out.p ? e->out.p : "", e->out.n);
-    free(e->out.p);
-    e->out.p = NULL;
+    lua_pushnil(L);             /* slot 2: the heap_box, once the output leaves init */
+    char init[SB_INIT];
+    sbuf out = {init, 0, sizeof init, L, 2, NULL};
+    enc e;
+    e.L = L;
+    e.b = &out;
+    e.indent = indent < 0 ? 0 : indent > 8 ? 8 : indent;
+    e.depth = 0;
+    encode_value(&e, 1);
+    lua_pushlstring(L, out.p, out.n);
+    if (out.box) {
+        free(out.box->p);
+        out.box->p = NULL;
+    }
     return 1;
 }
 

@@ -22,6 +22,35 @@ describe("rlaif.core.json #unit", function()
     assert.equal(json.null, json.decode("null"))
   end)
 
+  it("writes integers, floats and strings exactly", function()
+    assert.equal('[9223372036854775807,-9223372036854775808,0,-7,-0.0,1e+22,100.0,0.5]',
+      json.encode { math.maxinteger, math.mininteger, 0, -7, -0.0, 1e22, 100.0, 0.5 })
+    assert.equal('"a\\"b\\\\\\n\\t\\u0001\\u007f\u{e9}"', json.encode("a\"b\\\n\t\1\127\u{e9}"))
+    assert.equal('{\n  "a": [\n    1,\n    {\n      "b": true\n    }\n  ]\n}', json.encode({ a = { 1, { b = true } } },
+      { indent = true }))
+  end)
+
+  it("sorts the keys of small and large objects and handles long output", function()
+    for _, n in ipairs { 1, 17, 24, 25, 40, 300 } do
+      local t, names = {}, {}
+      for i = 1, n do
+        local k = "k" .. (i * 7919 % 1009)
+        t[k] = i
+        names[#names + 1] = k
+      end
+      table.sort(names)
+      local want = {}
+      for _, k in ipairs(names) do want[#want + 1] = string.format("%q:%d", k, t[k]) end
+      assert.equal("{" .. table.concat(want, ",") .. "}", json.encode(t))
+    end
+    local big = string.rep("x", 5000)
+    assert.equal('{"a":"' .. big .. '","b":[1,{"c":"' .. big .. '"}]}', json.encode { b = { 1, { c = big } }, a = big })
+    -- an error once the output has left its first buffer still names the path
+    assert.has_error(function() json.encode { a = big, b = { c = { 1, 0 / 0 } } } end, "json.encode: NaN at .b.c[2]")
+    assert.has_error(function() json.encode { a = big, b = { 1, x = 2 } } end,
+      "json.encode: table mixes array and object keys (object keys must be strings) at .b")
+  end)
+
   it("names the offending field and reports syntax errors as nil, msg", function()
     assert.has_error(function() json.encode { a = { b = { 1, 0 / 0 } } } end, "json.encode: NaN at .a.b[2]")
     local v, err = json.decode('{"a": }')

@@ -81,6 +81,39 @@ describe("rlaif.labeler soft labels #unit", function()
     assert.is_true(close(got.P[2], 0.6 / 0.9, 1e-12))
   end)
 
+  it("read_pair (the two-label fast path) agrees with read_labels exactly", function()
+    local seed = 4242
+    local function rnd() seed = (seed * 1103515245 + 12345) % 2147483648 return seed / 2147483648 end
+    local V = { "1", " 1", "\u{2581}1", "\n1", " \t1", "2", " 2", "\u{0120}2", "  2", "The", " A", "12", "A", " B" }
+    for iter = 1, 3000 do
+      local labels = (iter % 3 == 0) and { "A", "B" } or { "1", "2" }
+      local lut = labeler.label_lut(labels)
+      local toks = {}
+      for p = 1, 1 + math.floor(rnd() * 3) do
+        local top = {}
+        for i = 1, math.floor(rnd() * 6) do
+          local r = rnd()
+          local lp = (r < 0.05) and -math.huge or ((r < 0.08) and nil or log(rnd() + 1e-12))
+          top[i] = { token = V[1 + math.floor(rnd() * #V)], logprob = lp }
+        end
+        toks[p] = { token = V[1 + math.floor(rnd() * #V)], logprob = (rnd() < 0.1) and nil or log(rnd() + 1e-12),
+          top = (rnd() < 0.9) and top or nil }
+        if rnd() < 0.3 and #top > 0 then toks[p].token = top[1].token end
+      end
+      local missing = (rnd() < 0.3) and "zero" or "floor"
+      local got, why = labeler.read_labels(toks, labels, lut, missing)
+      local p1, floored, at = labeler.read_pair(toks, labels, lut, missing)
+      if got then
+        assert.equal(got.P[1], p1)
+        assert.same(got.floored, floored)
+        assert.equal(got.at, at)
+      else
+        assert.is_nil(p1)
+        assert.equal(why, floored)
+      end
+    end
+  end)
+
   it("parses sampled answers strictly and counts votes", function()
     local L = { "1", "2" }
     assert.equal(1, labeler.parse_label(" 1", L))
@@ -179,6 +212,39 @@ describe("rlaif.labeler against a fake LLM #unit", function()
     local al = metrics.alignment(s.records, { bootstrap = 0 })
     assert.equal(nalign, al.n)
     assert.equal(correct / nalign, al.z_acc)
+  end)
+
+  it("builds the same records on its one-pass path as on the general one", function()
+    -- answers with floored labels, unlabeled positions and failed requests
+    local k = 0
+    local function answer()
+      k = k + 1
+      local m = k % 7
+      if m == 0 then return { ok = false, kind = "timeout", attempts = 2 } end
+      if m == 1 then return fake.response { { token = " The", logprob = -0.2 } } end
+      if m == 2 then return fake.response { { token = " 1", logprob = -0.3 }, { token = "x", logprob = -2 } } end
+      if m == 3 then
+        local r = fake.response { { token = " 2", logprob = -0.5 }, { token = " 1", logprob = -1 } }
+        r.cached = true
+        return r
+      end
+    end
+    for _, o in ipairs { {}, { swap = false }, { clamp = { 0.4, 0.6 } }, { template = "harmless-base" },
+      { prices = { prompt = 3, completion = 15 }, missing = "zero" } } do
+      local function run(fast)
+        k = 0
+        local opts = { client = fake.new { scale = 0.7, bias = 0.4, answer = answer }, template = "summarize-base" }
+        for key, v in pairs(o) do opts[key] = v end
+        local L = labeler.new(opts)
+        assert.is_true(L.fast)
+        L.fast = fast
+        return L:label(pairs_data(30)).records
+      end
+      local fast, general = run(true), run(false)
+      assert.equal(30, #fast)
+      assert.same(general, fast)
+      for i = 1, 30 do assert.equal(json.encode(general[i]), json.encode(fast[i])) end
+    end
   end)
 
   it("without swapping makes one request per pair and keeps the bias", function()

@@ -38,6 +38,31 @@ describe("rlaif.prompts #unit", function()
     assert.equal("Ans=", pm[3].content)
   end)
 
+  it("renders the same prompt from (context, responses, fields) as from vars", function()
+    local cases = {
+      { "C", "A", "B" }, { "C", 1, 2.5 }, { "C", "A", nil, { subreddit = "s", title = 1, post = "p" } },
+      { "C", "A", "B", { text = "not used", response1 = "not used", subreddit = "s" } },
+      { "C", "A", nil, setmetatable({ subreddit = "s", title = "t" }, { __index = { post = "P" } }) },
+      { "C", "A", nil, { subreddit = "s", title = "t", post = setmetatable({}, { __tostring = function()
+        return "TS" end }) } },
+      { nil, "A", "B" }, { "C", "A", "B", false },
+    }
+    for _, name in ipairs { "summarize-base", "summarize-detailed-cot", "helpful-base", "drlaif-score" } do
+      local t = prompts.load(name)
+      for _, shots in ipairs(t.exemplars_name and { 0, 2 } or { 0 }) do
+        local r = t:renderer { shots = shots }
+        for _, c in ipairs(cases) do
+          for _, step in ipairs(r.cot_ending and { "score", "cot" } or { "score" }) do
+            local ok1, want = pcall(function() return r:prompt(prompts.vars(c[1], c[2], c[3], c[4]), step) end)
+            local ok2, got = pcall(r.prompt_for, r, c[1], c[2], c[3], c[4], step)
+            assert.equal(ok1, ok2)
+            assert.equal(want, got)
+          end
+        end
+      end
+    end
+  end)
+
   it("names file, line and slot in errors", function()
     assert.has_error(function() prompts.parse("@@ preamble\nP\n@@ sample\nText {nope}\n@@ ending\nE", "x.txt") end)
     local ok, err = pcall(prompts.parse, "@@ preamble\nP\n@@ sample\nText {nope}\n@@ ending\nE", "x.txt")
