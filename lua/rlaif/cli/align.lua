@@ -23,6 +23,7 @@ local function row_name(r)
   if r.cot and not name:match("cot") then name = name .. " +CoT" end
   if r.samples and r.samples > 1 then name = name .. string.format(" SC%d", r.samples) end
   if r.scoring == "votes" then name = name .. " votes" end
+  if r.p_ba == nil and r.p_ab ~= nil then name = name .. " one order" end -- labeled with --no-swap
   return name
 end
 
