@@ -122,6 +122,7 @@ check:
 	@echo "check: src/core is pure C"
 
 bench: all
+	@sh scripts/bench/setup.sh
 	@sh scripts/bench/run.sh
 
 # ---- install ----
