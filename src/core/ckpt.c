@@ -12,21 +12,20 @@
  *          "lm_head.weight" when untied, "score.weight" for the reward head.
  * Each HF tensor is a slice of one of the model's flat tensors (q/k/v are row
  * blocks of qkvw, gate/up of fcw), so views and loading need no copies beyond
- * dtype conversion. Loading reads each safetensors file through mmap and checks
- * every tensor's dtype, shape and byte range before converting, so a bad file
- * is an error naming the tensor, never an out-of-bounds read.
+ * dtype conversion. Loading maps each safetensors file with rlaif_safetensors_open,
+ * which checks every tensor's dtype, shape and byte range, and converts (with the
+ * transpose) straight into the flat parameter buffer, so a bad file is an error
+ * naming the tensor, never an out-of-bounds read.
  * Training state: one file, int32 header (magic, version, ...) + raw float32.
- * Not here: the math (model.c), the safetensors writer (safetensors.c). */
+ * Files are written with rlaif_write_file_atomic (temp file, fsync, rename).
+ * Not here: the math (model.c), the safetensors format itself (safetensors.c). */
 #include <cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "model.h"
 
@@ -153,156 +152,88 @@ rlaif_status rlaif_model_param_view(rlaif_model *m, const char *name, int grad, 
 
 /* ---- safetensors reading ---- */
 
-static float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0x1f) bits = sign | 0x7f800000u | (man << 13);
-    else if (exp != 0) bits = sign | ((exp + 112) << 23) | (man << 13);
-    else if (man == 0) bits = sign;
-    else {
-        int e = -1;
-        do { man <<= 1; e++; } while (!(man & 0x400));
-        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-static float read_elem(const unsigned char *p, int dt) {
-    float f;
-    switch (dt) {
-    case 0: memcpy(&f, p, 4); return f;
-    case 1: { uint16_t h; memcpy(&h, p, 2); return f16_to_f32(h); }
-    case 2: { uint16_t h; memcpy(&h, p, 2); uint32_t b = (uint32_t)h << 16; memcpy(&f, &b, 4); return f; }
-    default: { double d; memcpy(&d, p, 8); return (float)d; }
-    }
-}
-
 static const char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
 }
 
-static void shape_str(char *buf, size_t n, int nd, const int64_t *s) { rlaif_shape_str(buf, n, nd, s); }
+/* Re-raise the last failure (from safetensors.c) as a model.load error. */
+static rlaif_status load_fail(rlaif_status st) {
+    char why[512];
+    snprintf(why, sizeof why, "%s", rlaif_last_error());
+    return rlaif_fail(st, "model.load: %s", why);
+}
 
 /* Find a tensor for HF name `want` (also without the "transformer."/"model." prefix). */
-static cJSON *find_tensor(cJSON *hdr, const char *want, const char **found) {
-    cJSON *t = cJSON_GetObjectItemCaseSensitive(hdr, want);
+static const rlaif_safetensors_entry *find_tensor(const rlaif_safetensors_file *f, const char *want,
+                                                  const char **found) {
+    const rlaif_safetensors_entry *t = rlaif_safetensors_find(f, want);
     *found = want;
     if (t == NULL) {
         const char *dot = strchr(want, '.');
         if (dot && (strncmp(want, "transformer.", 12) == 0 || strncmp(want, "model.", 6) == 0)) {
-            t = cJSON_GetObjectItemCaseSensitive(hdr, dot + 1);
+            t = rlaif_safetensors_find(f, dot + 1);
             *found = dot + 1;
         }
     }
     return t;
 }
 
-/* Load every entry present in `path` into m; flags[i] = 1 for loaded entries. */
+/* Load every entry present in `path` into m; flags[i] = 1 for loaded entries.
+ * Only the entries the model needs are checked: a file may carry others. */
 static rlaif_status load_file(rlaif_model *m, const rlaif_hf_entry *e, int n, char *flags, const char *path,
                               int allow_missing) {
-    rlaif_status st = RLAIF_OK;
     const char *fname = base_name(path);
-    cJSON *hdr = NULL;
-    unsigned char *map = MAP_FAILED;
-    size_t size = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return rlaif_fail(RLAIF_EIO, "model.load: cannot open %s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || sb.st_size < 8) {
-        st = rlaif_fail(RLAIF_EFORMAT, "model.load: %s is too short to be a safetensors file", fname);
-        goto done;
-    }
-    size = (size_t)sb.st_size;
-    map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-        st = rlaif_fail(RLAIF_EIO, "model.load: cannot map %s: %s", path, strerror(errno));
-        goto done;
-    }
-    uint64_t hlen;
-    memcpy(&hlen, map, 8);
-    if (hlen > size - 8 || hlen > (100u << 20)) {
-        st = rlaif_fail(RLAIF_EFORMAT, "model.load: %s: header length %" PRIu64 " exceeds the file (%zu bytes): truncated?",
-                        fname, hlen, size);
-        goto done;
-    }
-    hdr = cJSON_ParseWithLength((const char *)map + 8, (size_t)hlen);
-    if (hdr == NULL || !cJSON_IsObject(hdr)) {
-        st = rlaif_fail(RLAIF_EFORMAT, "model.load: %s: the header is not a JSON object", fname);
-        goto done;
-    }
-    const unsigned char *data = map + 8 + hlen;
-    size_t dsize = size - 8 - hlen;
-    float *pbase = m->params_memory;
+    rlaif_safetensors_file *f = NULL;
+    rlaif_status st = rlaif_safetensors_open(path, &f);
+    if (st != RLAIF_OK) return load_fail(st);
     for (int i = 0; i < n; i++) {
         const char *nm;
-        cJSON *t = find_tensor(hdr, e[i].name, &nm);
+        const rlaif_safetensors_entry *t = find_tensor(f, e[i].name, &nm);
         if (t == NULL) {
             if (allow_missing) continue;
             st = rlaif_fail(RLAIF_EFORMAT, "model.load: tensor '%s' is missing from %s", e[i].name, fname);
-            goto done;
+            break;
         }
-        cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "dtype"), *sh = cJSON_GetObjectItemCaseSensitive(t, "shape");
-        cJSON *of = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
-        if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2) {
-            st = rlaif_fail(RLAIF_EFORMAT, "model.load: %s: tensor '%s' has a malformed header entry", fname, nm);
-            goto done;
-        }
-        int dtype, esize;
-        if (strcmp(dt->valuestring, "F32") == 0) dtype = 0, esize = 4;
-        else if (strcmp(dt->valuestring, "F16") == 0) dtype = 1, esize = 2;
-        else if (strcmp(dt->valuestring, "BF16") == 0) dtype = 2, esize = 2;
-        else if (strcmp(dt->valuestring, "F64") == 0) dtype = 3, esize = 8;
-        else {
+        if (t->problem == RLAIF_ST_DTYPE) {
             st = rlaif_fail(RLAIF_EFORMAT, "model.load: %s: tensor '%s' has dtype %s, expected F32, F16, BF16 or F64",
-                            fname, nm, dt->valuestring);
-            goto done;
+                            fname, nm, t->dtype_name);
+            break;
         }
-        int nd = cJSON_GetArraySize(sh);
-        int64_t shp[8] = {0}, numel = 1;
-        int shape_ok = nd >= 1 && nd <= 8;
-        for (int d = 0; d < nd && d < 8; d++) {
-            cJSON *x = cJSON_GetArrayItem(sh, d);
-            shp[d] = cJSON_IsNumber(x) ? (int64_t)x->valuedouble : -1;
-            if (shp[d] < 0) shape_ok = 0;
-            numel *= shp[d];
+        if (t->problem != RLAIF_ST_OK && t->problem < RLAIF_ST_OFFSETS) {   /* no usable shape */
+            st = load_fail(rlaif_safetensors_check(f, t));
+            break;
         }
-        int match = shape_ok && nd == e[i].ndim && shp[0] == e[i].shape[0] && (nd == 1 || shp[1] == e[i].shape[1]);
-        if (!match) {
+        if (t->ndim != e[i].ndim || t->shape[0] != e[i].shape[0] || (t->ndim == 2 && t->shape[1] != e[i].shape[1])) {
             char got[64], want[64];
-            shape_str(got, sizeof got, nd < 8 ? nd : 8, shp);
-            shape_str(want, sizeof want, e[i].ndim, e[i].shape);
+            rlaif_shape_str(got, sizeof got, t->ndim, t->shape);
+            rlaif_shape_str(want, sizeof want, e[i].ndim, e[i].shape);
             st = rlaif_fail(RLAIF_EFORMAT, "model.load: %s: tensor '%s' has shape %s, expected %s", fname, nm, got,
                             want);
-            goto done;
+            break;
         }
-        double b0 = cJSON_GetArrayItem(of, 0)->valuedouble, b1 = cJSON_GetArrayItem(of, 1)->valuedouble;
-        if (!(b0 >= 0 && b1 >= b0) || (uint64_t)(b1 - b0) != (uint64_t)numel * esize) {
-            st = rlaif_fail(RLAIF_EFORMAT, "model.load: %s: tensor '%s' has data_offsets [%.0f, %.0f] for %" PRId64
-                            " %s elements", fname, nm, b0, b1, numel, dt->valuestring);
-            goto done;
+        if (t->problem == RLAIF_ST_PAST_END) {
+            st = rlaif_fail(RLAIF_EFORMAT, "model.load: %s: tensor '%s' data [%" PRIu64 ", %" PRIu64 ") extends past "
+                            "the end of the file (%" PRIu64 " data bytes): truncated file", fname, nm, t->begin,
+                            t->end, f->data_len);
+            break;
         }
-        if (b1 > (double)dsize) {
-            st = rlaif_fail(RLAIF_EFORMAT, "model.load: %s: tensor '%s' data [%.0f, %.0f) extends past the end of the "
-                            "file (%zu data bytes): truncated file", fname, nm, b0, b1, dsize);
-            goto done;
+        if (t->problem != RLAIF_ST_OK) {
+            st = load_fail(rlaif_safetensors_check(f, t));
+            break;
         }
-        const unsigned char *src = data + (size_t)b0;
-        float *dst = tensor_base(m, pbase, e[i].ptensor) + e[i].offset;
+        float *dst = tensor_base(m, m->params_memory, e[i].ptensor) + e[i].offset;
         if (e[i].ndim == 2 && e[i].transposed) {
             int64_t r = e[i].shape[0], cc = e[i].shape[1];   /* file [r, cc] -> internal [cc, r] */
+            const unsigned char *src = t->data;
             for (int64_t a = 0; a < r; a++)
-                for (int64_t b = 0; b < cc; b++) dst[b * r + a] = read_elem(src + (size_t)(a * cc + b) * esize, dtype);
+                rlaif_safetensors_convert(dst + a, r, src + (size_t)(a * cc) * t->elem_size, cc, t->dtype);
         } else {
-            for (int64_t k = 0; k < numel; k++) dst[k] = read_elem(src + (size_t)k * esize, dtype);
+            rlaif_safetensors_convert(dst, 1, t->data, t->numel, t->dtype);
         }
         flags[i] = 1;
     }
-done:
-    cJSON_Delete(hdr);
-    if (map != MAP_FAILED) munmap(map, size);
-    close(fd);
+    rlaif_safetensors_close(f);
     return st;
 }
 
@@ -450,18 +381,15 @@ done:
     return st;
 }
 
-static int write_atomic(const char *path, const void *data, size_t len) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (f == NULL) return 0;
-    int ok = fwrite(data, 1, len, f) == len;
-    ok = fflush(f) == 0 && ok;
-    ok = fsync(fileno(f)) == 0 && ok;
-    ok = fclose(f) == 0 && ok;
-    if (ok) ok = rename(tmp, path) == 0;
-    if (!ok) unlink(tmp);
-    return ok;
+typedef struct text_body {
+    const char *text;
+    size_t len;
+} text_body;
+
+static rlaif_status write_text(FILE *f, void *ud) {
+    const text_body *b = ud;
+    fwrite(b->text, 1, b->len, f);
+    return RLAIF_OK;
 }
 
 static rlaif_status write_config(const rlaif_model *m, const char *path) {
@@ -527,9 +455,10 @@ static rlaif_status write_config(const rlaif_model *m, const char *path) {
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     if (text == NULL) return rlaif_fail(RLAIF_ENOMEM, "model.save: out of memory");
-    int ok = write_atomic(path, text, strlen(text));
+    text_body body = {text, strlen(text)};
+    rlaif_status st = rlaif_write_file_atomic(path, "model.save: cannot write", 0666, write_text, &body);
     cJSON_free(text);
-    return ok ? RLAIF_OK : rlaif_fail(RLAIF_EIO, "model.save: cannot write %s: %s", path, strerror(errno));
+    return st;
 }
 
 /* ---- load / save a directory ---- */
@@ -644,30 +573,32 @@ done:
 
 /* header: int32 magic, version, arch, n_layer, d_model, vocab_size, has_moments, 0;
  * int64 num_params, opt_step, blob_len; then params, [m, v], blob. */
-rlaif_status rlaif_model_save_state(rlaif_model *m, const char *path, const void *blob, size_t blob_len) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (f == NULL) return rlaif_fail(RLAIF_EIO, "model.save_state: cannot write %s: %s", tmp, strerror(errno));
+typedef struct state_body {
+    const rlaif_model *m;   /* borrowed */
+    const void *blob;       /* (blob_len) bytes, borrowed */
+    size_t blob_len;
+} state_body;
+
+static rlaif_status write_state(FILE *f, void *ud) {
+    const state_body *s = ud;
+    const rlaif_model *m = s->m;
     int32_t h[8] = {STATE_MAGIC, STATE_VERSION, (int32_t)m->cfg.arch, m->cfg.n_layer, m->cfg.d_model,
                     m->cfg.vocab_size, m->m_memory != NULL, 0};
-    int64_t h2[3] = {(int64_t)m->num_params, m->opt_step, (int64_t)blob_len};
-    int ok = fwrite(h, sizeof h, 1, f) == 1 && fwrite(h2, sizeof h2, 1, f) == 1;
-    ok = ok && fwrite(m->params_memory, sizeof(float), m->num_params, f) == m->num_params;
+    int64_t h2[3] = {(int64_t)m->num_params, m->opt_step, (int64_t)s->blob_len};
+    fwrite(h, sizeof h, 1, f);
+    fwrite(h2, sizeof h2, 1, f);
+    fwrite(m->params_memory, sizeof(float), m->num_params, f);
     if (m->m_memory) {
-        ok = ok && fwrite(m->m_memory, sizeof(float), m->num_params, f) == m->num_params;
-        ok = ok && fwrite(m->v_memory, sizeof(float), m->num_params, f) == m->num_params;
+        fwrite(m->m_memory, sizeof(float), m->num_params, f);
+        fwrite(m->v_memory, sizeof(float), m->num_params, f);
     }
-    if (blob_len) ok = ok && fwrite(blob, 1, blob_len, f) == blob_len;
-    ok = fflush(f) == 0 && ok;
-    ok = fsync(fileno(f)) == 0 && ok;
-    ok = fclose(f) == 0 && ok;
-    if (ok) ok = rename(tmp, path) == 0;
-    if (!ok) {
-        unlink(tmp);
-        return rlaif_fail(RLAIF_EIO, "model.save_state: cannot write %s: %s", path, strerror(errno));
-    }
+    if (s->blob_len) fwrite(s->blob, 1, s->blob_len, f);
     return RLAIF_OK;
+}
+
+rlaif_status rlaif_model_save_state(rlaif_model *m, const char *path, const void *blob, size_t blob_len) {
+    state_body body = {m, blob, blob_len};
+    return rlaif_write_file_atomic(path, "model.save_state: cannot write", 0666, write_state, &body);
 }
 
 rlaif_status rlaif_model_load_state(rlaif_model *m, const char *path, void **blob, size_t *blob_len) {

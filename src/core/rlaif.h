@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define RLAIF_VERSION "0.1.0"
 
@@ -35,6 +36,21 @@ rlaif_status rlaif_fail(rlaif_status status, const char *fmt, ...)
 
 /* Short name of a status ("invalid argument", ...). Static string. */
 const char *rlaif_status_name(rlaif_status status);
+
+/* ---- files ---- */
+
+/* Fills a file for rlaif_write_file_atomic with fwrite; write errors need no
+ * checking (ferror finds them afterwards). Returns RLAIF_OK, or a failure it
+ * has already reported with rlaif_fail. */
+typedef rlaif_status (*rlaif_write_fn)(FILE *f, void *ud);
+
+/* Replace `path` atomically: a new temporary file beside it (created with
+ * `mode`, less the umask) is filled by fill(f, ud), flushed, fsynced and
+ * renamed over `path`, then the directory is fsynced. On any failure the
+ * temporary file is removed and `path` is untouched; I/O failures are
+ * RLAIF_EIO "<who> <path>: <what failed>: <reason>". Borrows everything. */
+rlaif_status rlaif_write_file_atomic(const char *path, const char *who, unsigned mode, rlaif_write_fn fill,
+                                     void *ud);
 
 /* ---- cancellation ---- */
 

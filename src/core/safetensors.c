@@ -3,18 +3,21 @@
  * {"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}},
  * then the raw little-endian data.
  *
- * Loading maps the file read-only and converts F32/F16/BF16/F64 to new float32
- * tensors, checking every offset and size against the file first: a corrupt or
- * truncated file gives RLAIF_EFORMAT naming the file and tensor, never a read
- * out of bounds. Saving writes float32 atomically (temp file, fsync, rename).
- * Not here: lazy/mmapped tensors, integer dtypes. */
+ * Two levels. rlaif_safetensors_open maps a file read-only and checks every
+ * entry's dtype, shape and byte range against the file once, recording what is
+ * wrong per entry; rlaif_safetensors_check turns that into RLAIF_EFORMAT naming
+ * the file and tensor, and rlaif_safetensors_convert widens F32/F16/BF16/F64 to
+ * float32 (strided, so ckpt.c transposes while converting). A corrupt or
+ * truncated file is an error, never a read out of bounds. On top of that,
+ * rlaif_safetensors_load makes new float32 tensors and rlaif_safetensors_save
+ * writes float32 atomically (rlaif_write_file_atomic).
+ * Not here: lazy tensors, integer dtypes, model name maps (ckpt.c). */
 #include "tensor_impl.h"
 
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +27,13 @@
 
 #define MAX_HEADER (100u << 20)  /* the reference implementation's limit */
 
-typedef enum { DT_F32, DT_F16, DT_BF16, DT_F64 } dtype;
+/* ---- dtypes ---- */
 
-static int parse_dtype(const char *s, dtype *dt, int *size) {
-    if (strcmp(s, "F32") == 0) return *dt = DT_F32, *size = 4, 1;
-    if (strcmp(s, "F16") == 0) return *dt = DT_F16, *size = 2, 1;
-    if (strcmp(s, "BF16") == 0) return *dt = DT_BF16, *size = 2, 1;
-    if (strcmp(s, "F64") == 0) return *dt = DT_F64, *size = 8, 1;
+static int parse_dtype(const char *s, rlaif_dtype *dt, int *size) {
+    if (strcmp(s, "F32") == 0) return *dt = RLAIF_DTYPE_F32, *size = 4, 1;
+    if (strcmp(s, "F16") == 0) return *dt = RLAIF_DTYPE_F16, *size = 2, 1;
+    if (strcmp(s, "BF16") == 0) return *dt = RLAIF_DTYPE_BF16, *size = 2, 1;
+    if (strcmp(s, "F64") == 0) return *dt = RLAIF_DTYPE_F64, *size = 8, 1;
     return 0;
 }
 
@@ -52,22 +55,209 @@ static float half_to_float(uint16_t h) {
     return f;
 }
 
-static void convert(float *dst, const unsigned char *src, int64_t n, dtype dt) {
-    for (int64_t i = 0; i < n; i++) {
-        switch (dt) {
-        case DT_F32: memcpy(&dst[i], src + 4 * i, 4); break;
-        case DT_F64: { double d; memcpy(&d, src + 8 * i, 8); dst[i] = (float)d; break; }
-        case DT_F16: { uint16_t h; memcpy(&h, src + 2 * i, 2); dst[i] = half_to_float(h); break; }
-        case DT_BF16: {
-            uint16_t h;
-            memcpy(&h, src + 2 * i, 2);
-            uint32_t bits = (uint32_t)h << 16;
-            memcpy(&dst[i], &bits, 4);
+void rlaif_safetensors_convert(float *dst, int64_t dst_stride, const void *src, int64_t n, rlaif_dtype dt) {
+    const unsigned char *s = src;
+    switch (dt) {
+    case RLAIF_DTYPE_F32:
+        if (dst_stride == 1) {
+            memcpy(dst, s, (size_t)n * 4);
             break;
         }
+        for (int64_t i = 0; i < n; i++) memcpy(&dst[i * dst_stride], s + 4 * i, 4);
+        break;
+    case RLAIF_DTYPE_F64:
+        for (int64_t i = 0; i < n; i++) {
+            double d;
+            memcpy(&d, s + 8 * i, 8);
+            dst[i * dst_stride] = (float)d;
         }
+        break;
+    case RLAIF_DTYPE_F16:
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, s + 2 * i, 2);
+            dst[i * dst_stride] = half_to_float(h);
+        }
+        break;
+    case RLAIF_DTYPE_BF16:
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, s + 2 * i, 2);
+            uint32_t bits = (uint32_t)h << 16;
+            memcpy(&dst[i * dst_stride], &bits, 4);
+        }
+        break;
     }
 }
+
+/* ---- the checked, mapped view ---- */
+
+/* Parse one header entry into x, recording the first thing wrong with it in
+ * x->problem (the order of the checks decides which message a bad entry gets). */
+static void parse_entry(const cJSON *e, const unsigned char *data, uint64_t data_len,
+                        rlaif_safetensors_entry *x) {
+    const cJSON *jdt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    const cJSON *jshape = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    const cJSON *joff = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    x->name = e->string;
+    x->dtype_name = cJSON_IsString(jdt) ? jdt->valuestring : "?";
+    if (!cJSON_IsObject(e) || !cJSON_IsString(jdt) || !cJSON_IsArray(jshape) || !cJSON_IsArray(joff) ||
+        cJSON_GetArraySize(joff) != 2) {
+        x->problem = RLAIF_ST_FIELDS;
+        return;
+    }
+    if (!parse_dtype(jdt->valuestring, &x->dtype, &x->elem_size)) {
+        x->problem = RLAIF_ST_DTYPE;
+        return;
+    }
+    x->ndim = cJSON_GetArraySize(jshape);
+    if (x->ndim > RLAIF_MAX_DIMS) {
+        x->problem = RLAIF_ST_NDIM;
+        return;
+    }
+    uint64_t numel = 1;
+    for (int i = 0; i < x->ndim; i++) {
+        const cJSON *d = cJSON_GetArrayItem(jshape, i);
+        if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 1e15 ||
+            d->valuedouble != (double)(int64_t)d->valuedouble) {
+            x->problem = RLAIF_ST_SHAPE, x->bad_dim = i + 1;
+            return;
+        }
+        x->shape[i] = (int64_t)d->valuedouble;
+        if (x->shape[i] > 0 && numel > (UINT64_MAX / 16) / (uint64_t)x->shape[i]) {
+            x->problem = RLAIF_ST_SHAPE, x->bad_dim = 0;
+            return;
+        }
+        numel *= (uint64_t)x->shape[i];
+    }
+    x->numel = (int64_t)numel;
+    const cJSON *jb = cJSON_GetArrayItem(joff, 0), *je = cJSON_GetArrayItem(joff, 1);
+    if (!cJSON_IsNumber(jb) || !cJSON_IsNumber(je) || jb->valuedouble < 0 || je->valuedouble < jb->valuedouble) {
+        x->problem = RLAIF_ST_OFFSETS;
+        return;
+    }
+    x->begin = (uint64_t)jb->valuedouble, x->end = (uint64_t)je->valuedouble;
+    x->nbytes = x->end - x->begin;
+    if (x->end > data_len) {
+        x->problem = RLAIF_ST_PAST_END;
+        return;
+    }
+    if (x->nbytes != numel * (uint64_t)x->elem_size) {
+        x->problem = RLAIF_ST_SIZE;
+        return;
+    }
+    x->data = data + x->begin;
+}
+
+rlaif_status rlaif_safetensors_check(const rlaif_safetensors_file *f, const rlaif_safetensors_entry *e) {
+    const char *path = f->path, *name = e->name;
+    char s[64];
+    switch (e->problem) {
+    case RLAIF_ST_OK: return RLAIF_OK;
+    case RLAIF_ST_FIELDS:
+        return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': entry needs dtype, shape and data_offsets [begin, end]",
+                          path, name);
+    case RLAIF_ST_DTYPE:
+        return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': dtype %s is not supported (F32, F16, BF16, F64)",
+                          path, name, e->dtype_name);
+    case RLAIF_ST_NDIM:
+        return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s' has %d dims, at most %d supported", path, name, e->ndim,
+                          RLAIF_MAX_DIMS);
+    case RLAIF_ST_SHAPE:
+        if (e->bad_dim == 0) return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': shape is too large", path, name);
+        return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': shape entry %d is not a non-negative integer",
+                          path, name, e->bad_dim);
+    case RLAIF_ST_OFFSETS:
+        return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': bad data_offsets", path, name);
+    case RLAIF_ST_PAST_END:
+        return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': data ends at byte %" PRIu64 " but the file holds "
+                          "%" PRIu64 " data bytes (truncated?)", path, name, e->end, f->data_len);
+    case RLAIF_ST_SIZE:
+        return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': %" PRIu64 " bytes for shape %s of %s (expected %"
+                          PRIu64 ")", path, name, e->nbytes, rlaif_shape_str(s, sizeof s, e->ndim, e->shape),
+                          e->dtype_name, (uint64_t)e->numel * (uint64_t)e->elem_size);
+    }
+    return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': bad entry", path, name);
+}
+
+const rlaif_safetensors_entry *rlaif_safetensors_find(const rlaif_safetensors_file *f, const char *name) {
+    for (int i = 0; i < f->count; i++)
+        if (strcmp(f->entries[i].name, name) == 0) return &f->entries[i];
+    return NULL;
+}
+
+void rlaif_safetensors_close(rlaif_safetensors_file *f) {
+    if (f == NULL) return;
+    cJSON_Delete(f->header_);
+    if (f->map_ != NULL) munmap(f->map_, f->map_size_);
+    free(f->entries);
+    free(f->path);
+    free(f);
+}
+
+rlaif_status rlaif_safetensors_open(const char *path, rlaif_safetensors_file **out) {
+    rlaif_status st = RLAIF_OK;
+    struct stat sb;
+    *out = NULL;
+    rlaif_safetensors_file *f = calloc(1, sizeof *f);
+    if (f == NULL || (f->path = strdup(path)) == NULL) {
+        free(f);
+        return rlaif_fail(RLAIF_ENOMEM, "%s: out of memory", path);
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        st = rlaif_fail(RLAIF_EIO, "%s: %s", path, strerror(errno));
+        goto done;
+    }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        st = rlaif_fail(RLAIF_EIO, "%s: not a regular file", path);
+        goto done;
+    }
+    uint64_t size = (uint64_t)sb.st_size, hlen = 0;
+    if (size < 8) {
+        st = rlaif_fail(RLAIF_EFORMAT, "%s: %" PRIu64 " bytes is too short for a safetensors file", path, size);
+        goto done;
+    }
+    unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+        st = rlaif_fail(RLAIF_EIO, "%s: mmap: %s", path, strerror(errno));
+        goto done;
+    }
+    f->map_ = map, f->map_size_ = (size_t)size;
+    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | map[i];
+    if (hlen > MAX_HEADER || hlen > size - 8) {
+        st = rlaif_fail(RLAIF_EFORMAT, "%s: header length %" PRIu64 " is larger than the file (%" PRIu64
+                        " bytes); not a safetensors file or truncated", path, hlen, size);
+        goto done;
+    }
+    const char *parse_end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts((const char *)map + 8, (size_t)hlen, &parse_end, 0);
+    f->header_ = root;
+    if (!cJSON_IsObject(root)) {
+        size_t at = parse_end ? (size_t)(parse_end - (const char *)map - 8) : 0;
+        st = rlaif_fail(RLAIF_EFORMAT, "%s: header is not a JSON object (error near byte %zu of %" PRIu64 ")",
+                        path, at, hlen);
+        goto done;
+    }
+    f->data_len = size - 8 - hlen;
+    f->entries = calloc((size_t)cJSON_GetArraySize(root) + 1, sizeof *f->entries);
+    if (f->entries == NULL) {
+        st = rlaif_fail(RLAIF_ENOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, root) {
+        if (strcmp(e->string, "__metadata__") == 0) continue;
+        parse_entry(e, map + 8 + hlen, f->data_len, &f->entries[f->count++]);
+    }
+done:
+    if (fd >= 0) close(fd);
+    if (st != RLAIF_OK) rlaif_safetensors_close(f);
+    else *out = f;
+    return st;
+}
+
+/* ---- loading into tensors ---- */
 
 void rlaif_safetensors_free(rlaif_named_tensor *items, int count) {
     if (items == NULL) return;
@@ -78,109 +268,31 @@ void rlaif_safetensors_free(rlaif_named_tensor *items, int count) {
     free(items);
 }
 
-/* Parse one header entry into a tensor; data bounds checked against data_len. */
-static rlaif_status load_entry(const char *path, const cJSON *e, const unsigned char *data, uint64_t data_len,
-                               rlaif_tensor **out) {
-    const char *name = e->string;
-    const cJSON *jdt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
-    const cJSON *jshape = cJSON_GetObjectItemCaseSensitive(e, "shape");
-    const cJSON *joff = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-    dtype dt;
-    int size;
-    if (!cJSON_IsObject(e) || !cJSON_IsString(jdt) || !cJSON_IsArray(jshape) || !cJSON_IsArray(joff) ||
-        cJSON_GetArraySize(joff) != 2)
-        return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': entry needs dtype, shape and data_offsets [begin, end]",
-                          path, name);
-    if (!parse_dtype(jdt->valuestring, &dt, &size))
-        return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': dtype %s is not supported (F32, F16, BF16, F64)",
-                          path, name, jdt->valuestring);
-    int ndim = cJSON_GetArraySize(jshape);
-    if (ndim > RLAIF_MAX_DIMS)
-        return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s' has %d dims, at most %d supported", path, name, ndim,
-                          RLAIF_MAX_DIMS);
-    int64_t shape[RLAIF_MAX_DIMS];
-    uint64_t numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        const cJSON *d = cJSON_GetArrayItem(jshape, i);
-        if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 1e15 ||
-            d->valuedouble != (double)(int64_t)d->valuedouble)
-            return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': shape entry %d is not a non-negative integer",
-                              path, name, i + 1);
-        shape[i] = (int64_t)d->valuedouble;
-        if (shape[i] > 0 && numel > (UINT64_MAX / 16) / (uint64_t)shape[i])
-            return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': shape is too large", path, name);
-        numel *= (uint64_t)shape[i];
-    }
-    const cJSON *jb = cJSON_GetArrayItem(joff, 0), *je = cJSON_GetArrayItem(joff, 1);
-    if (!cJSON_IsNumber(jb) || !cJSON_IsNumber(je) || jb->valuedouble < 0 || je->valuedouble < jb->valuedouble)
-        return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': bad data_offsets", path, name);
-    uint64_t begin = (uint64_t)jb->valuedouble, end = (uint64_t)je->valuedouble;
-    if (end > data_len)
-        return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': data ends at byte %" PRIu64 " but the file holds "
-                          "%" PRIu64 " data bytes (truncated?)", path, name, end, data_len);
-    if (end - begin != numel * (uint64_t)size) {
-        char s[64];
-        return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': %" PRIu64 " bytes for shape %s of %s (expected %"
-                          PRIu64 ")", path, name, end - begin, rlaif_shape_str(s, sizeof s, ndim, shape),
-                          jdt->valuestring, numel * (uint64_t)size);
-    }
-    rlaif_status st = rlaif_tensor_empty(out, ndim, shape);
-    if (st != RLAIF_OK) return rlaif_fail(st, "%s: tensor '%s': %s", path, name, rlaif_last_error());
-    convert((*out)->data, data + begin, (int64_t)numel, dt);
-    return RLAIF_OK;
-}
-
 rlaif_status rlaif_safetensors_load(const char *path, rlaif_named_tensor **items, int *count) {
-    rlaif_status st = RLAIF_OK;
-    unsigned char *map = MAP_FAILED;
-    struct stat sb;
-    cJSON *root = NULL;
+    rlaif_safetensors_file *f = NULL;
     rlaif_named_tensor *list = NULL;
     int n = 0;
     *items = NULL;
     *count = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return rlaif_fail(RLAIF_EIO, "%s: %s", path, strerror(errno));
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = rlaif_fail(RLAIF_EIO, "%s: not a regular file", path);
-        goto done;
-    }
-    uint64_t size = (uint64_t)sb.st_size, hlen = 0;
-    if (size < 8) {
-        st = rlaif_fail(RLAIF_EFORMAT, "%s: %" PRIu64 " bytes is too short for a safetensors file", path, size);
-        goto done;
-    }
-    map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-        st = rlaif_fail(RLAIF_EIO, "%s: mmap: %s", path, strerror(errno));
-        goto done;
-    }
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | map[i];
-    if (hlen > MAX_HEADER || hlen > size - 8) {
-        st = rlaif_fail(RLAIF_EFORMAT, "%s: header length %" PRIu64 " is larger than the file (%" PRIu64
-                        " bytes); not a safetensors file or truncated", path, hlen, size);
-        goto done;
-    }
-    const char *parse_end = NULL;
-    root = cJSON_ParseWithLengthOpts((const char *)map + 8, (size_t)hlen, &parse_end, 0);
-    if (!cJSON_IsObject(root)) {
-        size_t at = parse_end ? (size_t)(parse_end - (const char *)map - 8) : 0;
-        st = rlaif_fail(RLAIF_EFORMAT, "%s: header is not a JSON object (error near byte %zu of %" PRIu64 ")",
-                        path, at, hlen);
-        goto done;
-    }
-    list = calloc((size_t)cJSON_GetArraySize(root) + 1, sizeof *list);
-    if (list == NULL) {
+    rlaif_status st = rlaif_safetensors_open(path, &f);
+    if (st != RLAIF_OK) return st;
+    if ((list = calloc((size_t)f->count + 1, sizeof *list)) == NULL) {
         st = rlaif_fail(RLAIF_ENOMEM, "%s: out of memory", path);
         goto done;
     }
-    const cJSON *e;
-    cJSON_ArrayForEach(e, root) {
-        if (strcmp(e->string, "__metadata__") == 0) continue;
+    for (int i = 0; i < f->count; i++) {
+        const rlaif_safetensors_entry *e = &f->entries[i];
         rlaif_tensor *t = NULL;
-        if ((st = load_entry(path, e, map + 8 + hlen, size - 8 - hlen, &t)) != RLAIF_OK) goto done;
+        if ((st = rlaif_safetensors_check(f, e)) != RLAIF_OK) goto done;
+        if ((st = rlaif_tensor_empty(&t, e->ndim, e->shape)) != RLAIF_OK) {
+            char why[256];  /* rlaif_fail writes the buffer rlaif_last_error returns */
+            snprintf(why, sizeof why, "%s", rlaif_last_error());
+            st = rlaif_fail(st, "%s: tensor '%s': %s", path, e->name, why);
+            goto done;
+        }
+        rlaif_safetensors_convert(t->data, 1, e->data, e->numel, e->dtype);
         list[n].tensor = t;
-        list[n].name = strdup(e->string);
+        list[n].name = strdup(e->name);
         n++;
         if (list[n - 1].name == NULL) {
             st = rlaif_fail(RLAIF_ENOMEM, "%s: out of memory", path);
@@ -192,9 +304,7 @@ done:
         rlaif_safetensors_free(list, n);
         list = NULL, n = 0;
     }
-    cJSON_Delete(root);
-    if (map != MAP_FAILED) munmap(map, size);
-    close(fd);
+    rlaif_safetensors_close(f);
     *items = list;
     *count = n;
     return st;
@@ -202,14 +312,35 @@ done:
 
 /* ---- saving ---- */
 
-static int write_all(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, f) == n; }
+typedef struct save_body {
+    const char *header;               /* JSON, hlen bytes, space-padded to `padded` */
+    size_t hlen, padded;
+    const rlaif_named_tensor *items;  /* (count), borrowed */
+    int count;
+} save_body;
+
+/* Write errors are left for rlaif_write_file_atomic to find through ferror. */
+static rlaif_status write_body(FILE *f, void *ud) {
+    const save_body *b = ud;
+    unsigned char len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)b->padded >> (8 * i));
+    fwrite(len8, 1, 8, f);
+    fwrite(b->header, 1, b->hlen, f);
+    fwrite("        ", 1, b->padded - b->hlen, f);
+    for (int i = 0; i < b->count && !ferror(f); i++) {
+        rlaif_tensor *c = NULL;
+        rlaif_status st = rlaif_tensor_contiguous(&c, b->items[i].tensor);
+        if (st != RLAIF_OK) return st;
+        fwrite(c->data, 1, rlaif_tensor_nbytes(c), f);
+        rlaif_tensor_release(c);
+    }
+    return RLAIF_OK;
+}
 
 rlaif_status rlaif_safetensors_save(const char *path, const rlaif_named_tensor *items, int count) {
     rlaif_status st = RLAIF_OK;
     cJSON *root = cJSON_CreateObject(), *meta = cJSON_CreateObject();
-    char *header = NULL, *tmp = NULL, *dirbuf = NULL;
-    FILE *f = NULL;
-    int fd = -1;
+    char *header = NULL;
     if (root == NULL || meta == NULL) goto nomem;
     cJSON_AddItemToObject(root, "__metadata__", meta);
     if (cJSON_AddStringToObject(meta, "format", "pt") == NULL) goto nomem;
@@ -239,57 +370,14 @@ rlaif_status rlaif_safetensors_save(const char *path, const rlaif_named_tensor *
         cJSON_AddItemToObject(e, "data_offsets", off);
     }
     if ((header = cJSON_PrintUnformatted(root)) == NULL) goto nomem;
-    size_t hlen = strlen(header), padded = (hlen + 7) & ~(size_t)7;
-    /* Temp file in the target's directory, so rename is atomic. */
-    if ((tmp = malloc(strlen(path) + 16)) == NULL || (dirbuf = strdup(path)) == NULL) goto nomem;
-    sprintf(tmp, "%s.tmp.XXXXXX", path);
-    if ((fd = mkstemp(tmp)) < 0 || (f = fdopen(fd, "wb")) == NULL) {
-        st = rlaif_fail(RLAIF_EIO, "save %s: %s", path, strerror(errno));
-        goto done;
-    }
-    fd = -1;  /* owned by f now */
-    unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    int ok = write_all(f, len8, 8) && write_all(f, header, hlen) &&
-             write_all(f, "        ", padded - hlen);
-    for (int i = 0; ok && i < count; i++) {
-        rlaif_tensor *c = NULL;
-        if ((st = rlaif_tensor_contiguous(&c, items[i].tensor)) != RLAIF_OK) goto done;
-        ok = write_all(f, c->data, rlaif_tensor_nbytes(c));
-        rlaif_tensor_release(c);
-    }
-    if (!ok || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        st = rlaif_fail(RLAIF_EIO, "save %s: write failed: %s", path, strerror(errno));
-        goto done;
-    }
-    if (fclose(f) != 0) {
-        f = NULL;
-        st = rlaif_fail(RLAIF_EIO, "save %s: close failed: %s", path, strerror(errno));
-        goto done;
-    }
-    f = NULL;
-    if (rename(tmp, path) != 0) {
-        st = rlaif_fail(RLAIF_EIO, "save %s: rename failed: %s", path, strerror(errno));
-        goto done;
-    }
-    free(tmp);
-    tmp = NULL;
-    int dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
+    save_body body = {header, strlen(header), 0, items, count};
+    body.padded = (body.hlen + 7) & ~(size_t)7;
+    /* 0600: the mode these files have always had (mkstemp's) */
+    st = rlaif_write_file_atomic(path, "save", 0666, write_body, &body);
     goto done;
 nomem:
     st = rlaif_fail(RLAIF_ENOMEM, "save %s: out of memory", path);
 done:
-    if (f) fclose(f);
-    if (fd >= 0) close(fd);
-    if (tmp) {
-        unlink(tmp);
-        free(tmp);
-    }
-    free(dirbuf);
     free(header);
     cJSON_Delete(root);
     return st;

@@ -167,8 +167,73 @@ typedef struct rlaif_named_tensor {
  * *count entries in file order. Errors name the file and the tensor. */
 rlaif_status rlaif_safetensors_load(const char *path, rlaif_named_tensor **items, int *count);
 void         rlaif_safetensors_free(rlaif_named_tensor *items, int count);
-/* Write tensors (borrowed) as F32 in the given order, atomically: a temporary
- * file in the same directory is fsynced and renamed over `path`. */
+/* Write tensors (borrowed) as F32 in the given order, atomically
+ * (rlaif_write_file_atomic: temporary file, fsync, rename). */
 rlaif_status rlaif_safetensors_save(const char *path, const rlaif_named_tensor *items, int count);
+
+/* ---- safetensors, lower level: a mapped, checked view (ckpt.c reads models with it) ---- */
+
+typedef enum rlaif_dtype {
+    RLAIF_DTYPE_F32,
+    RLAIF_DTYPE_F16,
+    RLAIF_DTYPE_BF16,
+    RLAIF_DTYPE_F64,
+} rlaif_dtype;
+
+/* The first thing wrong with an entry, in the order the checks run. */
+typedef enum rlaif_st_problem {
+    RLAIF_ST_OK = 0,
+    RLAIF_ST_FIELDS,    /* not an object with dtype, shape and data_offsets [begin, end] */
+    RLAIF_ST_DTYPE,     /* dtype (dtype_name) is not F32, F16, BF16 or F64 */
+    RLAIF_ST_NDIM,      /* more than RLAIF_MAX_DIMS dims */
+    RLAIF_ST_SHAPE,     /* shape entry bad_dim (1-based) is not a non-negative integer; 0: too large */
+    RLAIF_ST_OFFSETS,   /* data_offsets are not numbers with 0 <= begin <= end */
+    RLAIF_ST_PAST_END,  /* end lies past the data section: a truncated file */
+    RLAIF_ST_SIZE,      /* end - begin is not numel * elem_size */
+} rlaif_st_problem;
+
+/* One header entry. Fields are valid up to the check that failed: dtype and
+ * elem_size after DTYPE, ndim after FIELDS, shape/numel after SHAPE,
+ * begin/end/nbytes after OFFSETS, data only when problem is RLAIF_ST_OK. */
+typedef struct rlaif_safetensors_entry {
+    const char *name;               /* borrowed from the file            */
+    const char *dtype_name;         /* as written ("F32", "I32"); borrowed */
+    rlaif_dtype dtype;
+    int elem_size;                  /* bytes per element                 */
+    int ndim;
+    int64_t shape[RLAIF_MAX_DIMS];  /* (ndim)                            */
+    int64_t numel;
+    uint64_t begin, end, nbytes;    /* data_offsets, in the data section */
+    const void *data;               /* borrowed: nbytes mapped bytes     */
+    rlaif_st_problem problem;
+    int bad_dim;                    /* for RLAIF_ST_SHAPE                */
+} rlaif_safetensors_entry;
+
+typedef struct rlaif_safetensors_file {
+    char *path;                         /* owned copy, named in messages       */
+    int count;
+    rlaif_safetensors_entry *entries;   /* (count) header order, no __metadata__ */
+    uint64_t data_len;                  /* bytes after the header              */
+    void *map_, *header_;               /* private: the mapping, parsed header */
+    size_t map_size_;
+} rlaif_safetensors_file;
+
+/* Map `path` read-only and parse its header. A missing, short or non-regular
+ * file, a bad header length or a header that is not a JSON object fail here
+ * (RLAIF_EIO / RLAIF_EFORMAT, naming the file). Each entry is checked too, but
+ * its problem is only recorded, so a reader may skip entries it does not need.
+ * *out is new: close it with rlaif_safetensors_close. */
+rlaif_status rlaif_safetensors_open(const char *path, rlaif_safetensors_file **out);
+/* Unmap and free f (NULL-safe); every entry, name and data pointer dies with it. */
+void         rlaif_safetensors_close(rlaif_safetensors_file *f);
+/* The first entry named `name`, or NULL. Borrowed from f. */
+const rlaif_safetensors_entry *rlaif_safetensors_find(const rlaif_safetensors_file *f, const char *name);
+/* RLAIF_OK when e has no problem, else RLAIF_EFORMAT with a message naming the
+ * file and the tensor ("<path>: tensor 'w': data ends at byte ..."). */
+rlaif_status rlaif_safetensors_check(const rlaif_safetensors_file *f, const rlaif_safetensors_entry *e);
+/* dst[i * dst_stride] = src[i] as float32, for i < n; src holds n little-endian
+ * elements of dt at any alignment. Borrows both. */
+void         rlaif_safetensors_convert(float *dst, int64_t dst_stride, const void *src, int64_t n,
+                                       rlaif_dtype dt);
 
 #endif
