@@ -79,6 +79,17 @@ function M.label_lut(labels)
   return lut
 end
 
+-- log(exp(v) + exp(lp)): adds lp to a label's running logsumexp v (nil: none yet).
+-- -inf (or NaN) terms leave v as it is.
+local function log_add(v, lp)
+  if v == nil or v == -huge then return lp end
+  if lp > -huge then
+    if v > lp then return v + log(1 + exp(lp - v)) end
+    return lp + log(1 + exp(v - lp))
+  end
+  return v
+end
+
 local MISS_CAP = 4096
 
 -- The label index of a token, or nil. Misses are cached in the table (as
@@ -133,12 +144,7 @@ function M.read_labels(tokens, labels, lut, missing)
           local k = match(lut, tk)
           if k then
             lse = lse or {}
-            local v = lse[k]
-            if v == nil or v == -huge then
-              lse[k] = lp
-            elseif lp > -huge then
-              if v > lp then lse[k] = v + log(1 + exp(lp - v)) else lse[k] = lp + log(1 + exp(v - lp)) end
-            end
+            lse[k] = log_add(lse[k], lp)
           end
         end
       end
@@ -150,12 +156,7 @@ function M.read_labels(tokens, labels, lut, missing)
       local k = match(lut, gen)
       if k then
         lse = lse or {}
-        local v = lse[k]
-        if v == nil or v == -huge then
-          lse[k] = lp
-        elseif lp > -huge then
-          if v > lp then lse[k] = v + log(1 + exp(lp - v)) else lse[k] = lp + log(1 + exp(v - lp)) end
-        end
+        lse[k] = log_add(lse[k], lp)
       end
     end
     if lse then
@@ -218,14 +219,7 @@ function M.read_pair(tokens, labels, lut, missing)
         if not k then k = (k == nil) and match(lut, tk) or nil end
         if k then
           hit = true
-          local v
-          if k == 1 then v = l1 elseif k == 2 then v = l2 end
-          if v == nil or v == -huge then
-            v = lp
-          elseif lp > -huge then
-            if v > lp then v = v + log(1 + exp(lp - v)) else v = lp + log(1 + exp(v - lp)) end
-          end
-          if k == 1 then l1 = v elseif k == 2 then l2 = v end
+          if k == 1 then l1 = log_add(l1, lp) elseif k == 2 then l2 = log_add(l2, lp) end
         end
       end
     end

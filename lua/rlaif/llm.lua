@@ -9,13 +9,14 @@
 --
 -- The C core (rlaif.core.llm) does the work: the curl-multi engine, retries, parsing,
 -- the SQLite cache and the accounting. This file adds defaults (base URL and key from
--- the environment like the official SDKs), the raising/non-raising entry points, the
--- progress bar and cost from a price table. Sets no globals.
+-- the environment like the official SDKs) and the raising/non-raising entry points; the
+-- progress bar, summaries and prices come from rlaif.llm_common. Sets no globals.
 --
 -- Secrets: the API key goes straight to C and is not kept in any Lua table, so
 -- printing a client (or its stats) can never show it.
 
 local core = require "rlaif.core"
+local common = require "rlaif.llm_common"
 
 local C = core.llm
 local M = {}
@@ -42,14 +43,7 @@ local OPTIONS = {
   ca_file = true, stream = true,
 }
 
---- The raised form of a failed result: a table with __tostring, so the REPL and
---- scripts print "llm.complete: http 429: ... (3 attempts)".
-local Error = {}
-Error.__index = Error
-Error.__tostring = function(e)
-  return string.format("llm.complete: %s%s: %s (%d attempt%s)", e.kind, e.status and (" " .. e.status) or "",
-    e.message or "?", e.attempts or 0, e.attempts == 1 and "" or "s")
-end
+local Error = common.Error -- the raised form of a failed result
 
 local Client = {}
 Client.__index = Client
@@ -113,29 +107,6 @@ function Client:complete(req)
   error(setmetatable(res, Error), 2)
 end
 
--- ---- progress bar (stderr, only on a terminal) ----
-
-local function fmt_secs(s)
-  if s ~= s or s == math.huge then return "?" end
-  if s >= 3600 then return string.format("%dh%02dm", s // 3600, (s % 3600) // 60) end
-  if s >= 60 then return string.format("%dm%02ds", s // 60, s % 60) end
-  return string.format("%.0fs", s)
-end
-
-local function progress_bar(t0)
-  local width = 30
-  return function(done, total, errors)
-    local el = core.clock() - t0
-    local rate = el > 0 and done / el or 0
-    local eta = rate > 0 and (total - done) / rate or math.huge
-    local fill = total > 0 and math.floor(width * done / total) or width
-    io.stderr:write(string.format("\r[%s%s] %d/%d %3d%% %.1f req/s ETA %s errors %d ",
-      string.rep("#", fill), string.rep(".", width - fill), done, total,
-      total > 0 and math.floor(100 * done / total) or 100, rate, fmt_secs(eta), errors))
-    io.stderr:flush()
-  end
-end
-
 --- c:complete_many(reqs [, {progress=, on_result=, summary=}]) -> results, info
 --- results[i] answers reqs[i] (input order): a response (ok=true) or an error object (ok=false).
 --- info = {interrupted=, ok=, failed=, cached=, elapsed=, summary=}. A batch stopped by
@@ -148,24 +119,9 @@ function Client:complete_many(reqs, opts)
   local tty = C.isatty(2)
   local show = opts.progress and tty
   local t0 = core.clock()
-  local on_progress = show and progress_bar(t0) or nil
+  local on_progress = show and common.progress_bar(t0, true) or nil
   local results, interrupted = self._c:run(list, opts.on_result, on_progress, 0.1)
-  if show then io.stderr:write("\n") end
-  local info = { interrupted = interrupted, ok = 0, failed = 0, cached = 0, elapsed = core.clock() - t0 }
-  for i = 1, #results do
-    local r = results[i]
-    if r.ok then
-      info.ok = info.ok + 1
-      if r.cached then info.cached = info.cached + 1 end
-    else
-      info.failed = info.failed + 1
-    end
-  end
-  info.summary = string.format("llm: %d requests, %d ok (%d cached), %d failed%s in %.2f s (%.1f req/s)",
-    #results, info.ok, info.cached, info.failed, interrupted and ", INTERRUPTED" or "", info.elapsed,
-    info.elapsed > 0 and #results / info.elapsed or 0)
-  if opts.summary or (opts.summary == nil and show) then io.stderr:write(info.summary, "\n") end
-  return results, info
+  return results, common.finish_batch(results, interrupted, t0, show, opts)
 end
 
 --- c:stats() -> {requests, attempts, retries, cache_hits, ok, failed, errors = {kind = n},
@@ -175,31 +131,15 @@ function Client:stats()
   local s = self._c:stats()
   local total = 0
   for name, m in pairs(s.models) do
-    local p = self.prices and self.prices[name]
-    if p then
-      m.cost = (m.prompt_tokens * (p.prompt or 0) + m.completion_tokens * (p.completion or 0)) / 1e6
-      total = total + m.cost
-    end
+    m.cost = common.cost(self.prices, name, m)
+    total = total + (m.cost or 0)
   end
   s.cost = total
   return s
 end
 
 --- c:summary() -> one line describing the stats so far.
-function Client:summary()
-  local s = self:stats()
-  local errs = {}
-  for k, v in pairs(s.errors) do errs[#errs + 1] = k .. " " .. v end
-  table.sort(errs)
-  local ptok, ctok = 0, 0
-  for _, m in pairs(s.models) do ptok, ctok = ptok + m.prompt_tokens, ctok + m.completion_tokens end
-  local lat = s.latency
-  return string.format("llm: %d requests, %d ok, %d failed%s, %d cache hits, %d retries, tokens %d+%d%s%s",
-    s.requests, s.ok, s.failed, #errs > 0 and (" (" .. table.concat(errs, ", ") .. ")") or "", s.cache_hits,
-    s.retries, ptok, ctok,
-    lat.p50 and string.format(", latency p50 %.0f ms p99 %.0f ms", lat.p50 * 1000, lat.p99 * 1000) or "",
-    self.prices and string.format(", $%.4f", s.cost) or "")
-end
+function Client:summary() return common.summary(self:stats(), self.prices) end
 
 function Client:reset_stats() self._c:reset_stats() end
 

@@ -66,6 +66,7 @@
 -- failed, e.g. out of memory; a failing batch is retried row by row first).
 
 local core = require "rlaif.core"
+local common = require "rlaif.llm_common"
 local model_mod = require "rlaif.model"
 local tokenizer_mod = require "rlaif.tokenizer"
 
@@ -85,13 +86,7 @@ local OPTIONS = {
   cache = true, headers = true, ca_file = true, stream = true,
 }
 
---- The raised form of a failed result (as in rlaif.llm).
-local Error = {}
-Error.__index = Error
-Error.__tostring = function(e)
-  return string.format("llm.complete: %s%s: %s (%d attempt%s)", e.kind, e.status and (" " .. e.status) or "",
-    e.message or "?", e.attempts or 0, e.attempts == 1 and "" or "s")
-end
+local Error = common.Error -- the raised form of a failed result (as in rlaif.llm)
 
 local function fail(kind, message)
   return { ok = false, kind = kind, message = message, attempts = 1 }
@@ -631,20 +626,6 @@ local function is_interrupt(msg)
   return tostring(msg):find("interrupted", 1, true) ~= nil
 end
 
--- ---- progress bar (stderr, only on a terminal) ----
-
-local function progress_bar(t0)
-  local width = 30
-  return function(done, total, errors)
-    local el = core.clock() - t0
-    local rate = el > 0 and done / el or 0
-    local fill = total > 0 and math.floor(width * done / total) or width
-    io.stderr:write(string.format("\r[%s%s] %d/%d %3d%% %.1f req/s errors %d ", string.rep("#", fill),
-      string.rep(".", width - fill), done, total, total > 0 and math.floor(100 * done / total) or 100, rate, errors))
-    io.stderr:flush()
-  end
-end
-
 -- ---- the client interface ----
 
 --- c:complete_many(reqs [, {progress=, on_result=, summary=}]) -> results, info
@@ -654,7 +635,7 @@ function Client:complete_many(reqs, opts)
   if type(reqs) ~= "table" then error("llm.complete_many: requests must be a list", 2) end
   local t0 = core.clock()
   local show = opts.progress and core.llm.isatty(2)
-  local bar = show and progress_bar(t0) or nil
+  local bar = show and common.progress_bar(t0) or nil -- (no ETA)
   local results, done, nerr = {}, 0, 0
   local total = #reqs
   local function deliver(i, res)
@@ -719,16 +700,7 @@ function Client:complete_many(reqs, opts)
       for a = 1, #g.jobs, bs do run(g.kind, table.move(g.jobs, a, math.min(a + bs - 1, #g.jobs), 1, {})) end
     end
   end
-  if show then io.stderr:write("\n") end
-  local info = { interrupted = interrupted, ok = 0, failed = 0, cached = 0, elapsed = core.clock() - t0 }
-  for i = 1, total do
-    if results[i].ok then info.ok = info.ok + 1 else info.failed = info.failed + 1 end
-  end
-  info.summary = string.format("llm: %d requests, %d ok (0 cached), %d failed%s in %.2f s (%.1f req/s)",
-    total, info.ok, info.failed, interrupted and ", INTERRUPTED" or "", info.elapsed,
-    info.elapsed > 0 and total / info.elapsed or 0)
-  if opts.summary or (opts.summary == nil and show) then io.stderr:write(info.summary, "\n") end
-  return results, info
+  return results, common.finish_batch(results, interrupted, t0, show, opts)
 end
 
 --- c:try_complete(req) -> response | nil, err
@@ -757,11 +729,8 @@ function Client:stats()
   local models, cost = {}, 0
   for name, m in pairs(s.models) do
     local c = { requests = m.requests, prompt_tokens = m.prompt_tokens, completion_tokens = m.completion_tokens }
-    local p = self.prices and self.prices[name]
-    if p then
-      c.cost = (m.prompt_tokens * (p.prompt or 0) + m.completion_tokens * (p.completion or 0)) / 1e6
-      cost = cost + c.cost
-    end
+    c.cost = common.cost(self.prices, name, m)
+    cost = cost + (c.cost or 0)
     models[name] = c
   end
   local lat = { n = #s.lat }
@@ -780,19 +749,7 @@ function Client:stats()
 end
 
 --- c:summary() -> one line describing the stats so far.
-function Client:summary()
-  local s = self:stats()
-  local errs = {}
-  for k, v in pairs(s.errors) do errs[#errs + 1] = k .. " " .. v end
-  table.sort(errs)
-  local ptok, ctok = 0, 0
-  for _, m in pairs(s.models) do ptok, ctok = ptok + m.prompt_tokens, ctok + m.completion_tokens end
-  local lat = s.latency
-  return string.format("llm: %d requests, %d ok, %d failed%s, 0 cache hits, 0 retries, tokens %d+%d%s%s",
-    s.requests, s.ok, s.failed, #errs > 0 and (" (" .. table.concat(errs, ", ") .. ")") or "", ptok, ctok,
-    lat.p50 and string.format(", latency p50 %.0f ms p99 %.0f ms", lat.p50 * 1000, lat.p99 * 1000) or "",
-    self.prices and string.format(", $%.4f", s.cost) or "")
-end
+function Client:summary() return common.summary(self:stats(), self.prices) end
 
 function Client:reset_stats()
   self._st = { requests = 0, ok = 0, errors = {}, models = {}, lat = {} }

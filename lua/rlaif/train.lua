@@ -33,28 +33,27 @@ local function warm(w, step)
   return nil
 end
 
---- linear{warmup = 0, total = n, final = 0}: warm-up, then linear decay to `final`
-function M.schedule.linear(o)
+-- Warm-up, then decay(f, final) where f goes from 0 to 1 over the remaining steps.
+local function warm_then_decay(name, o, decay)
   o = o or {}
-  local total, w, final = assert(o.total, "schedule.linear: total is required"), o.warmup or 0, o.final or 0
+  local total, w, final = assert(o.total, "schedule." .. name .. ": total is required"), o.warmup or 0, o.final or 0
   return function(step)
     local x = warm(w, step)
     if x then return x end
-    local f = math.min(1, (step - w) / math.max(1, total - w))
-    return 1 - (1 - final) * f
+    return decay(math.min(1, (step - w) / math.max(1, total - w)), final)
   end
+end
+
+--- linear{warmup = 0, total = n, final = 0}: warm-up, then linear decay to `final`
+function M.schedule.linear(o)
+  return warm_then_decay("linear", o, function(f, final) return 1 - (1 - final) * f end)
 end
 
 --- cosine{warmup = 0, total = n, final = 0}: warm-up, then cosine decay to `final`
 function M.schedule.cosine(o)
-  o = o or {}
-  local total, w, final = assert(o.total, "schedule.cosine: total is required"), o.warmup or 0, o.final or 0
-  return function(step)
-    local x = warm(w, step)
-    if x then return x end
-    local f = math.min(1, (step - w) / math.max(1, total - w))
+  return warm_then_decay("cosine", o, function(f, final)
     return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * f))
-  end
+  end)
 end
 
 --- warmup{steps = n}: linear warm-up, then constant

@@ -403,12 +403,18 @@ void rlaif_llm_scrub(char *s, const char *secret) {
     }
 }
 
-/* A server error found inside a 2xx body (mid-stream error, Ollama string error). */
-static void body_error(acc *a, const cJSON *o) {
-    if (a->has_err) return;
+/* Mark the response failed and return its cleared error record (no retry-after). */
+static rlaif_llm_error *err_begin(acc *a) {
     a->has_err = 1;
     memset(a->err, 0, sizeof *a->err);
     a->err->retry_after = -1;
+    return a->err;
+}
+
+/* A server error found inside a 2xx body (mid-stream error, Ollama string error). */
+static void body_error(acc *a, const cJSON *o) {
+    if (a->has_err) return;
+    err_begin(a);
     char *raw = cJSON_PrintUnformatted(o);
     error_from_json(o, 200, raw, a->err);
     free(raw);
@@ -423,6 +429,14 @@ static int is_error_doc(const cJSON *o) {
     return obj && !strcmp(obj, "error");
 }
 
+/* When o is an error document, record it as the response's error and return 1;
+ * every merge_* starts with it. */
+static int take_error_doc(acc *a, const cJSON *o) {
+    if (!is_error_doc(o)) return 0;
+    body_error(a, o);
+    return 1;
+}
+
 static void read_usage_openai(acc *a, const cJSON *u) {
     double v;
     if (!cJSON_IsObject(u)) return;
@@ -433,10 +447,7 @@ static void read_usage_openai(acc *a, const cJSON *u) {
 /* ---- per-format merges: one JSON document (whole body or one chunk) ---- */
 
 static void merge_openai(acc *a, const cJSON *o) {
-    if (is_error_doc(o)) {
-        body_error(a, o);
-        return;
-    }
+    if (take_error_doc(a, o)) return;
     const cJSON *choices = jget(o, "choices");
     if (!cJSON_IsArray(choices)) {
         if (!a->stream || !cJSON_IsObject(jget(o, "usage"))) {
@@ -476,10 +487,7 @@ static void merge_openai(acc *a, const cJSON *o) {
 }
 
 static void merge_llamacpp(acc *a, const cJSON *o) {
-    if (is_error_doc(o)) {
-        body_error(a, o);
-        return;
-    }
+    if (take_error_doc(a, o)) return;
     const char *content = jstr(o, "content");
     const cJSON *probs = jget(o, "completion_probabilities");
     if (content == NULL && !cJSON_IsArray(probs)) {
@@ -532,10 +540,7 @@ static void merge_llamacpp(acc *a, const cJSON *o) {
 }
 
 static void merge_ollama(acc *a, const cJSON *o) {
-    if (is_error_doc(o)) {
-        body_error(a, o);
-        return;
-    }
+    if (take_error_doc(a, o)) return;
     const char *text = jstr(o, "response");
     const cJSON *msg = jget(o, "message");
     if (text == NULL && cJSON_IsObject(msg)) text = jstr(msg, "content");
@@ -596,10 +601,7 @@ static void merge_tgi(acc *a, const cJSON *o) {
         set_bad(a, "response is not a JSON object");
         return;
     }
-    if (is_error_doc(o)) {
-        body_error(a, o);
-        return;
-    }
+    if (take_error_doc(a, o)) return;
     const cJSON *gen = jget(o, "generated_text");
     const cJSON *tok = jget(o, "token");
     if (!cJSON_IsString(gen) && !cJSON_IsObject(tok)) {
@@ -635,19 +637,14 @@ static void merge_gemini(acc *a, const cJSON *o) {
         cJSON_ArrayForEach(x, o) merge_gemini(a, x);
         return;
     }
-    if (is_error_doc(o)) {
-        body_error(a, o);
-        return;
-    }
+    if (take_error_doc(a, o)) return;
     const cJSON *cands = jget(o, "candidates");
     if (!cJSON_IsArray(cands)) {
         const cJSON *pf = jget(o, "promptFeedback");
         const char *reason = jstr(pf, "blockReason");
         if (reason) {
-            a->has_err = 1;
-            memset(a->err, 0, sizeof *a->err);
-            a->err->retry_after = -1;
-            snprintf(a->err->message, sizeof a->err->message, "prompt blocked: %s", reason);
+            rlaif_llm_error *err = err_begin(a);
+            snprintf(err->message, sizeof err->message, "prompt blocked: %s", reason);
             return;
         }
         if (!a->stream || !cJSON_IsObject(jget(o, "usageMetadata"))) {
@@ -699,10 +696,7 @@ static void merge_gemini(acc *a, const cJSON *o) {
 }
 
 static void merge_anthropic(acc *a, const cJSON *o) {
-    if (is_error_doc(o)) {
-        body_error(a, o);
-        return;
-    }
+    if (take_error_doc(a, o)) return;
     const char *type = jstr(o, "type");
     if (type == NULL) {
         set_bad(a, "response has no `type`");
@@ -778,21 +772,16 @@ static int on_event(void *ud, const char *event, const char *data, size_t len) {
     cJSON *o = cJSON_ParseWithLength(data, len);
     if (o == NULL) {
         if (!strcmp(event, "error")) {   /* an error event with a plain-text payload */
-            a->has_err = 1;
-            memset(a->err, 0, sizeof *a->err);
-            a->err->retry_after = -1;
-            a->err->retryable = 1;
-            snprintf(a->err->message, sizeof a->err->message, "stream error: %.*s", (int)(len < 300 ? len : 300), data);
+            rlaif_llm_error *err = err_begin(a);
+            err->retryable = 1;
+            snprintf(err->message, sizeof err->message, "stream error: %.*s", (int)(len < 300 ? len : 300), data);
             return 1;
         }
         set_bad(a, "stream event is not valid JSON");
         return 1;
     }
     if (!strcmp(event, "error") && !is_error_doc(o)) {   /* legacy llama.cpp `error: {code,...}` */
-        a->has_err = 1;
-        memset(a->err, 0, sizeof *a->err);
-        a->err->retry_after = -1;
-        error_from_json(o, 200, data, a->err);
+        error_from_json(o, 200, data, err_begin(a));
     } else {
         merge(a, o);
     }

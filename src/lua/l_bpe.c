@@ -139,7 +139,10 @@ static int tokenizer_load(lua_State *L) {
     return 1;
 }
 
-static int tok_encode(lua_State *L) {
+/* The body of tok:encode and tok:count: encode the text at index 2 with the options
+ * at 3 into the box's scratch vector (borrowed: valid until the next call on this
+ * tokenizer). Raises "<op>: ..." when the core fails. */
+static const rlaif_bpe_ids *encode_arg(lua_State *L, const char *op) {
     rlaif_bpe *b = check_tok(L, 1);
     tok_box *box = lua_touserdata(L, 1);
     size_t len;
@@ -147,21 +150,18 @@ static int tok_encode(lua_State *L) {
     enc_opts e;
     check_opts(L, 3, b, &e);
     box->scratch.n = 0;
-    if (rlaif_bpe_encode(b, text, len, &e.o, &box->scratch) != RLAIF_OK) return rlaifL_fail(L, "tokenizer.encode");
-    push_ids(L, box->scratch.ids, box->scratch.n);
+    if (rlaif_bpe_encode(b, text, len, &e.o, &box->scratch) != RLAIF_OK) rlaifL_fail(L, op);
+    return &box->scratch;
+}
+
+static int tok_encode(lua_State *L) {
+    const rlaif_bpe_ids *ids = encode_arg(L, "tokenizer.encode");
+    push_ids(L, ids->ids, ids->n);
     return 1;
 }
 
 static int tok_count(lua_State *L) {
-    rlaif_bpe *b = check_tok(L, 1);
-    tok_box *box = lua_touserdata(L, 1);
-    size_t len;
-    const char *text = luaL_checklstring(L, 2, &len);
-    enc_opts e;
-    check_opts(L, 3, b, &e);
-    box->scratch.n = 0;
-    if (rlaif_bpe_encode(b, text, len, &e.o, &box->scratch) != RLAIF_OK) return rlaifL_fail(L, "tokenizer.count");
-    lua_pushinteger(L, (lua_Integer)box->scratch.n);
+    lua_pushinteger(L, (lua_Integer)encode_arg(L, "tokenizer.count")->n);
     return 1;
 }
 

@@ -27,5 +27,25 @@ function M.tmpname(suffix)
   return os.tmpname() .. (suffix or "")
 end
 
+--- The contents of file p, or nil when it cannot be opened.
+function M.read_file(p)
+  local f = io.open(p, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- wait_port(port_file) -> the port a loopback test server wrote to port_file,
+--- or nil when none appeared within 10 s.
+function M.wait_port(port_file)
+  for _ = 1, 200 do
+    local port = tonumber(M.read_file(port_file) or "")
+    if port then return port end
+    os.execute("sleep 0.05")
+  end
+  return nil
+end
+
 package.loaded["spec.helper"] = M
 return M

@@ -7,25 +7,12 @@ local ok_llm, llm = pcall(require, "rlaif.llm")
 local labeler = require "rlaif.labeler"
 local metrics = require "rlaif.metrics"
 
-local function read_file(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 local function start(delay, bias, scale)
   local tmp = helper.tmpname("_fl")
   os.execute(string.format("env -u LD_PRELOAD node tests/servers/fake_labeler.mjs --port-file %s.port " ..
     "--delay %d --bias %s --scale %s --ttl 120 >/dev/null 2>&1 & echo $! > %s.pid", tmp, delay, bias, scale, tmp))
-  local port
-  for _ = 1, 200 do
-    port = tonumber(read_file(tmp .. ".port") or "")
-    if port then break end
-    os.execute("sleep 0.05")
-  end
-  local pid = tonumber(read_file(tmp .. ".pid") or "")
+  local port = helper.wait_port(tmp .. ".port")
+  local pid = tonumber(helper.read_file(tmp .. ".pid") or "")
   return port, function()
     if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
     os.remove(tmp .. ".port") os.remove(tmp .. ".pid") os.remove(tmp)

@@ -20,13 +20,7 @@ end
 
 local function sleep(s) os.execute(string.format("sleep %.3f", s)) end
 
-local function read_file(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = helper.read_file
 
 local Server = {}
 Server.__index = Server
@@ -40,15 +34,7 @@ local function start_server()
     "env -u LD_PRELOAD node tests/servers/fake_llm.mjs --port 0 --port-file %s --log %s --ttl 300 --quiet "
       .. ">/dev/null 2>&1 & echo $! > %s",
     sh_quote(srv.port_file), sh_quote(srv.log), sh_quote(srv.pid_file)))
-  for _ = 1, 200 do
-    local p = read_file(srv.port_file)
-    if p and #p > 0 then
-      srv.port = tonumber(p)
-      break
-    end
-    sleep(0.05)
-  end
-  assert(srv.port, "fake server did not start")
+  srv.port = assert(helper.wait_port(srv.port_file), "fake server did not start")
   srv.pid = tonumber(read_file(srv.pid_file))
   srv.url = "http://127.0.0.1:" .. srv.port
   return srv

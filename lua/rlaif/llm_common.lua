@@ -1,0 +1,95 @@
+-- rlaif.llm_common: what the HTTP client (rlaif.llm) and the in-process one
+-- (rlaif.llm_local) share, so both look the same to a caller: the raised error
+-- object, the stderr progress bar, the batch info and its summary line, prices
+-- and the stats summary line. Internal to the two clients, not a public API.
+-- Holds no state and sets no globals.
+
+local core = require "rlaif.core"
+
+local M = {}
+
+--- The raised form of a failed result: a table with __tostring, so the REPL and
+--- scripts print "llm.complete: http 429: ... (3 attempts)".
+M.Error = {}
+M.Error.__index = M.Error
+M.Error.__tostring = function(e)
+  return string.format("llm.complete: %s%s: %s (%d attempt%s)", e.kind, e.status and (" " .. e.status) or "",
+    e.message or "?", e.attempts or 0, e.attempts == 1 and "" or "s")
+end
+
+-- ---- progress bar (stderr, only on a terminal) ----
+
+local function fmt_secs(s)
+  if s ~= s or s == math.huge then return "?" end
+  if s >= 3600 then return string.format("%dh%02dm", s // 3600, (s % 3600) // 60) end
+  if s >= 60 then return string.format("%dm%02ds", s // 60, s % 60) end
+  return string.format("%.0fs", s)
+end
+
+--- progress_bar(t0 [, eta]) -> function(done, total, errors) that redraws a bar on
+--- stderr; `eta` adds the time left at the rate so far.
+function M.progress_bar(t0, eta)
+  local width = 30
+  return function(done, total, errors)
+    local el = core.clock() - t0
+    local rate = el > 0 and done / el or 0
+    local left = ""
+    if eta then left = "ETA " .. fmt_secs(rate > 0 and (total - done) / rate or math.huge) .. " " end
+    local fill = total > 0 and math.floor(width * done / total) or width
+    io.stderr:write(string.format("\r[%s%s] %d/%d %3d%% %.1f req/s %serrors %d ",
+      string.rep("#", fill), string.rep(".", width - fill), done, total,
+      total > 0 and math.floor(100 * done / total) or 100, rate, left, errors))
+    io.stderr:flush()
+  end
+end
+
+-- ---- accounting ----
+
+--- finish_batch(results, interrupted, t0, show, opts) -> info for complete_many:
+--- {interrupted=, ok=, failed=, cached=, elapsed=, summary=}. Ends the progress bar's
+--- line when `show`, and prints the summary when opts.summary (default: `show`).
+function M.finish_batch(results, interrupted, t0, show, opts)
+  if show then io.stderr:write("\n") end
+  local info = { interrupted = interrupted, ok = 0, failed = 0, cached = 0, elapsed = core.clock() - t0 }
+  for i = 1, #results do
+    local r = results[i]
+    if r.ok then
+      info.ok = info.ok + 1
+      if r.cached then info.cached = info.cached + 1 end
+    else
+      info.failed = info.failed + 1
+    end
+  end
+  info.summary = string.format("llm: %d requests, %d ok (%d cached), %d failed%s in %.2f s (%.1f req/s)",
+    #results, info.ok, info.cached, info.failed, interrupted and ", INTERRUPTED" or "", info.elapsed,
+    info.elapsed > 0 and #results / info.elapsed or 0)
+  if opts.summary or (opts.summary == nil and show) then io.stderr:write(info.summary, "\n") end
+  return info
+end
+
+--- cost(prices, name, m) -> dollars for model `name`'s m.prompt_tokens and
+--- m.completion_tokens, or nil when `prices` = {model = {prompt = $/1M tokens,
+--- completion = $/1M}} has no entry for it.
+function M.cost(prices, name, m)
+  local p = prices and prices[name]
+  if not p then return nil end
+  return (m.prompt_tokens * (p.prompt or 0) + m.completion_tokens * (p.completion or 0)) / 1e6
+end
+
+--- summary(s, priced) -> one line describing stats `s` (the c:stats() shape); the
+--- cost is shown when `priced`.
+function M.summary(s, priced)
+  local errs = {}
+  for k, v in pairs(s.errors) do errs[#errs + 1] = k .. " " .. v end
+  table.sort(errs)
+  local ptok, ctok = 0, 0
+  for _, m in pairs(s.models) do ptok, ctok = ptok + m.prompt_tokens, ctok + m.completion_tokens end
+  local lat = s.latency
+  return string.format("llm: %d requests, %d ok, %d failed%s, %d cache hits, %d retries, tokens %d+%d%s%s",
+    s.requests, s.ok, s.failed, #errs > 0 and (" (" .. table.concat(errs, ", ") .. ")") or "", s.cache_hits,
+    s.retries, ptok, ctok,
+    lat.p50 and string.format(", latency p50 %.0f ms p99 %.0f ms", lat.p50 * 1000, lat.p99 * 1000) or "",
+    priced and string.format(", $%.4f", s.cost) or "")
+end
+
+return M
