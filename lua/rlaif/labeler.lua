@@ -366,7 +366,8 @@ function M.new(opts)
   opts = opts or {}
   local self = setmetatable({}, Labeler)
   self.client = opts.client
-  local t = prompts.load(opts.template or "summarize-detailed")
+  local ok, t = pcall(prompts.load, opts.template or "summarize-detailed")
+  if not ok then error((tostring(t):gsub("^[^:]+:%d+: ", "")), 2) end -- the template's problem, not a position here
   local cot = opts.cot
   if cot == nil then cot = t.cot end
   if cot and not t.sections.cot_ending then

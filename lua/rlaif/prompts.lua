@@ -37,9 +37,10 @@ function M.search_path()
   dirs[#dirs + 1] = "prompts"
   local here = package.searchpath("rlaif.prompts", package.path)
   if here then
-    local root = dirname(dirname(dirname(here)))          -- lua/rlaif/prompts.lua -> repo root
+    local root = dirname(dirname(dirname(here)))  -- checkout: ROOT/lua/rlaif/prompts.lua -> ROOT
     dirs[#dirs + 1] = root .. "/prompts"
-    dirs[#dirs + 1] = root .. "/../../../share/rlaif/prompts" -- PREFIX/share/lua/5.4 -> PREFIX/share/rlaif
+    -- installed: PREFIX/share/lua/5.4/rlaif/prompts.lua -> PREFIX/share/lua; prompts in PREFIX/share/rlaif
+    dirs[#dirs + 1] = dirname(root) .. "/rlaif/prompts"
   end
   return dirs
 end

@@ -66,6 +66,11 @@ describe("rlaif runtime #unit", function()
       "require(\"rlaif\").tensor.ones{2}:sum():item())'")
     assert.equal(0, code, out)
     assert.equal(prefix .. "/share/lua/5.4/rlaif/init.lua\t2.0\n", out)
+    -- the installed prompt templates are found too
+    out, code = capture("cd / && env -u LUA_PATH -u LUA_CPATH -u RLAIF_PROMPTS " .. prefix ..
+      "/bin/rlaif -e 'print(require(\"rlaif.prompts\").find(\"harmless-base\"))'")
+    assert.equal(0, code, out)
+    assert.equal(prefix .. "/share/rlaif/prompts/harmless-base.txt\n", out)
     -- and stock lua5.4 loads the installed module
     out, code = capture(("cd / && LUA_PATH='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' " ..
       "LUA_CPATH='%s/lib/lua/5.4/?.so;;' lua5.4 -e 'print(require(\"rlaif\").tensor.arange(3):sum():item())'")

@@ -116,7 +116,7 @@ local function main(args)
       "binomial\ntest of first vs second; excluded: not ok / no human label / filtered by confidence.\n")
   end)
   if not ok then
-    io.stderr:write("rlaif align: ", tostring(err), "\n")
+    io.stderr:write("rlaif align: ", (tostring(err):gsub("^[^\n]-/rlaif/cli/[%w_]+%.lua:%d+: ", "")), "\n")
     return 1
   end
   return 0

@@ -177,7 +177,7 @@ local function main(args)
     return s
   end)
   if not ok then
-    io.stderr:write("rlaif label: ", tostring(err), "\n")
+    io.stderr:write("rlaif label: ", (tostring(err):gsub("^[^\n]-/rlaif/cli/[%w_]+%.lua:%d+: ", "")), "\n")
     return 1
   end
   return 0
