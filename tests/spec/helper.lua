@@ -47,5 +47,20 @@ function M.wait_port(port_file)
   return nil
 end
 
+--- The elements of a tensor (any strides) in row-major order, as a flat array.
+--- Uses totable() only, so a bug in contiguous/reshape cannot hide a mismatch.
+function M.flatten(t)
+  local out = {}
+  local function walk(v)
+    if type(v) == "table" then
+      for _, x in ipairs(v) do walk(x) end
+    else
+      out[#out + 1] = v
+    end
+  end
+  walk(t:totable())
+  return out
+end
+
 package.loaded["spec.helper"] = M
 return M

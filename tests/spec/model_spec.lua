@@ -13,18 +13,7 @@ local M, T, train = rlaif.model, rlaif.tensor, rlaif.train
 
 local FIX = "tests/fixtures/model/"
 
-local function flat(t)
-  local out = {}
-  local function walk(v)
-    if type(v) == "table" then
-      for _, x in ipairs(v) do walk(x) end
-    else
-      out[#out + 1] = v
-    end
-  end
-  walk(t:totable())
-  return out
-end
+local flat = helper.flatten
 
 local function assert_close(got, want, tol, what)
   local g, w = flat(got), flat(want)

@@ -21,20 +21,7 @@ local DIR = "tests/fixtures/"
 
 -- ---- comparing tensors ----
 
--- The elements of a tensor (any strides) in row-major order. Uses totable()
--- only, so a bug in contiguous/reshape cannot hide a mismatch.
-local function flatten(t)
-  local out = {}
-  local function walk(v)
-    if type(v) == "table" then
-      for _, x in ipairs(v) do walk(x) end
-    else
-      out[#out + 1] = v
-    end
-  end
-  walk(t:totable())
-  return out
-end
+local flatten = require("spec.helper").flatten
 
 local function shape_str(s)
   return "(" .. table.concat(s, ",") .. ")"
