@@ -1,0 +1,76 @@
+-- rlaif.opts: option tables and CLI flags are checked with messages that name
+-- the function, the key and what was expected.
+local opts = require "rlaif.opts"
+
+describe("rlaif.opts #unit", function()
+  local S = opts.schema("thing.new", {
+    n = { "integer", min = 1, default = 4 },
+    t = { "number", min = 0 },
+    p = { "number", gt = 0, max = 1 },
+    name = "string",
+    mode = { "string", one_of = { "a", "b" } },
+    fn = "function",
+    ids = "table|integer",
+    even = { "integer", check = function(v) return v % 2 == 0, "must be even" end },
+  })
+
+  it("fills defaults and converts integral floats", function()
+    local o = S { t = 0.5 }
+    assert.equal(4, o.n)
+    assert.equal(0.5, o.t)
+    assert.equal("integer", math.type(S({ n = 3.0 }).n))
+    assert.same({ n = 4 }, S(nil))
+  end)
+
+  it("rejects unknown keys with a hint", function()
+    assert.has_error(function() S { nam = "x" } end, "thing.new: unknown option 'nam' (did you mean 'name'?)")
+    local ok, err = pcall(S, { zzzzzzzz = 1 })
+    assert.is_false(ok)
+    assert.matches("unknown option 'zzzzzzzz' %(known: even, fn, ids, mode, n, name, p, t%)", err)
+  end)
+
+  it("names key, expectation and value", function()
+    assert.has_error(function() S { n = "2" } end, 'thing.new: option \'n\' must be an integer >= 1, got "2"')
+    assert.has_error(function() S { n = 0 } end, "thing.new: option 'n' must be an integer >= 1, got 0")
+    assert.has_error(function() S { n = 1.5 } end, "thing.new: option 'n' must be an integer >= 1, got 1.5")
+    assert.has_error(function() S { t = -1 } end, "thing.new: option 't' must be a number >= 0, got -1")
+    assert.has_error(function() S { p = 0 } end, "thing.new: option 'p' must be a number > 0 and <= 1, got 0")
+    assert.has_error(function() S { p = 2 } end, "thing.new: option 'p' must be a number > 0 and <= 1, got 2")
+    assert.has_error(function() S { t = 0 / 0 } end, "thing.new: option 't' must be a number >= 0, got nan")
+    assert.has_error(function() S { mode = "c" } end, 'thing.new: option \'mode\' must be one of "a", "b", got "c"')
+    assert.has_error(function() S { fn = 1 } end, "thing.new: option 'fn' must be a function, got 1")
+    assert.has_error(function() S { ids = "x" } end, 'thing.new: option \'ids\' must be a table or an integer, got "x"')
+    assert.has_error(function() S { even = 3 } end, "thing.new: option 'even' must be even")
+    assert.has_error(function() S("x") end, 'thing.new: options must be a table, got "x"')
+  end)
+
+  it("points the error at the caller's caller", function()
+    local function api(o) local c = S(o); return c end
+    local ok, err = pcall(function() api { n = 0 } end)
+    assert.is_false(ok)
+    assert.matches("opts_spec.lua:%d+: thing.new", err)
+  end)
+
+  it("parses CLI flags with checks", function()
+    local F = { steps = { "integer", min = 1, default = 10 }, lr = { "number", gt = 0 }, quiet = "flag",
+      algo = { "string", one_of = { "ppo", "rloo" } }, data = { "string", multi = true } }
+    local o = opts.cli("rl", { "--steps", "5", "--lr=0.5", "--quiet", "pos", "--data", "a", "--data=b" }, F)
+    assert.equal(5, o.steps)
+    assert.equal(0.5, o.lr)
+    assert.is_true(o.quiet)
+    assert.same({ "a", "b" }, o.data)
+    assert.same({ "pos" }, { o[1] })
+    assert.equal(10, opts.cli("rl", {}, F).steps)
+    assert.has_error(function() opts.cli("rl", { "--steps", "-3" }, F) end,
+      'rlaif rl: option --steps must be an integer >= 1, got "-3"')
+    assert.has_error(function() opts.cli("rl", { "--steps", "abc" }, F) end,
+      'rlaif rl: option --steps must be an integer >= 1, got "abc"')
+    assert.has_error(function() opts.cli("rl", { "--step", "3" }, F) end,
+      "rlaif rl: unknown option --step (did you mean --steps?)")
+    assert.has_error(function() opts.cli("rl", { "--lr" }, F) end, "rlaif rl: option --lr needs a value (a number > 0)")
+    assert.has_error(function() opts.cli("rl", { "--quiet=1" }, F) end, "rlaif rl: option --quiet takes no value")
+    assert.has_error(function() opts.cli("rl", { "--algo", "x" }, F) end,
+      'rlaif rl: option --algo must be one of "ppo", "rloo", got "x"')
+    assert.is_true(opts.cli("rl", { "--help" }, F).help)
+  end)
+end)

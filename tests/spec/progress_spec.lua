@@ -1,0 +1,74 @@
+-- rlaif.progress: the status line in terminal and log mode, with a fake clock and
+-- stream so every stretch of time is covered (the pty test drives a real terminal).
+local progress = require "rlaif.progress"
+
+local function sink()
+  local s = { buf = {} }
+  function s:write(...) for _, v in ipairs { ... } do self.buf[#self.buf + 1] = tostring(v) end end
+  function s.flush() end
+  function s:text() return table.concat(self.buf) end
+  return s
+end
+
+describe("rlaif.progress #unit", function()
+  it("formats durations at every scale without raising", function()
+    local f = progress.fmt_duration
+    assert.equal("0s", f(0))
+    assert.equal("59s", f(59.2))
+    assert.equal("1m00s", f(59.7))
+    assert.equal("1m30s", f(90.4))
+    assert.equal("59m59s", f(3599.4))
+    assert.equal("1h00m", f(3600))
+    assert.equal("2h05m", f(2 * 3600 + 5 * 60 + 10.5))
+    assert.equal("1d01h", f(90000))
+    assert.equal(">99d", f(1e12))
+    assert.equal("?", f(math.huge))
+    assert.equal("?", f(0 / 0))
+    assert.equal("?", f(-1))
+    for e = -3, 9, 0.1 do assert.is_string(f(10 ^ e * 1.37)) end
+  end)
+
+  it("draws a bar on a terminal, throttled, with ETA and fields", function()
+    local now, out = 0, sink()
+    local p = progress.new { total = 100, label = "lab", unit = "pair", tty = true, stream = out,
+      clock = function() return now end, width = 10 }
+    now = 1
+    p:update(10, { loss = 1.25 })
+    assert.equal("\rlab [#.........] 10/100  10% 10.0 pair/s ETA 9s loss 1.25", out:text())
+    now = 1.05
+    p:update(11)  -- within the redraw interval: no draw
+    assert.equal(1, #out.buf // 3)
+    now = 100
+    p:update(50)
+    assert.matches("ETA 1m40s", out:text())
+    p:finish()
+    assert.matches("\nlab: 50 pairs in 1m40s %(0.5/s%)\n$", out:text())
+    p:finish() -- idempotent
+  end)
+
+  it("prints counter lines at an interval when not a terminal", function()
+    local now, out = 0, sink()
+    local p = progress.new { total = 10, label = "gen", tty = false, stream = out, interval = 5,
+      clock = function() return now end }
+    for i = 1, 10 do now = i; p:update(i) end
+    local lines = {}
+    for l in out:text():gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.equal(2, #lines) -- at t=5 and t=10
+    assert.equal("gen 5/10  50% 1.0 it/s ETA 5s", lines[1])
+    p:finish()
+    assert.matches("gen: 10 its in 10s %(1.0/s%)\n$", out:text())
+  end)
+
+  it("is silent when quiet and survives odd input", function()
+    local out = sink()
+    local p = progress.new { total = 0, quiet = true, stream = out, tty = true }
+    p:update(5); p:note("x"); p:finish()
+    assert.equal("", out:text())
+    local now = 0
+    local q = progress.new { tty = true, stream = out, clock = function() return now end }
+    q:update(0 / 0); q:update(3); now = -5; q:update(4); q:finish()
+    assert.matches("4 its", out:text())
+    assert.has_error(function() progress.new { total = -1 } end,
+      "progress.new: option 'total' must be a number >= 0, got -1")
+  end)
+end)
