@@ -14,7 +14,7 @@ if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1; then
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     echo "bench setup: installing$missing" >&2
     # shellcheck disable=SC2086
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing \
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $missing \
         >/dev/null 2>&1 || echo "bench setup: could not install$missing" >&2
 fi
 
