@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -128,4 +129,11 @@ rlaif_status rlaif_fs_truncate(const char *path, int64_t size) {
     if (truncate(path, (off_t)size) != 0)
         return rlaif_fail(RLAIF_EIO, "%s: truncate failed: %s", path, strerror(errno));
     return RLAIF_OK;
+}
+
+rlaif_status rlaif_fs_mkdir(const char *path) {
+    struct stat sb;
+    if (mkdir(path, 0755) == 0) return RLAIF_OK;
+    if (errno == EEXIST && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return RLAIF_OK;
+    return rlaif_fail(RLAIF_EIO, "%s: cannot create directory: %s", path, strerror(errno));
 }

@@ -40,4 +40,7 @@ rlaif_status rlaif_fs_fsync(int fd, const char *what);
 /* Truncate the file at `path` to `size` bytes (used to drop a torn last line). */
 rlaif_status rlaif_fs_truncate(const char *path, int64_t size);
 
+/* Create directory `path` (mode 0755 less the umask); an existing directory is fine. */
+rlaif_status rlaif_fs_mkdir(const char *path);
+
 #endif

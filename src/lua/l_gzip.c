@@ -10,6 +10,7 @@
  *   r:lineno()  r:path()  r:close()    -- close is idempotent (also __gc/__close)
  *   gz.fsync(file)                     -- flush a Lua file handle and fsync it
  *   gz.truncate(path, size)            -- true, or nil, msg
+ *   gz.mkdir(path), gz.write_atomic(path, s) -- true, or nil, msg
  *
  * The reader userdata is a box holding one pointer (house style 9.7). */
 #include <lauxlib.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 
 #include "gz.h"
+#include "rlaif.h"
 #include "l_util.h"
 
 #define GZ_MT "rlaif.GzReader"
@@ -132,6 +134,38 @@ static int gz_truncate(lua_State *L) {
     return 1;
 }
 
+/* gz.mkdir(path) -> true | nil, msg (an existing directory is fine) */
+static int gz_mkdir(lua_State *L) {
+    if (rlaif_fs_mkdir(luaL_checkstring(L, 1)) != RLAIF_OK) {
+        luaL_pushfail(L);
+        lua_pushstring(L, rlaif_last_error());
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+typedef struct { const char *s; size_t n; } blob;
+static rlaif_status write_blob(FILE *f, void *ud) {
+    blob *b = ud;
+    fwrite(b->s, 1, b->n, f);
+    return RLAIF_OK;
+}
+
+/* gz.write_atomic(path, string) -> true | nil, msg (temporary file, fsync, rename) */
+static int gz_write_atomic(lua_State *L) {
+    blob b;
+    const char *path = luaL_checkstring(L, 1);
+    b.s = luaL_checklstring(L, 2, &b.n);
+    if (rlaif_write_file_atomic(path, "gz.write_atomic", 0644, write_blob, &b) != RLAIF_OK) {
+        luaL_pushfail(L);
+        lua_pushstring(L, rlaif_last_error());
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static const luaL_Reg reader_methods[] = {
     {"read", gz_read},     {"lines", gz_lines}, {"lineno", gz_lineno},
     {"path", gz_path},     {"close", gz_close}, {NULL, NULL},
@@ -143,7 +177,8 @@ static const luaL_Reg reader_meta[] = {
 };
 
 static const luaL_Reg gz_funcs[] = {
-    {"open", gz_open}, {"fsync", gz_fsync}, {"truncate", gz_truncate}, {NULL, NULL},
+    {"open", gz_open}, {"fsync", gz_fsync}, {"truncate", gz_truncate}, {"mkdir", gz_mkdir},
+    {"write_atomic", gz_write_atomic}, {NULL, NULL},
 };
 
 int luaopen_rlaif_gz(lua_State *L) {
