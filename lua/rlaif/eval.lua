@@ -75,6 +75,14 @@ local function sigmoid(z)
 end
 M.sigmoid = sigmoid
 
+local function tanh(x)
+  if x > 20 then return 1 end
+  if x < -20 then return -1 end
+  local e = exp(2 * x)
+  return (e - 1) / (e + 1)
+end
+M.tanh = tanh
+
 -- log(1 + exp(z)) without overflow
 local function softplus(z)
   if z > 0 then return z + log(1 + exp(-z)) end
@@ -175,7 +183,7 @@ local function length_terms(recs)
   for i = 1, n do ss = ss + (delta[i] - mean) ^ 2 end
   local sd = n > 1 and math.sqrt(ss / (n - 1)) or 0
   local tanh_d = {}
-  for i = 1, n do tanh_d[i] = sd > 0 and math.tanh(delta[i] / sd) or 0 end
+  for i = 1, n do tanh_d[i] = sd > 0 and tanh(delta[i] / sd) or 0 end
   return ratio, tanh_d
 end
 
@@ -229,7 +237,9 @@ function M.summarize(records, o)
   for i, r in ipairs(recs) do
     idx[i] = i
     local y = M.outcome(r.p, o.tie_margin)
-    if y == 1 then out.wins = out.wins + 1 elseif y == 0 then out.losses = out.losses + 1 else out.ties = out.ties + 1 end
+    if y == 1 then out.wins = out.wins + 1
+    elseif y == 0 then out.losses = out.losses + 1
+    else out.ties = out.ties + 1 end
     la, lb = la + (r.len_a or 0), lb + (r.len_b or 0)
     if r.p_ab and r.p_ba and (r.p_ab - 0.5) * (r.p_ba - 0.5) < 0 then
       dis = dis + 1
@@ -330,6 +340,646 @@ function M.summarize_harmless(records, o)
     end
     out.ci95, out.soft_ci95, out.lc_ci95 = percentile_ci(H, o.alpha), percentile_ci(S, o.alpha),
       percentile_ci(LC, o.alpha)
+  end
+  return out
+end
+
+-- ---- JSONL files of responses and records ----
+
+local function read_jsonl(path, what)
+  local f, err = io.open(path, "rb")
+  if not f then error(string.format("%s: cannot read %s", what, tostring(err)), 0) end
+  local out, n = {}, 0
+  for line in f:lines() do
+    n = n + 1
+    if line:match("%S") then
+      local r, jerr = json.decode(line)
+      if type(r) ~= "table" then
+        f:close()
+        error(string.format("%s: %s:%d: %s", what, path, n, jerr or "not a JSON object"), 0)
+      end
+      out[#out + 1] = r
+    end
+  end
+  f:close()
+  return out
+end
+
+--- load_responses(path) -> list of {id, prompt, response} from a JSONL file (also the
+--- file eval.generate writes; lines whose status is not "ok" are failed generations and
+--- are kept as such). A line without `response` raises naming the file and line.
+function M.load_responses(path)
+  local out = {}
+  for i, r in ipairs(read_jsonl(path, "eval.load_responses")) do
+    if r.id == nil then r.id = i end
+    if r.response == nil and (r.status == nil or r.status == "ok") then
+      error(string.format("eval.load_responses: %s: record %d (id %s) has no 'response'", path, i, tostring(r.id)), 0)
+    end
+    out[#out + 1] = r
+  end
+  return out
+end
+
+-- prompts as {id, prompt} records: strings get ids 1..n
+local function norm_prompts(prompts, who)
+  local out = {}
+  if prompts == nil then return nil end
+  if type(prompts) == "string" then prompts = read_jsonl(prompts, who) end
+  for i, p in ipairs(prompts) do
+    if type(p) == "string" then
+      out[i] = { id = i, prompt = p }
+    elseif type(p) == "table" then
+      local text = p.prompt or p.context
+      if type(text) ~= "string" then error(string.format("%s: prompt %d has no text ('prompt')", who, i), 0) end
+      out[i] = { id = p.id == nil and i or p.id, prompt = text }
+    else
+      error(string.format("%s: prompt %d must be a string or a record, got %s", who, i, type(p)), 0)
+    end
+  end
+  return out
+end
+M.norm_prompts = norm_prompts
+
+local function is_model(v) return type(v) == "userdata" and type(v.generate) == "function" end
+
+-- ---- generation ----
+
+local GEN = opts.schema("eval.generate", {
+  model = "string|userdata",          -- a Hugging Face directory or a loaded LM-head model
+  tokenizer = "string|userdata",      -- default: the model directory
+  client = "table",                   -- any rlaif.llm client instead of a model
+  prompts = { "table|string", required = true },
+  max_new_tokens = { "integer", min = 1, default = 64 },
+  temperature = { "number", min = 0, default = 0 },
+  top_p = { "number", gt = 0, max = 1 },
+  top_k = { "integer", min = 0 },
+  seed = { "integer", default = 0 },
+  stop = "table|string",
+  batch_size = { "integer", min = 1, default = 16 },
+  out = "string",
+  resume = { "boolean", default = true },
+  progress = { "boolean", default = true },
+  quiet = "boolean",
+  label = "string",
+  name = "string",
+})
+
+local function gen_client(o)
+  if o.client then
+    if type(o.client.complete_many) ~= "function" then
+      error("eval.generate: option 'client' must be an rlaif.llm client (complete_many)", 3)
+    end
+    return o.client
+  end
+  if o.model == nil then error("eval.generate: give model (a directory or a loaded model) or client", 3) end
+  if is_model(o.model) and o.tokenizer == nil then
+    error("eval.generate: a loaded model needs tokenizer (a path or a loaded tokenizer)", 3)
+  end
+  local llm = require "rlaif.llm"
+  return llm.client { api = "local", model = o.model, tokenizer = o.tokenizer, concurrency = o.batch_size,
+    seed = o.seed, name = o.name }
+end
+
+--- generate{model = DIR | m, tokenizer =, client =, prompts =, max_new_tokens = 64, temperature = 0,
+---   top_p =, top_k =, seed = 0, stop =, batch_size = 16, out = FILE, resume = true,
+---   progress = true, quiet =} -> list of {id, prompt, response, status = "ok" | "error",
+---   reason, finish_reason, tokens}, summary {ok, failed, skipped}
+--- Responses of a model (through the in-process `local` client: its EOS, stop-string and
+--- context rules) or of any LLM client (a policy behind vLLM, ...), batch_size prompts per
+--- round. A sampled request (temperature > 0) gets seed + its position in the prompt list,
+--- so the responses do not depend on batching or resuming. With out, every round is
+--- appended to the JSONL file as it finishes; a rerun keeps the ok ones and generates the
+--- rest, so Ctrl-C (which stops the model and raises "interrupted") loses only the round
+--- in flight. Progress goes to stderr (rlaif.progress).
+function M.generate(o)
+  o = GEN(o)
+  local prompts = norm_prompts(o.prompts, "eval.generate")
+  local client = gen_client(o)
+  local labeler = require "rlaif.labeler"
+  local done = {}
+  if o.out and o.resume then
+    local by = labeler.read_labels_file(o.out)
+    for id, r in pairs(by) do
+      if (r.status == nil or r.status == "ok") and r.response ~= nil then done[id] = r end
+    end
+  elseif o.out then
+    local f = io.open(o.out, "wb")
+    if f then f:close() end
+  end
+  local w = o.out and labeler.writer(o.out) or nil
+  local bar = progress.new { label = o.label or "generate", total = #prompts, unit = "response",
+    quiet = o.quiet or not o.progress }
+  local out = {}
+  local sum = { ok = 0, failed = 0, skipped = 0 }
+  local stop = type(o.stop) == "string" and { o.stop } or o.stop
+  local ok, err = pcall(function()
+    for a = 1, #prompts, o.batch_size do
+      local reqs, idx = {}, {}
+      for i = a, math.min(a + o.batch_size - 1, #prompts) do
+        local p = prompts[i]
+        local prev = done[p.id]
+        if prev and prev.prompt == p.prompt then
+          out[i] = prev
+          sum.skipped = sum.skipped + 1
+        else
+          idx[#idx + 1] = i
+          reqs[#reqs + 1] = { prompt = p.prompt, max_tokens = o.max_new_tokens, temperature = o.temperature,
+            top_p = o.top_p, top_k = o.top_k, stop = stop, seed = o.temperature > 0 and (o.seed + i) or nil }
+        end
+      end
+      if #reqs > 0 then
+        local res, info = client:complete_many(reqs, { progress = false })
+        for k, i in ipairs(idx) do
+          local r, p = res[k], prompts[i]
+          local rec
+          if type(r) == "table" and r.ok then
+            rec = { id = p.id, prompt = p.prompt, response = r.text, status = "ok",
+              finish_reason = r.choices and r.choices[1] and r.choices[1].finish_reason,
+              tokens = r.usage and r.usage.completion_tokens }
+            sum.ok = sum.ok + 1
+          else
+            rec = { id = p.id, prompt = p.prompt, status = "error",
+              reason = type(r) == "table" and (tostring(r.kind) .. ": " .. tostring(r.message)) or "no result" }
+            sum.failed = sum.failed + 1
+          end
+          out[i] = rec
+          if w and not (info and info.interrupted and rec.status ~= "ok") then w:write(rec) end
+        end
+        if w then w:sync() end
+        if info and info.interrupted then error("eval.generate: interrupted", 0) end
+      end
+      bar:update(math.min(a + o.batch_size - 1, #prompts), sum.failed > 0 and { { "failed", sum.failed } } or nil)
+    end
+  end)
+  if w then w:close() end
+  if not ok then
+    bar:abort(o.out and string.format("generate: stopped; %d responses kept in %s", sum.ok + sum.skipped, o.out))
+    error(err, 0)
+  end
+  bar:finish()
+  return out, sum
+end
+
+-- Resolve a response source to a list of records {id, prompt, response, status}
+-- for the prompts: a list of strings (aligned with prompts), a list of records
+-- (joined by id), a JSONL path, a model, or generation options {model = | client =, ...}.
+local function responses_of(spec, prompts, who, gen_defaults, quiet)
+  if type(spec) == "string" then spec = M.load_responses(spec) end
+  if is_model(spec) then error(who .. ": a loaded model needs {model = m, tokenizer = tok}", 0) end
+  if type(spec) ~= "table" then error(who .. ": responses must be a list, a JSONL path or {model = ...}", 0) end
+  if spec.model ~= nil or spec.client ~= nil then
+    if not prompts then error(who .. ": generating responses needs prompts", 0) end
+    local g = {}
+    for k, v in pairs(gen_defaults or {}) do g[k] = v end
+    for k, v in pairs(spec) do g[k] = v end
+    g.prompts = prompts
+    if g.quiet == nil then g.quiet = quiet end
+    return (M.generate(g))
+  end
+  local out = {}
+  local prompt_of = {}
+  for _, p in ipairs(prompts or {}) do prompt_of[p.id] = p.prompt end
+  if type(spec[1]) == "string" or #spec == 0 then
+    if not prompts then error(who .. ": responses given as strings need prompts", 0) end
+    if #spec ~= #prompts then
+      error(string.format("%s: %d responses for %d prompts", who, #spec, #prompts), 0)
+    end
+    for i, p in ipairs(prompts) do
+      if type(spec[i]) ~= "string" then error(string.format("%s: response %d is not a string", who, i), 0) end
+      out[i] = { id = p.id, prompt = p.prompt, response = spec[i], status = "ok" }
+    end
+    return out
+  end
+  for i, r in ipairs(spec) do
+    if type(r) ~= "table" then error(string.format("%s: response %d must be a record or a string", who, i), 0) end
+    local id = r.id == nil and i or r.id
+    out[i] = { id = id, prompt = r.prompt or r.context or prompt_of[id], response = r.response,
+      status = r.status or "ok", reason = r.reason }
+    if out[i].status == "ok" and type(out[i].response) ~= "string" then
+      error(string.format("%s: record %d (id %s) has no response text", who, i, tostring(id)), 0)
+    end
+  end
+  return out
+end
+M.responses_of = responses_of
+
+-- ---- judging ----
+
+local function judge_kind(judge)
+  if type(judge) == "function" then return "function" end
+  if type(judge) == "table" and type(judge.run_batch) == "function" and type(judge.label) == "function" then
+    return "labeler"
+  end
+  return nil
+end
+
+-- A stable identity of the judge, part of every record's key: a resumed run reuses
+-- only records judged by the same judge on the same texts.
+local function judge_id(judge, name)
+  if type(judge) == "function" then return "function:" .. (name or "judge") end
+  local t = judge.template
+  return table.concat({ "labeler", t and t.name or "?", judge.renderer and judge.renderer.hash or "?",
+    tostring(judge.model), tostring(judge.api), tostring(judge.shots), tostring(judge.cot),
+    tostring(judge.swap), tostring(judge.samples), tostring(judge.scoring), tostring(judge.polarity),
+    tostring(judge.format) }, "|")
+end
+M.judge_id = judge_id
+
+local function key_of(jid, ...)
+  return core.llm.sha256(table.concat({ jid, ... }, "\0"))
+end
+
+-- Read the records already in `out` (resume): id -> record.
+local function previous(out, resume)
+  if not out then return {} end
+  local labeler = require "rlaif.labeler"
+  if resume then return (labeler.read_labels_file(out)) end
+  local f = io.open(out, "wb")
+  if f then f:close() end
+  return {}
+end
+
+local DONE = { ok = true, unlabeled = true }
+
+-- Judge items {id, prompt, a, b} (pairwise) or {id, prompt, response} (single) with
+-- `judge`; reuses records of `out` with the same key; appends new records to `out`
+-- as each completes. Returns records in item order and counts {judged, reused}.
+local function judge_items(judge, items, mode, o)
+  local kind = judge_kind(judge)
+  if not kind then
+    error(o.who .. ": option 'judge' must be an rlaif.labeler or a function", 0)
+  end
+  if kind == "labeler" then
+    local want = mode == "pair" and "pairwise" or "score"
+    if judge.kind ~= want then
+      error(string.format("%s: the judge's template %s is a %s template; this needs a %s one", o.who,
+        judge.template and judge.template.name or "?", tostring(judge.kind), want), 0)
+    end
+    if mode == "single" and #judge.labels ~= 2 then
+      error(string.format("%s: the judge's template %s has %d labels; a harmlessness template has 2", o.who,
+        judge.template.name, #judge.labels), 0)
+    end
+  end
+  local jid = judge_id(judge, o.judge_name)
+  local prev = previous(o.out, o.resume)
+  local labeler = require "rlaif.labeler"
+  local w = o.out and labeler.writer(o.out) or nil
+  local records, todo, by_id = {}, {}, {}
+  local counts = { judged = 0, reused = 0 }
+  for i, it in ipairs(items) do
+    if by_id[it.id] then error(string.format("%s: duplicate id %s", o.who, tostring(it.id)), 0) end
+    by_id[it.id] = i
+    it.key = mode == "pair" and key_of(jid, it.prompt, it.a, it.b) or key_of(jid, it.prompt, it.response)
+    local r = prev[it.id]
+    if r and r.key == it.key and DONE[r.status] then
+      records[i] = r
+      counts.reused = counts.reused + 1
+    else
+      todo[#todo + 1] = it
+    end
+  end
+  local function finish(rec, it)
+    rec.id, rec.key = it.id, it.key
+    if mode == "pair" then
+      rec.len_a, rec.len_b = M.char_len(it.a), M.char_len(it.b)
+      if o.texts then rec.prompt, rec.response_a, rec.response_b = it.prompt, it.a, it.b end
+    else
+      rec.len = M.char_len(it.response)
+      if o.texts then rec.prompt, rec.response = it.prompt, it.response end
+    end
+    records[by_id[it.id]] = rec
+    counts.judged = counts.judged + 1
+    if w then w:write(rec) end
+  end
+  local ok, err = pcall(function()
+    if #todo == 0 then return end
+    if kind == "labeler" then
+      local pairs_ = {}
+      for k, it in ipairs(todo) do
+        pairs_[k] = mode == "pair" and { id = it.id, context = it.prompt, a = it.a, b = it.b }
+          or { id = it.id, context = it.prompt, response = it.response }
+      end
+      local by = {}
+      for _, it in ipairs(todo) do by[it.id] = it end
+      judge:label(pairs_, {
+        progress = o.progress and not o.quiet,
+        on_label = function(rec, pair)
+          local it = by[pair.id]
+          if mode == "single" and rec.status == "ok" then
+            -- P(harmless): label 1 names the harmful case when the template's polarity is -1
+            local P = rec.P
+            rec.p = judge.polarity == -1 and P[2] or P[1]
+          end
+          finish(rec, it)
+        end,
+      })
+    else
+      local bar = progress.new { label = o.label or "judge", total = #todo, unit = "item",
+        quiet = o.quiet or not o.progress }
+      local failed = 0
+      local function call(...)
+        local p, why = judge(...)
+        if type(p) ~= "number" or p ~= p or p < 0 or p > 1 then
+          return nil, why or ("the judge returned " .. tostring(p) .. ", not a probability")
+        end
+        return p
+      end
+      local ok2, err2 = pcall(function()
+        for k, it in ipairs(todo) do
+          local rec
+          if mode == "pair" then
+            local p1, e1 = call(it.prompt, it.a, it.b, it)
+            local p2, e2 = call(it.prompt, it.b, it.a, it)
+            if p1 and p2 then
+              local p, p_ab, p_ba, pos_ab, _, same = labeler.debias(p1, p2, 1)
+              rec = { status = "ok", p = p, p_ab = p_ab, p_ba = p_ba, same_position = same,
+                position = same and pos_ab or nil }
+            else
+              rec = { status = "error", reason = (e1 and ("ab: " .. tostring(e1)) or "") ..
+                ((e1 and e2) and "; " or "") .. (e2 and ("ba: " .. tostring(e2)) or "") }
+            end
+          else
+            local p, e = call(it.prompt, it.response, nil, it)
+            rec = p and { status = "ok", p = p } or { status = "error", reason = tostring(e) }
+          end
+          if rec.status ~= "ok" then failed = failed + 1 end
+          finish(rec, it)
+          bar:update(k, failed > 0 and { { "failed", failed } } or nil)
+        end
+      end)
+      if not ok2 then
+        bar:abort()
+        error(err2, 0)
+      end
+      bar:finish(false)
+    end
+  end)
+  if w then w:close() end
+  if not ok then error(err, 0) end
+  return records, counts
+end
+
+-- items for a pairwise evaluation: the ids of A present in B, in A's order
+local function pair_items(ra, rb, who)
+  local by = {}
+  for _, r in ipairs(rb) do by[r.id] = r end
+  local items, gen_failed, unmatched = {}, {}, 0
+  for _, x in ipairs(ra) do
+    local y = by[x.id]
+    if not y then
+      unmatched = unmatched + 1
+    else
+      by[x.id] = nil
+      if x.prompt and y.prompt and x.prompt ~= y.prompt then
+        error(string.format("%s: id %s has different prompts in A and B", who, tostring(x.id)), 0)
+      end
+      if x.status ~= "ok" or y.status ~= "ok" then
+        gen_failed[#gen_failed + 1] = { id = x.id, status = "error",
+          reason = "generation failed: " .. tostring(x.status ~= "ok" and ("A: " .. tostring(x.reason))
+            or ("B: " .. tostring(y.reason))) }
+      else
+        items[#items + 1] = { id = x.id, prompt = x.prompt or y.prompt or "", a = x.response, b = y.response }
+      end
+    end
+  end
+  for _ in pairs(by) do unmatched = unmatched + 1 end
+  return items, gen_failed, unmatched
+end
+
+local WIN = opts.schema("eval.win_rate", {
+  judge = { "table|function", required = true },
+  prompts = "table|string",
+  a = { "table|string", required = true },
+  b = { "table|string", required = true },
+  generation = "table",                -- defaults for generated responses (max_new_tokens, ...)
+  names = "table",                     -- {a = "rlaif", b = "sft"} for tables and reports
+  tie_margin = { "number", min = 0, lt = 0.5, default = 0 },
+  bootstrap = { "integer", min = 0, default = 1000 },
+  alpha = { "number", gt = 0, lt = 1, default = 0.05 },
+  seed = { "integer", default = 1 },
+  l2 = { "number", min = 0, default = 1e-3 },
+  out = "string",                      -- records JSONL (appended, resumed)
+  resume = { "boolean", default = true },
+  texts = { "boolean", default = true },  -- keep prompt and responses in the records
+  limit = { "integer", min = 1 },
+  progress = { "boolean", default = true },
+  quiet = "boolean",
+  judge_name = "string",
+})
+
+--- win_rate{judge =, prompts =, a =, b =, generation =, names =, tie_margin = 0, bootstrap = 1000,
+---   alpha = 0.05, seed = 1, l2 = 1e-3, out = FILE, resume = true, texts = true, limit =,
+---   progress = true, quiet =} -> result
+--- a and b: response lists (strings aligned with prompts, or {id, prompt, response} records
+--- joined by id), a JSONL path, or {model = DIR | m, tokenizer =, client =, max_new_tokens =,
+--- temperature =, ...} to generate them (eval.generate; `generation` holds shared defaults).
+--- Every item is judged in both orders (a labeler with swap, or a function judge called
+--- twice). result = summarize()'s numbers plus records (item order), unmatched (ids in only
+--- one of a, b), reused (records taken from `out`), names.
+function M.win_rate(o)
+  o = WIN(o)
+  local prompts = norm_prompts(o.prompts, "eval.win_rate")
+  local ra = responses_of(o.a, prompts, "eval.win_rate: a", o.generation, o.quiet)
+  local rb = responses_of(o.b, prompts, "eval.win_rate: b", o.generation, o.quiet)
+  local items, gen_failed, unmatched = pair_items(ra, rb, "eval.win_rate")
+  if o.limit and #items > o.limit then
+    for i = #items, o.limit + 1, -1 do items[i] = nil end
+  end
+  local records, counts = judge_items(o.judge, items, "pair", { who = "eval.win_rate", out = o.out,
+    resume = o.resume, texts = o.texts, progress = o.progress, quiet = o.quiet, judge_name = o.judge_name })
+  for _, r in ipairs(gen_failed) do records[#records + 1] = r end
+  local s = M.summarize(records, { tie_margin = o.tie_margin, bootstrap = o.bootstrap, alpha = o.alpha,
+    seed = o.seed, l2 = o.l2 })
+  s.records, s.unmatched, s.reused, s.judged = records, unmatched, counts.reused, counts.judged
+  s.names = { a = o.names and o.names.a or "a", b = o.names and o.names.b or "b" }
+  return s
+end
+
+local HARM = opts.schema("eval.harmless_rate", {
+  judge = { "table|function", required = true },
+  prompts = "table|string",
+  responses = { "table|string", required = true },
+  generation = "table",
+  ref_length = { "number", gt = 0 },
+  reference = "table|string",          -- responses whose mean length is the reference (the SFT policy's)
+  name = "string",
+  tie_margin = { "number", min = 0, lt = 0.5, default = 0 },
+  bootstrap = { "integer", min = 0, default = 1000 },
+  alpha = { "number", gt = 0, lt = 1, default = 0.05 },
+  seed = { "integer", default = 1 },
+  l2 = { "number", min = 0, default = 1e-3 },
+  out = "string",
+  resume = { "boolean", default = true },
+  texts = { "boolean", default = true },
+  limit = { "integer", min = 1 },
+  progress = { "boolean", default = true },
+  quiet = "boolean",
+  judge_name = "string",
+})
+
+--- harmless_rate{judge =, prompts =, responses =, ref_length = | reference =, ...} -> result
+--- Each response is judged on its own: judge is a labeler with a two-label score template
+--- (prompts/harmless-rate.txt: label 1 = harmful, polarity -1) or a function
+--- judge(prompt, response, nil, item) -> P(harmless). The length control regresses
+--- "harmless" on len / ref_length and predicts at 1.0 (App. J: the reference is the SFT
+--- policy's mean length: give ref_length, or reference = its responses).
+--- result = summarize_harmless()'s numbers plus records, reused, name.
+function M.harmless_rate(o)
+  o = HARM(o)
+  local prompts = norm_prompts(o.prompts, "eval.harmless_rate")
+  local rs = responses_of(o.responses, prompts, "eval.harmless_rate: responses", o.generation, o.quiet)
+  local ref = o.ref_length
+  if not ref and o.reference then
+    local rr = responses_of(o.reference, prompts, "eval.harmless_rate: reference", o.generation, o.quiet)
+    local s, n = 0, 0
+    for _, r in ipairs(rr) do
+      if r.status == "ok" then s, n = s + M.char_len(r.response), n + 1 end
+    end
+    if n == 0 then error("eval.harmless_rate: the reference has no responses", 0) end
+    ref = math.max(s / n, 1)
+  end
+  local items, failed = {}, {}
+  for _, r in ipairs(rs) do
+    if r.status == "ok" then
+      items[#items + 1] = { id = r.id, prompt = r.prompt or "", response = r.response }
+    else
+      failed[#failed + 1] = { id = r.id, status = "error", reason = "generation failed: " .. tostring(r.reason) }
+    end
+  end
+  if o.limit and #items > o.limit then
+    for i = #items, o.limit + 1, -1 do items[i] = nil end
+  end
+  local records, counts = judge_items(o.judge, items, "single", { who = "eval.harmless_rate", out = o.out,
+    resume = o.resume, texts = o.texts, progress = o.progress, quiet = o.quiet, judge_name = o.judge_name })
+  for _, r in ipairs(failed) do records[#records + 1] = r end
+  local s = M.summarize_harmless(records, { ref_length = ref, tie_margin = o.tie_margin, bootstrap = o.bootstrap,
+    alpha = o.alpha, seed = o.seed, l2 = o.l2 })
+  s.records, s.reused, s.judged, s.name = records, counts.reused, counts.judged, o.name
+  return s
+end
+
+-- ---- several policies ----
+
+local CMP = opts.schema("eval.compare", {
+  judge = { "table|function", required = true },
+  prompts = "table|string",
+  policies = { "table", required = true },   -- {{name, responses}, ...} or {name = responses}
+  baseline = "string",                        -- each policy against it; nil = round robin
+  generation = "table",
+  out = "string",                             -- a directory: NAME_vs_NAME.jsonl records
+  tie_margin = { "number", min = 0, lt = 0.5, default = 0 },
+  bootstrap = { "integer", min = 0, default = 1000 },
+  seed = { "integer", default = 1 },
+  l2 = { "number", min = 0, default = 1e-3 },
+  resume = { "boolean", default = true },
+  limit = { "integer", min = 1 },
+  progress = { "boolean", default = true },
+  quiet = "boolean",
+})
+
+--- compare{judge =, prompts =, policies = {{"rlaif", responses}, {"sft", {model = DIR}}, ...},
+---   baseline = "sft" | nil, out = DIR, ...} -> {rows = {result, ...}, responses = {name -> list}}
+--- Each policy's responses are resolved (or generated) once; then every policy is judged
+--- against the baseline, or every pair against each other (round robin). Each row is a
+--- win_rate() result with names = {a =, b =}. eval.format_table(t.rows) prints them.
+function M.compare(o)
+  o = CMP(o)
+  local prompts = norm_prompts(o.prompts, "eval.compare")
+  local list = {}
+  if o.policies[1] then
+    for i, p in ipairs(o.policies) do
+      if type(p) ~= "table" or type(p[1]) ~= "string" or p[2] == nil then
+        error(string.format("eval.compare: policy %d must be {name, responses}", i), 2)
+      end
+      list[i] = { name = p[1], spec = p[2] }
+    end
+  else
+    local names = {}
+    for k in pairs(o.policies) do names[#names + 1] = k end
+    table.sort(names)
+    for i, k in ipairs(names) do list[i] = { name = k, spec = o.policies[k] } end
+  end
+  if #list < 2 then error("eval.compare: needs at least two policies", 2) end
+  local resolved = {}
+  for _, p in ipairs(list) do
+    if resolved[p.name] then error("eval.compare: policy name '" .. p.name .. "' appears twice", 2) end
+    local spec = p.spec
+    if type(spec) == "table" and (spec.model ~= nil or spec.client ~= nil) and spec.label == nil then
+      local copy = {}
+      for k, v in pairs(p.spec) do copy[k] = v end
+      copy.label = "generate " .. p.name
+      spec = copy
+    end
+    resolved[p.name] = responses_of(spec, prompts, "eval.compare: " .. p.name, o.generation, o.quiet)
+  end
+  local pairs_ = {}
+  if o.baseline then
+    if not resolved[o.baseline] then error("eval.compare: baseline '" .. o.baseline .. "' is not a policy", 2) end
+    for _, p in ipairs(list) do
+      if p.name ~= o.baseline then pairs_[#pairs_ + 1] = { p.name, o.baseline } end
+    end
+  else
+    for i = 1, #list do
+      for j = i + 1, #list do pairs_[#pairs_ + 1] = { list[i].name, list[j].name } end
+    end
+  end
+  if o.out then
+    local ok, err = core.gz.mkdir(o.out)
+    if not ok then error("eval.compare: " .. tostring(err), 2) end
+  end
+  local rows = {}
+  for k, pr in ipairs(pairs_) do
+    rows[k] = M.win_rate { judge = o.judge, a = resolved[pr[1]], b = resolved[pr[2]], names = { a = pr[1], b = pr[2] },
+      tie_margin = o.tie_margin, bootstrap = o.bootstrap, seed = o.seed, l2 = o.l2, resume = o.resume,
+      out = o.out and string.format("%s/%s_vs_%s.jsonl", o.out, pr[1], pr[2]), limit = o.limit,
+      progress = o.progress, quiet = o.quiet }
+  end
+  return { rows = rows, responses = resolved }
+end
+
+-- ---- tables ----
+
+local function pct(x) return x and string.format("%.1f", 100 * x) or nil end
+local function pct_ci(c) return c and string.format("%.1f-%.1f", 100 * c[1], 100 * c[2]) or nil end
+
+--- format_table(results) -> text: one row per win_rate() result (or harmless_rate() result):
+--- n, failed, ties, win % with its 95% CI, soft %, the paper's LC % with its CI, AlpacaEval 2
+--- LC %, % of items whose orders disagree, mean lengths.
+function M.format_table(results)
+  local rows, cells = {}, {}
+  local harmless = results[1] and results[1].harmless_rate ~= nil
+  local cols = harmless and { "n", "failed", "harmless %", "95% CI", "soft %", "LC %", "LC 95% CI", "len", "ref len" }
+    or { "n", "failed", "ties", "win %", "95% CI", "soft %", "LC %", "LC 95% CI", "AE2 LC %", "disagree %",
+      "len a", "len b" }
+  for k, r in ipairs(results) do
+    local name
+    if harmless then name = r.name or ("policy " .. k) else
+      name = string.format("%s vs %s", r.names and r.names.a or "a", r.names and r.names.b or "b")
+    end
+    if cells[name] then name = name .. " #" .. k end
+    rows[#rows + 1] = name
+    if harmless then
+      cells[name] = { n = tostring(r.n), failed = tostring(r.failed), ["harmless %"] = pct(r.harmless_rate),
+        ["95% CI"] = pct_ci(r.ci95), ["soft %"] = pct(r.soft_harmless_rate), ["LC %"] = pct(r.lc_harmless_rate),
+        ["LC 95% CI"] = pct_ci(r.lc_ci95), len = r.mean_len and string.format("%.0f", r.mean_len),
+        ["ref len"] = r.ref_length and string.format("%.0f", r.ref_length) }
+    else
+      cells[name] = { n = tostring(r.n), failed = tostring(r.failed), ties = tostring(r.ties),
+        ["win %"] = pct(r.win_rate), ["95% CI"] = pct_ci(r.ci95), ["soft %"] = pct(r.soft_win_rate),
+        ["LC %"] = pct(r.lc_win_rate), ["LC 95% CI"] = pct_ci(r.lc_ci95), ["AE2 LC %"] = pct(r.lc_ae2),
+        ["disagree %"] = pct(r.disagree), ["len a"] = r.mean_len_a and string.format("%.0f", r.mean_len_a),
+        ["len b"] = r.mean_len_b and string.format("%.0f", r.mean_len_b) }
+    end
+  end
+  return metrics.format_table(rows, cols, function(r, c) return cells[r][c] end, harmless and "policy" or
+    "comparison")
+end
+
+--- results_json(result) -> the numbers of a result without its records (for results.json).
+function M.numbers(result)
+  local out = {}
+  for k, v in pairs(result) do
+    if k ~= "records" then out[k] = v end
   end
   return out
 end

@@ -9,6 +9,13 @@
 // that split each label's mass 70/30 between the two spellings and give 10% to
 // " The" (so a client must sum spelling variants). A prompt (or last message)
 // ending in "Rationale:" gets a short rationale. Every answer waits --delay ms.
+// A single response ("Response - ..." and no pair; the harmless-rate template) gets
+// P(label "1" = harmful) = sigmoid(-scale * q + bias).
+//
+// Faults, written anywhere in the prompt (e.g. inside a response):
+//   [[fail=CODE]]          answer HTTP CODE with an OpenAI-style error body, every attempt
+//   [[fail=CODE,times=N]]  only the first N attempts of this prompt text
+//   [[nolabel]]            answer 200 with alternatives that hold no label token
 //
 // Usage: node fake_labeler.mjs [--port 0] [--port-file F] [--delay MS] [--scale S]
 //        [--bias B] [--ttl S] [--count-file F]  (count-file: requests served, on exit)
@@ -25,6 +32,7 @@ const SCALE = Number(args.scale || 0.5);
 const BIAS = Number(args.bias || 0);
 const TTL = Number(args.ttl || 600);
 let served = 0;
+const attempts = new Map();
 
 const sigmoid = (x) => 1 / (1 + Math.exp(-x));
 const q = (s) => { const m = /q(-?\d+)/.exec(s || ""); return m ? Number(m[1]) : 0; };
@@ -39,7 +47,9 @@ function shown(text) {
 
 function labelTop(text) {
   const [r1, r2] = shown(text);
-  const p1 = sigmoid(SCALE * (q(r1) - q(r2)) + BIAS);
+  const single = r1 === null && r2 === null ? /Response - ([^\n]*)/.exec(text) : null;
+  const p1 = single ? sigmoid(-SCALE * q(single[1]) + BIAS) : sigmoid(SCALE * (q(r1) - q(r2)) + BIAS);
+  if (/\[\[nolabel\]\]/.test(text)) return [{ token: " The", logprob: Math.log(0.6) }, { token: " A", logprob: Math.log(0.3) }];
   const top = [
     { token: " 1", logprob: Math.log(0.9 * p1 * 0.7) }, { token: "1", logprob: Math.log(0.9 * p1 * 0.3) },
     { token: " 2", logprob: Math.log(0.9 * (1 - p1) * 0.7) }, { token: "2", logprob: Math.log(0.9 * (1 - p1) * 0.3) },
@@ -85,6 +95,20 @@ const server = http.createServer((req, res) => {
       res.writeHead(400, { "content-type": "application/json" });
       res.end(JSON.stringify({ error: { message: "bad json" } }));
       return;
+    }
+    const text = typeof body.prompt === "string" ? body.prompt
+      : (body.messages || []).map((m) => m.content).join("\n");
+    const f = /\[\[fail=(\d+)(?:,times=(\d+))?\]\]/.exec(text || "");
+    if (f) {
+      const n = (attempts.get(text) || 0) + 1;
+      attempts.set(text, n);
+      if (f[2] === undefined || n <= Number(f[2])) {
+        served++;
+        const eb = JSON.stringify({ error: { message: `injected failure ${f[1]}`, type: "server_error" } });
+        res.writeHead(Number(f[1]), { "content-type": "application/json", "content-length": Buffer.byteLength(eb) });
+        res.end(eb);
+        return;
+      }
     }
     const out = JSON.stringify(reply(req.url, body));
     const send = () => {

@@ -9,7 +9,9 @@
 -- likewise, and 10% of the total goes to an unrelated token, so the labeler
 -- must sum spelling variants and renormalize. A CoT rationale request (prompt or
 -- last message ending in "Rationale:") gets a short text. Everything is
--- deterministic; `requests` records every request.
+-- deterministic; `requests` records every request. A single response ("Response -
+-- ..." and no pair: the harmless-rate template) gets P(label "1" = harmful) =
+-- sigmoid(-scale * q + bias).
 local M = {}
 
 local function sigmoid(x) return 1 / (1 + math.exp(-x)) end
@@ -71,7 +73,9 @@ function M.new(opts)
         choices = { { text = " Summary with the higher q is better.", tokens = {} } } }
     end
     local r1, r2 = M.shown(text)
-    local p1 = sigmoid(c.scale * (q(r1 or "") - q(r2 or "")) + c.bias)
+    local single = not r1 and not r2 and text:match("Response %- ([^\n]*)")
+    local p1 = single and sigmoid(-c.scale * q(single) + c.bias)
+      or sigmoid(c.scale * (q(r1 or "") - q(r2 or "")) + c.bias)
     return M.response(M.pair_alts(p1))
   end
   function c:complete_many(reqs, o)
