@@ -638,6 +638,7 @@ local function judge_items(judge, items, mode, o)
       todo[#todo + 1] = it
     end
   end
+  local interrupted = false
   local function finish(rec, it)
     rec.id, rec.key = it.id, it.key
     if mode == "pair" then
@@ -647,6 +648,8 @@ local function judge_items(judge, items, mode, o)
       rec.len = M.char_len(it.response)
       if o.texts then rec.prompt, rec.response = it.prompt, it.response end
     end
+    -- a request cancelled by Ctrl-C is no judgement: the item is judged again on resume
+    if interrupted and rec.status == "error" then return end
     records[by_id[it.id]] = rec
     counts.judged = counts.judged + 1
     if w then w:write(rec) end
@@ -661,7 +664,20 @@ local function judge_items(judge, items, mode, o)
       end
       local by = {}
       for _, it in ipairs(todo) do by[it.id] = it end
-      judge:label(pairs_, {
+      -- The client stops a batch on Ctrl-C and returns the rest as "cancelled" (info.interrupted);
+      -- watch for it through a proxy, answer every later batch "cancelled" at once, then raise.
+      local real = judge.client
+      judge.client = setmetatable({ complete_many = function(_, reqs, o2)
+        if interrupted then
+          local res = {}
+          for k = 1, #reqs do res[k] = { ok = false, kind = "cancelled", message = "interrupted" } end
+          return res, { interrupted = true }
+        end
+        local res, info = real:complete_many(reqs, o2)
+        if type(info) == "table" and info.interrupted then interrupted = true end
+        return res, info
+      end }, { __index = real })
+      local ok2, err2 = pcall(judge.label, judge, pairs_, {
         progress = o.progress and not o.quiet,
         on_label = function(rec, pair)
           local it = by[pair.id]
@@ -673,6 +689,9 @@ local function judge_items(judge, items, mode, o)
           finish(rec, it)
         end,
       })
+      judge.client = real
+      if not ok2 then error(err2, 0) end
+      if interrupted then error(o.who .. ": interrupted", 0) end
     else
       local bar = progress.new { label = o.label or "judge", total = #todo, unit = "item",
         quiet = o.quiet or not o.progress }

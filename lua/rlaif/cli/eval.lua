@@ -1,0 +1,212 @@
+-- lua/rlaif/cli/eval.lua -- `rlaif eval`: the win rate of policy A over policy B
+-- (or the harmless rate of A and B) judged by an LLM through rlaif.labeler, with
+-- the paper's length control (rlaif.eval). Writes DIR/records.jsonl (one line per
+-- item, appended as judged, resumed), DIR/results.json (atomically) and
+-- DIR/config.json (the judge; a rerun into DIR must use the same one), and prints
+-- the table. Responses come from JSONL files or are generated from model
+-- directories into DIR/responses_a.jsonl / responses_b.jsonl (resumed too).
+--
+-- Exit status: 0 when every item was judged, 1 when some judgement or generation
+-- failed (they are reported, never counted; a rerun retries the failed requests),
+-- 2 for bad usage, 130 on Ctrl-C (what was judged stays in DIR).
+-- A subcommand module returns main(args) -> exit status (see cli/info.lua).
+
+local usage = [[
+usage: rlaif eval --a FILE|DIR --b FILE|DIR --out DIR [options]
+       rlaif eval --harmless --a FILE|DIR [--b FILE|DIR] --out DIR [--ref-length N | --ref FILE] [options]
+
+  --a, --b FILE|DIR     responses: JSONL with id, prompt, response; or a model directory
+                        (Hugging Face layout) that generates them for --prompts
+  --prompts FILE        JSONL with id and prompt (for model directories)
+  --name-a, --name-b S  names in the table and report (default: the file or directory names)
+  --out DIR             records.jsonl, results.json, config.json (created; resumed)
+  --harmless            the harmless rate of each policy (single responses, --template harmless-rate)
+  --ref-length N        harmless rate: reference length in characters for the length control
+  --ref FILE|DIR        harmless rate: responses whose mean length is the reference (the SFT policy's)
+judge:
+  --judge-api NAME      openai-chat | openai-completions | vllm | llamacpp | ollama | tgi | gemini |
+                        anthropic | local  (--api is a synonym)
+  --base-url URL, --model NAME, --api-key-env VAR, --concurrency N (16), --max-retries N,
+  --timeout S, --cache FILE           as for `rlaif label`
+  --client FILE.lua     a Lua file returning a client object (custom backends, tests)
+  --template NAME       prompt template (default helpful-base; harmless-rate with --harmless)
+  --shots N, --cot, --no-swap, --logprobs K, --format-requests prompt|chat, --chat user|prefill
+generation (model directories):
+  --tokenizer PATH      default: the model directory
+  --max-new-tokens N (64), --temperature T (0), --top-p P, --gen-seed N (0), --batch-size N (16)
+statistics:
+  --tie-margin M        |p - 0.5| <= M counts as a tie (default 0)
+  --bootstrap N         bootstrap resamples for the 95% intervals (default 1000; 0 = none)
+  --seed N              bootstrap seed (default 1)
+  --limit N             judge at most N items
+  --no-resume           start DIR's records from scratch
+  --quiet               no progress or summary lines (the table is still printed)
+]]
+
+local FLAGS = {
+  a = "string", b = "string", prompts = "string", ["name-a"] = "string", ["name-b"] = "string", out = "string",
+  harmless = "flag", ["ref-length"] = { "number", gt = 0 }, ref = "string",
+  ["judge-api"] = "string", api = "string", ["base-url"] = "string", model = "string", ["api-key-env"] = "string",
+  concurrency = { "integer", min = 1 }, ["max-retries"] = { "integer", min = 0 }, timeout = { "number", gt = 0 },
+  cache = "string", client = "string", template = "string", shots = { "integer", min = 0 }, cot = "flag",
+  ["no-swap"] = "flag", logprobs = { "integer", min = 1 }, ["format-requests"] = { "string", one_of = { "prompt",
+    "chat" } }, chat = { "string", one_of = { "user", "prefill" } },
+  tokenizer = "string", ["max-new-tokens"] = { "integer", min = 1 }, temperature = { "number", min = 0 },
+  ["top-p"] = { "number", gt = 0, max = 1 }, ["gen-seed"] = { "integer" }, ["batch-size"] = { "integer", min = 1 },
+  ["tie-margin"] = { "number", min = 0, lt = 0.5 }, bootstrap = { "integer", min = 0 }, seed = "integer",
+  limit = { "integer", min = 1 }, ["no-resume"] = "flag", quiet = "flag",
+}
+
+local function is_dir(path)
+  local f = io.open(path .. "/config.json", "rb")
+  if f then f:close() return true end
+  return false
+end
+
+local function basename(p) return (p:gsub("/+$", ""):match("([^/]+)$") or p):gsub("%.jsonl$", "") end
+
+local function make_client(o)
+  local api = o["judge-api"] or o.api
+  if o.client then
+    local chunk, err = loadfile(o.client)
+    if not chunk then error("--client: " .. err, 0) end
+    local c = chunk(o)
+    if type(c) ~= "table" or type(c.complete_many) ~= "function" then
+      error("--client: " .. o.client .. " must return an object with complete_many", 0)
+    end
+    return c, api
+  end
+  if not api then error("--judge-api is required (or --client FILE.lua)", 0) end
+  local llm = require "rlaif.llm"
+  return llm.client { api = api, base_url = o["base-url"], model = o.model, api_key_env = o["api-key-env"],
+    concurrency = o.concurrency or 16, max_retries = o["max-retries"], timeout = o.timeout, cache = o.cache }, api
+end
+
+local function source(o, which, out)
+  local path = o[which]
+  if not path then return nil end
+  if is_dir(path) then
+    if not o.prompts then error("--" .. which .. " " .. path .. " is a model directory: give --prompts FILE", 0) end
+    return { model = path, tokenizer = o.tokenizer, out = out .. "/responses_" .. which .. ".jsonl",
+      label = "generate " .. which, resume = not o["no-resume"] }, "model " .. path
+  end
+  return path, "file " .. path
+end
+
+local function main(args)
+  local opts = require "rlaif.opts"
+  local ok0, o = pcall(opts.cli, "eval", args, FLAGS)
+  if not ok0 then
+    io.stderr:write(tostring(o), "\n", usage)
+    return 2
+  end
+  if o.help then io.write(usage) return 0 end
+  if #o > 0 then
+    io.stderr:write("rlaif eval: unexpected argument '", o[1], "'\n", usage)
+    return 2
+  end
+  if not o.a or not o.out or (not o.b and not o.harmless) then
+    io.stderr:write("rlaif eval: --a, --b and --out are required (--b is optional with --harmless)\n", usage)
+    return 2
+  end
+  local core = require "rlaif.core"
+  local json = core.json
+  local eval = require "rlaif.eval"
+  local labeler = require "rlaif.labeler"
+  local status = 0
+  local records_path = o.out .. "/records.jsonl"
+  local ok, err = pcall(function()
+    assert(core.gz.mkdir(o.out))
+    local client, api = make_client(o)
+    local L = labeler.new {
+      client = client, template = o.template or (o.harmless and "harmless-rate" or "helpful-base"),
+      shots = o.shots, cot = o.cot or nil, swap = not o["no-swap"], logprobs = o.logprobs,
+      format = o["format-requests"], chat = o.chat, api = api, model = o.model,
+    }
+    -- the judge of this directory: a rerun must use the same one
+    local cfg = { judge = eval.judge_id(L), template = L.template.name, model = L.model, api = api,
+      mode = o.harmless and "harmless" or "win_rate" }
+    local cfg_path = o.out .. "/config.json"
+    local f = io.open(cfg_path, "rb")
+    if f and not o["no-resume"] then
+      local old = json.decode(f:read("a"))
+      f:close()
+      if type(old) == "table" and (old.judge ~= cfg.judge or old.mode ~= cfg.mode) then
+        error(string.format("%s holds an evaluation by another judge or mode (%s, %s; now %s, %s): use another " ..
+          "--out or --no-resume", o.out, tostring(old.template), tostring(old.mode), cfg.template, cfg.mode), 0)
+      end
+    elseif f then
+      f:close()
+    end
+    assert(core.gz.write_atomic(cfg_path, json.encode(cfg, { indent = true }) .. "\n"))
+    local gen = { max_new_tokens = o["max-new-tokens"], temperature = o.temperature, top_p = o["top-p"],
+      seed = o["gen-seed"], batch_size = o["batch-size"] }
+    local prompts = o.prompts and eval.norm_prompts(o.prompts, "rlaif eval: --prompts") or nil
+    local sa, da = source(o, "a", o.out)
+    local sb, db = source(o, "b", o.out)
+    local na, nb = o["name-a"] or basename(o.a), o.b and (o["name-b"] or basename(o.b)) or nil
+    local common = { judge = L, prompts = prompts, generation = gen, tie_margin = o["tie-margin"],
+      bootstrap = o.bootstrap, seed = o.seed, resume = not o["no-resume"], limit = o.limit, quiet = o.quiet }
+    local function run(fn, extra)
+      local t = {}
+      for k, v in pairs(common) do t[k] = v end
+      for k, v in pairs(extra) do t[k] = v end
+      return fn(t)
+    end
+    local results, rows
+    if o.harmless then
+      local ref = o["ref-length"]
+      local reference
+      if not ref and o.ref then reference = source(o, "ref", o.out) end
+      rows = {}
+      rows[1] = run(eval.harmless_rate, { responses = sa, name = na, ref_length = ref, reference = reference,
+        out = records_path })
+      if sb then
+        rows[2] = run(eval.harmless_rate, { responses = sb, name = nb, ref_length = ref or rows[1].ref_length,
+          out = o.out .. "/records_b.jsonl" })
+      end
+      results = { mode = "harmless", template = L.template.name, model = L.model, policies = {} }
+      for k, r in ipairs(rows) do
+        results.policies[k] = eval.numbers(r)
+        results.policies[k].source = k == 1 and da or db
+      end
+      for k, v in pairs(results.policies[1]) do if results[k] == nil then results[k] = v end end
+    else
+      local r = run(eval.win_rate, { a = sa, b = sb, names = { a = na, b = nb }, out = records_path })
+      rows = { r }
+      results = eval.numbers(r)
+      results.mode, results.template, results.model = "win_rate", L.template.name, L.model
+      results.sources = { a = da, b = db }
+    end
+    results.records = records_path
+    assert(core.gz.write_atomic(o.out .. "/results.json", json.encode(results, { indent = true }) .. "\n"))
+    io.write(eval.format_table(rows))
+    local failed, unmatched = 0, 0
+    for _, r in ipairs(rows) do failed, unmatched = failed + r.failed, unmatched + (r.unmatched or 0) end
+    if not o.quiet then
+      io.stderr:write(string.format("rlaif eval: %s -> %s/results.json, %s\n",
+        rows[1].judged and string.format("%d judged, %d reused", rows[1].judged, rows[1].reused) or "", o.out,
+        records_path))
+      if unmatched > 0 then
+        io.stderr:write(string.format("rlaif eval: %d ids are in only one of --a and --b (not judged)\n", unmatched))
+      end
+    end
+    if failed > 0 then
+      io.stderr:write(string.format("rlaif eval: %d item(s) failed (status error or unlabeled in %s); they are " ..
+        "not counted; rerun to retry the errors\n", failed, records_path))
+      status = 1
+    end
+  end)
+  if not ok then
+    local msg = tostring(err):gsub("^[^\n]-/rlaif/[%w_/]+%.lua:%d+: ", "")
+    if msg:find("interrupted", 1, true) then
+      io.stderr:write("rlaif eval: interrupted; what was judged is kept in ", o.out, " (rerun to continue)\n")
+      return 130
+    end
+    io.stderr:write("rlaif eval: ", msg, "\n")
+    return 1
+  end
+  return status
+end
+
+return main
