@@ -10,12 +10,17 @@
 --   rlaif.train.reward{model = rm, tokenizer = tok, pairs = "pairs.jsonl", eval_pairs = ...}
 --
 -- Trainers call on_step(info) after every optimizer step; returning false stops
--- early. A schedule is any function(step) -> multiplier of lr, so Lua code can
+-- early. With log = path they append one JSON line per step (step, loss, lr, ...;
+-- the step logs rlaif.report plots), and they show progress on stderr
+-- (rlaif.progress; progress = false or quiet = true turns it off). Ctrl-C stops
+-- between steps with "interrupted": the log keeps every finished step and the
+-- state file its last save. A schedule is any function(step) -> multiplier of lr, so Lua code can
 -- replace the built-in ones. With state = path, trainers save the weights, AdamW
 -- moments, step and data position every save_every steps (atomically) and resume
 -- from that file when it exists; the resumed run reproduces the same losses.
 
 local core = require "rlaif.core"
+local progress = require "rlaif.progress"
 
 local M = {}
 
@@ -169,6 +174,60 @@ function M.read_pairs(path)
   return out
 end
 
+-- ---- step logs and progress ----
+
+-- Open the JSONL step log: a fresh run truncates it; a run resumed from `step`
+-- keeps the lines up to that step (a killed run may have logged steps past its
+-- last save) and appends. Returns an object with :write(info) and :close().
+local function open_log(path, resumed_step)
+  if not path then return nil end
+  local json = core.json
+  if resumed_step and resumed_step > 0 then
+    local keep = {}
+    local f = io.open(path, "rb")
+    if f then
+      for line in f:lines() do
+        local r = json.decode(line)
+        if type(r) == "table" and type(r.step) == "number" and r.step <= resumed_step then keep[#keep + 1] = line end
+      end
+      f:close()
+    end
+    local ok, err = core.gz.write_atomic(path, #keep > 0 and (table.concat(keep, "\n") .. "\n") or "")
+    if not ok then error("train: log: " .. tostring(err), 0) end
+  end
+  local f, err = io.open(path, (resumed_step and resumed_step > 0) and "ab" or "wb")
+  if not f then error("train: cannot open log " .. tostring(err), 0) end
+  local log = { f = f }
+  function log.write(_, info)
+    local row = {}
+    for k, v in pairs(info) do
+      if type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge then row[k] = v end
+    end
+    f:write(json.encode(row), "\n")
+    f:flush()
+  end
+  function log.close() if log.f then f:close() log.f = nil end end
+  return log
+end
+M.open_log = open_log
+
+local function bar_for(o, label, total)
+  return progress.new { label = label, total = total, unit = "step",
+    quiet = o.quiet == true or o.progress == false }
+end
+
+-- Run body() with the log and bar closed on every way out (Ctrl-C included).
+local function guarded(log, bar, body)
+  local ok, res = pcall(body)
+  if log then log:close() end
+  if not ok then
+    bar:abort()
+    error(res, 0)
+  end
+  bar:finish()
+  return res
+end
+
 -- ---- trainers ----
 
 local function common(o, name)
@@ -183,7 +242,7 @@ end
 
 --- sft{model=, tokenizer=, data=, batch_size=8, grad_accum=1, epochs=1, max_steps=,
 ---     lr=1e-4, weight_decay=0, schedule=, max_grad_norm=1, max_len=, add_eos=true,
----     seed=0, on_step=, state=, save_every=} -> {step=, loss=}
+---     seed=0, on_step=, state=, save_every=, log=, progress=true, quiet=} -> {step=, loss=}
 -- data: {prompt=, response=} (strings or id arrays). The loss covers response tokens only.
 function M.sft(o)
   local m, opt = o.model, common(o, "train.sft")
@@ -203,34 +262,43 @@ function M.sft(o)
   end
   assert(#examples > 0, "train.sft: no data")
   local st = read_state(m, o.state) or { step = 0, epoch = 1, pos = 0 }
-  local last
-  while st.epoch <= epochs do
-    local perm = permutation(#examples, o.seed or 0, st.epoch)
-    while st.pos < #examples do
-      local loss_sum, tokens = 0, 0
-      for _ = 1, accum do
-        if st.pos >= #examples then break end
-        local seqs, plens = {}, {}
-        for k = st.pos + 1, math.min(st.pos + bs, #examples) do
-          local e = examples[perm[k]]
-          seqs[#seqs + 1], plens[#plens + 1] = e.ids, e.plen
+  local per_epoch = -(-#examples // (bs * accum))
+  local total = math.min(epochs * per_epoch, o.max_steps or math.huge)
+  local log = open_log(o.log, st.step)
+  local bar = bar_for(o, "sft", total)
+  bar:update(st.step)
+  return guarded(log, bar, function()
+    local last
+    while st.epoch <= epochs do
+      local perm = permutation(#examples, o.seed or 0, st.epoch)
+      while st.pos < #examples do
+        local loss_sum, tokens = 0, 0
+        for _ = 1, accum do
+          if st.pos >= #examples then break end
+          local seqs, plens = {}, {}
+          for k = st.pos + 1, math.min(st.pos + bs, #examples) do
+            local e = examples[perm[k]]
+            seqs[#seqs + 1], plens[#plens + 1] = e.ids, e.plen
+          end
+          st.pos = st.pos + #seqs
+          local ids, targets = m:causal_lm_batch(seqs, plens)
+          local loss, n = m:lm_loss(ids, targets, nil, { scale = 1 / accum })
+          if n > 0 then loss_sum, tokens = loss_sum + loss * n, tokens + n end
         end
-        st.pos = st.pos + #seqs
-        local ids, targets = m:causal_lm_batch(seqs, plens)
-        local loss, n = m:lm_loss(ids, targets, nil, { scale = 1 / accum })
-        if n > 0 then loss_sum, tokens = loss_sum + loss * n, tokens + n end
+        local info = opt:step()
+        st.step = info.step
+        info.loss, info.tokens, info.epoch = tokens > 0 and loss_sum / tokens or 0 / 0, tokens, st.epoch
+        last = info
+        if o.state and o.save_every and st.step % o.save_every == 0 then write_state(m, o.state, st) end
+        if log then log:write(info) end
+        bar:update(st.step, { { "loss", info.loss }, { "lr", info.lr } })
+        if o.on_step and o.on_step(info) == false then return last end
+        if o.max_steps and st.step >= o.max_steps then return last end
       end
-      local info = opt:step()
-      st.step = info.step
-      info.loss, info.tokens, info.epoch = tokens > 0 and loss_sum / tokens or 0 / 0, tokens, st.epoch
-      last = info
-      if o.state and o.save_every and st.step % o.save_every == 0 then write_state(m, o.state, st) end
-      if o.on_step and o.on_step(info) == false then return last end
-      if o.max_steps and st.step >= o.max_steps then return last end
+      st.epoch, st.pos = st.epoch + 1, 0
     end
-    st.epoch, st.pos = st.epoch + 1, 0
-  end
-  return last
+    return last
+  end)
 end
 
 local function pair_rows(o, pairs, i0, i1, max_len)
@@ -282,7 +350,8 @@ end
 
 --- reward{model=, tokenizer=, pairs=, eval_pairs=, batch_size=8 (pairs), epochs=1,
 ---        max_steps=, lr=1e-5, margin=0, center=0, max_len=, add_eos=true, seed=0,
----        on_step=, state=, save_every=} -> {step=, loss=, accuracy=, reward_mean=, reward_std=}
+---        on_step=, state=, save_every=, log=, progress=true, quiet=}
+---        -> {step=, loss=, accuracy=, reward_mean=, reward_std=}
 -- pairs: array or a JSONL path (read_pairs). Loss: the soft-label pairwise loss
 -- with p = preference for `chosen` (1 or 0 gives Bradley-Terry).
 function M.reward(o)
@@ -294,34 +363,42 @@ function M.reward(o)
   local eos = (o.add_eos ~= false and m:config().eos_id >= 0) and m:config().eos_id or nil
   local bs, epochs = o.batch_size or 8, o.epochs or 1
   local st = read_state(m, o.state) or { step = 0, epoch = 1, pos = 0 }
+  local total = math.min(epochs * -(-#pairs // bs), o.max_steps or math.huge)
+  local log = open_log(o.log, st.step)
+  local bar = bar_for(o, "reward", total)
+  bar:update(st.step)
   local last = {}
-  while st.epoch <= epochs do
-    local perm = permutation(#pairs, o.seed or 0, st.epoch)
-    while st.pos < #pairs do
-      local batch = {}
-      for k = st.pos + 1, math.min(st.pos + bs, #pairs) do batch[#batch + 1] = pairs[perm[k]] end
-      st.pos = st.pos + #batch
-      local rows, ps = pair_rows(o, batch, 1, #batch, o.max_len)
-      append_eos(rows, eos)
-      local r = m:reward(rows):totable()
-      local r1, r2 = {}, {}
-      for k = 1, #r, 2 do r1[#r1 + 1], r2[#r2 + 1] = r[k], r[k + 1] end
-      local loss, d1, d2 = M.reward_pair_loss(r1, r2, ps, o.margin or 0, o.center or 0)
-      local g1, g2, dr = d1:totable(), d2:totable(), {}
-      for k = 1, #g1 do dr[2 * k - 1], dr[2 * k] = g1[k], g2[k] end
-      m:backward_reward(dr)
-      local info = opt:step()
-      st.step = info.step
-      local right = 0
-      for k = 1, #r1 do if r1[k] > r2[k] then right = right + 1 end end
-      info.loss, info.train_accuracy, info.epoch = loss, right / #r1, st.epoch
-      last = info
-      if o.state and o.save_every and st.step % o.save_every == 0 then write_state(m, o.state, st) end
-      if o.on_step and o.on_step(info) == false then st.epoch = epochs + 1 break end
-      if o.max_steps and st.step >= o.max_steps then st.epoch = epochs + 1 break end
+  guarded(log, bar, function()
+    while st.epoch <= epochs do
+      local perm = permutation(#pairs, o.seed or 0, st.epoch)
+      while st.pos < #pairs do
+        local batch = {}
+        for k = st.pos + 1, math.min(st.pos + bs, #pairs) do batch[#batch + 1] = pairs[perm[k]] end
+        st.pos = st.pos + #batch
+        local rows, ps = pair_rows(o, batch, 1, #batch, o.max_len)
+        append_eos(rows, eos)
+        local r = m:reward(rows):totable()
+        local r1, r2 = {}, {}
+        for k = 1, #r, 2 do r1[#r1 + 1], r2[#r2 + 1] = r[k], r[k + 1] end
+        local loss, d1, d2 = M.reward_pair_loss(r1, r2, ps, o.margin or 0, o.center or 0)
+        local g1, g2, dr = d1:totable(), d2:totable(), {}
+        for k = 1, #g1 do dr[2 * k - 1], dr[2 * k] = g1[k], g2[k] end
+        m:backward_reward(dr)
+        local info = opt:step()
+        st.step = info.step
+        local right = 0
+        for k = 1, #r1 do if r1[k] > r2[k] then right = right + 1 end end
+        info.loss, info.train_accuracy, info.epoch = loss, right / #r1, st.epoch
+        last = info
+        if o.state and o.save_every and st.step % o.save_every == 0 then write_state(m, o.state, st) end
+        if log then log:write(info) end
+        bar:update(st.step, { { "loss", info.loss }, { "acc", info.train_accuracy } })
+        if o.on_step and o.on_step(info) == false then st.epoch = epochs + 1 break end
+        if o.max_steps and st.step >= o.max_steps then st.epoch = epochs + 1 break end
+      end
+      st.epoch, st.pos = st.epoch + 1, 0
     end
-    st.epoch, st.pos = st.epoch + 1, 0
-  end
+  end)
   -- statistics for normalising rewards later, and held-out accuracy
   local sopts = { batch_size = bs, max_len = o.max_len, add_eos = o.add_eos }
   local rc, rr = M.reward_scores(m, o.tokenizer, pairs, sopts)
