@@ -16,6 +16,9 @@ local rlaif = {
   data = require "rlaif.data",
   labeler = require "rlaif.labeler",
   metrics = require "rlaif.metrics",
+  eval = require "rlaif.eval",
+  plot = require "rlaif.plot",
+  report = require "rlaif.report",
 }
 
 --- rlaif.set_threads(n): threads for BLIS and the element-wise kernels.

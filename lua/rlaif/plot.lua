@@ -143,9 +143,11 @@ local function fmt(v) return string.format("%.1f", v) end
 -- Estimated text width in px at font size fs (no font metrics here).
 local function text_w(s, fs) return (utf8.len(s) or #s) * fs * 0.6 end
 
-local function frame(o)
+-- The plot area inside the chart: room for the title, one legend row above the
+-- area (when there is a legend), tick labels and axis labels.
+local function frame(o, has_legend)
   local W, H = o.width or 560, o.height or 300
-  local left, right, top, bottom = 62, 16, (o.title and 30 or 12), 44
+  local left, right, top, bottom = 62, 16, (o.title and 30 or 12) + (has_legend and 18 or 0), 44
   return { W = W, H = H, x0 = left, x1 = W - right, y0 = top, y1 = H - bottom }
 end
 
@@ -192,7 +194,7 @@ local function legend(parts, f, entries)
     total = total + widths[i]
   end
   local avail = f.x1 - f.x0 - 8
-  local x, y = f.x1 - math.min(total, avail) - 4, f.y0 + 4
+  local x, y = f.x1 - math.min(total, avail) - 4, f.y0 - 18
   parts[#parts + 1] = '<g class="legend">'
   local row_start = x
   for i, e in ipairs(entries) do
@@ -217,7 +219,7 @@ end
 ---   width = 560, height = 300, max_points = 1000, ymin =, ymax =} -> svg string
 --- An empty chart (no finite point) still has its frame and says "no data".
 function M.lines(o)
-  local f = frame(o)
+  local f = frame(o, #(o.series or {}) > 1 or o.legend)
   local parts = header(f, o, "lines")
   local series = {}
   local xlo, xhi, ylo, yhi = math.huge, -math.huge, math.huge, -math.huge
@@ -299,7 +301,7 @@ end
 --- Bars with the same label share a colour (and a legend entry); lo/hi draw a whisker.
 --- ref draws a dashed reference line (e.g. 50 for win rates).
 function M.bars(o)
-  local f = frame(o)
+  local f = frame(o, true)
   local parts = header(f, o, "bars")
   local groups = o.groups or {}
   local lo, hi = math.huge, -math.huge
