@@ -96,9 +96,15 @@ end
 --- (y_i in [0, 1]: soft targets are allowed) by Newton's method with a backtracking line
 --- search; sigmoid(b0) is the prediction at x = x0. When every y_i is 0 (or every one is
 --- 1) b0 is -inf (+inf): the prediction is that value exactly. info = {iterations, loss}.
+local FIT = opts.schema("eval.logistic_fit", { x0 = { "number", default = 1 }, l2 = { "number", min = 0,
+  default = 1e-3 } })
+
 function M.logistic_fit(x, y, o)
-  o = o or {}
-  local x0, l2 = o.x0 or 1, o.l2 or 1e-3
+  o = FIT(o)
+  if type(x) ~= "table" or type(y) ~= "table" or #x ~= #y then
+    error("eval.logistic_fit: x and y must be lists of the same length", 2)
+  end
+  local x0, l2 = o.x0, o.l2
   local n = #y
   if n == 0 then return nil, nil, { iterations = 0 } end
   local ybar = 0

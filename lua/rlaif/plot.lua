@@ -18,6 +18,8 @@
 -- skipped (the line continues over them). Text is XML-escaped.
 -- What it is not: no HTML (rlaif.report), no data reading, no interactivity.
 
+local opts = require "rlaif.opts"
+
 local M = {}
 
 M.PALETTE = { "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442" }
@@ -218,8 +220,15 @@ end
 --- lines{series = {{name =, x = {...}, y = {...}, color =}, ...}, title =, xlabel =, ylabel =,
 ---   width = 560, height = 300, max_points = 1000, ymin =, ymax =} -> svg string
 --- An empty chart (no finite point) still has its frame and says "no data".
+local LINES = opts.schema("plot.lines", {
+  series = { "table", default = {} }, title = "string", xlabel = "string", ylabel = "string",
+  width = { "integer", min = 120, max = 10000 }, height = { "integer", min = 100, max = 10000 },
+  max_points = { "integer", min = 4 }, ymin = "number", ymax = "number", legend = "boolean", id = "string|number",
+})
+
 function M.lines(o)
-  local f = frame(o, #(o.series or {}) > 1 or o.legend)
+  o = LINES(o)
+  local f = frame(o, #o.series > 1 or o.legend)
   local parts = header(f, o, "lines")
   local series = {}
   local xlo, xhi, ylo, yhi = math.huge, -math.huge, math.huge, -math.huge
@@ -300,7 +309,13 @@ end
 ---   min =, max =, ref =, width =, height =} -> svg string
 --- Bars with the same label share a colour (and a legend entry); lo/hi draw a whisker.
 --- ref draws a dashed reference line (e.g. 50 for win rates).
+local BARS = opts.schema("plot.bars", {
+  groups = { "table", default = {} }, title = "string", ylabel = "string", min = "number", max = "number",
+  ref = "number", width = { "integer", min = 120, max = 10000 }, height = { "integer", min = 100, max = 10000 },
+})
+
 function M.bars(o)
+  o = BARS(o)
   local f = frame(o, true)
   local parts = header(f, o, "bars")
   local groups = o.groups or {}

@@ -98,6 +98,10 @@ describe("rlaif.eval statistics #unit", function()
     local s0, s1 = eval.logistic_fit({ 0.5, 0.8, 1.2, 1.5 }, { 0, 0, 1, 1 })
     assert.is_true(s0 == s0 and s1 == s1 and math.abs(s1) < math.huge)
     assert.is_nil(eval.logistic_fit({}, {}))
+    assert.has_error(function() eval.logistic_fit({ 1 }, { 1, 0 }) end,
+      "eval.logistic_fit: x and y must be lists of the same length")
+    assert.has_error(function() eval.logistic_fit({ 1 }, { 1 }, { l2 = -1 }) end,
+      "eval.logistic_fit: option 'l2' must be a number >= 0, got -1")
   end)
 
   it("checks its options", function()

@@ -112,5 +112,9 @@ describe("rlaif.plot #unit", function()
     assert.matches(">rlhf vs sft</text>", svg)
     local empty = plot.bars { groups = {} }
     well_formed(empty)
+    assert.has_error(function() plot.bars { group = {} } end,
+      "plot.bars: unknown option 'group' (did you mean 'groups'?)")
+    assert.has_error(function() plot.lines { width = 10 } end,
+      "plot.lines: option 'width' must be an integer >= 120 and <= 10000, got 10")
   end)
 end)
