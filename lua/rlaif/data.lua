@@ -311,6 +311,24 @@ function Reader:next()
   end
 end
 
+--- reader:count() -> the number of records the file holds at most (its non-blank
+--- lines, or the items of a .json file), read in a separate pass; for progress
+--- totals. nil when the file cannot be read again.
+function Reader:count()
+  if self.items then return #self.items end
+  local r = gz.open(self.path)
+  if not r then return nil end
+  local n = 0
+  while true do
+    local s = r:read()
+    if s == nil then break end
+    if s:find("%S") then n = n + 1 end
+  end
+  r:close()
+  if self.opts.limit then n = math.min(n, self.opts.limit) end
+  return n
+end
+
 --- for rec in reader:iter() do ... end
 function Reader:iter()
   return function() return self:next() end

@@ -26,6 +26,7 @@
 -- dataset parsing (rlaif.data), no alignment statistics (rlaif.metrics).
 
 local core = require "rlaif.core"
+local progress = require "rlaif.progress"
 local prompts = require "rlaif.prompts"
 
 local json, gz = core.json, core.gz
@@ -879,7 +880,7 @@ end
 
 --- Label a list of pairs (no file): returns the output records in input order.
 --- on_done(record, pair) is called as soon as each pair is complete.
-function Labeler:run_batch(pairs, on_done, progress)
+function Labeler:run_batch(pairs, on_done)
   local states, outs = {}, {}
   for i, rec in ipairs(pairs) do states[i] = self:_plan(rec, i) end
   local function finish(st)
@@ -911,7 +912,6 @@ function Labeler:run_batch(pairs, on_done, progress)
       end
     end
     local results = client_call(self.client, reqs, {
-      progress = progress,
       on_result = function(a, b)
         if type(a) == "number" then take(a, b) elseif type(b) == "number" then take(b, a) end
       end,
@@ -1056,6 +1056,18 @@ function Labeler:label(dataset, opts)
     w = M.writer(opts.out, opts)
   end
   local records = (not opts.out) and {} or nil
+  -- the progress bar counts the pairs of this run: all records (opts.total, or a
+  -- list's length) less those already done, capped by the limit
+  local total = opts.total or (type(dataset) == "table" and not dataset.next and #dataset) or nil
+  if total then
+    local ndone = 0
+    for _ in pairs(done) do ndone = ndone + 1 end
+    total = math.max(0, total - ndone)
+    if opts.limit then total = math.min(total, opts.limit) end
+  end
+  local bo = { label = "label", unit = "pair", total = total, quiet = not opts.progress }
+  if type(opts.progress) == "table" then for k, v in pairs(opts.progress) do bo[k] = v end end
+  local bar = progress.new(bo)
   local conc = type(self.client) == "table" and (self.client.concurrency or
     (self.client.config and self.client.config.concurrency))
   local batch = opts.batch or self.batch or (tonumber(conc) and math.max(256, 32 * math.floor(conc))) or 1024
@@ -1070,6 +1082,7 @@ function Labeler:label(dataset, opts)
     if out.cost then sum.cost = sum.cost + out.cost end
     if w then w:write(out) end
     if opts.on_label then opts.on_label(out, pair) end
+    bar:update(sum.ok + sum.unlabeled + sum.error, { { "errors", sum.error } })
   end
   local ok, err = pcall(function()
     while true do
@@ -1090,7 +1103,7 @@ function Labeler:label(dataset, opts)
         end
       end
       if #chunk == 0 then break end
-      local outs = self:run_batch(chunk, on_done, opts.progress)
+      local outs = self:run_batch(chunk, on_done)
       if w then
         w:sync()
       else
@@ -1099,7 +1112,11 @@ function Labeler:label(dataset, opts)
     end
   end)
   if w then w:close() end
-  if not ok then error(err, 0) end
+  if not ok then
+    bar:abort()
+    error(err, 0)
+  end
+  bar:finish(false)
   sum.elapsed = core.clock() - t0
   sum.records = records
   sum.out = opts.out

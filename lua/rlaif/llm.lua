@@ -10,13 +10,15 @@
 -- The C core (rlaif.core.llm) does the work: the curl-multi engine, retries, parsing,
 -- the SQLite cache and the accounting. This file adds defaults (base URL and key from
 -- the environment like the official SDKs) and the raising/non-raising entry points; the
--- progress bar, summaries and prices come from rlaif.llm_common. Sets no globals.
+-- progress bar (rlaif.progress), summaries and prices come from rlaif.llm_common.
+-- Sets no globals.
 --
 -- Secrets: the API key goes straight to C and is not kept in any Lua table, so
 -- printing a client (or its stats) can never show it.
 
 local core = require "rlaif.core"
 local common = require "rlaif.llm_common"
+local optcheck = require "rlaif.opts"
 
 local C = core.llm
 local M = {}
@@ -44,6 +46,10 @@ local OPTIONS = {
 }
 
 local Error = common.Error -- the raised form of a failed result
+
+local MANY = optcheck.schema("llm.complete_many", {
+  progress = "boolean|table", on_result = "function", summary = "boolean",
+})
 
 local Client = {}
 Client.__index = Client
@@ -109,19 +115,21 @@ end
 
 --- c:complete_many(reqs [, {progress=, on_result=, summary=}]) -> results, info
 --- results[i] answers reqs[i] (input order): a response (ok=true) or an error object (ok=false).
---- info = {interrupted=, ok=, failed=, cached=, elapsed=, summary=}. A batch stopped by
---- Ctrl-C returns what finished; the rest are kind="cancelled".
+--- info = {interrupted=, stopped=, ok=, failed=, cached=, elapsed=, summary=}. A batch stopped
+--- by Ctrl-C (interrupted) or by a failure no retry can heal (stopped = why: a rejected key,
+--- an unreachable server) returns what finished; the requests never sent are
+--- kind="cancelled". progress = true (or a table of rlaif.progress options) shows a bar.
 function Client:complete_many(reqs, opts)
-  opts = opts or {}
+  opts = MANY(opts)
   if type(reqs) ~= "table" then error("llm.complete_many: requests must be a list", 2) end
   local list = {}
   for i = 1, #reqs do list[i] = prepare(self, reqs[i]) end
-  local tty = C.isatty(2)
-  local show = opts.progress and tty
   local t0 = core.clock()
-  local on_progress = show and common.progress_bar(t0, true) or nil
-  local results, interrupted = self._c:run(list, opts.on_result, on_progress, 0.1)
-  return results, common.finish_batch(results, interrupted, t0, show, opts)
+  local bar = common.bar(opts.progress, #list)
+  local on_progress = (not bar.quiet) and function(done, _, errors) bar:update(done, { { "errors", errors } }) end
+    or nil
+  local results, interrupted, stopped = self._c:run(list, opts.on_result, on_progress, 0.1)
+  return results, common.finish_batch(results, interrupted, t0, bar, opts, stopped)
 end
 
 --- c:stats() -> {requests, attempts, retries, cache_hits, ok, failed, errors = {kind = n},

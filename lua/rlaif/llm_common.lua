@@ -1,6 +1,6 @@
 -- rlaif.llm_common: what the HTTP client (rlaif.llm) and the in-process one
 -- (rlaif.llm_local) share, so both look the same to a caller: the raised error
--- object, the stderr progress bar, the batch info and its summary line, prices
+-- object, the progress bar (rlaif.progress), the batch info and its summary line, prices
 -- and the stats summary line. Internal to the two clients, not a public API.
 -- Holds no state and sets no globals.
 
@@ -17,40 +17,25 @@ M.Error.__tostring = function(e)
     e.message or "?", e.attempts or 0, e.attempts == 1 and "" or "s")
 end
 
--- ---- progress bar (stderr, only on a terminal) ----
+-- ---- progress (rlaif.progress: a bar on a terminal, counter lines in a log) ----
 
-local function fmt_secs(s)
-  if s ~= s or s == math.huge then return "?" end
-  if s >= 3600 then return string.format("%dh%02dm", s // 3600, (s % 3600) // 60) end
-  if s >= 60 then return string.format("%dm%02ds", s // 60, s % 60) end
-  return string.format("%.0fs", s)
-end
-
---- progress_bar(t0 [, eta]) -> function(done, total, errors) that redraws a bar on
---- stderr; `eta` adds the time left at the rate so far.
-function M.progress_bar(t0, eta)
-  local width = 30
-  return function(done, total, errors)
-    local el = core.clock() - t0
-    local rate = el > 0 and done / el or 0
-    local left = ""
-    if eta then left = "ETA " .. fmt_secs(rate > 0 and (total - done) / rate or math.huge) .. " " end
-    local fill = total > 0 and math.floor(width * done / total) or width
-    io.stderr:write(string.format("\r[%s%s] %d/%d %3d%% %.1f req/s %serrors %d ",
-      string.rep("#", fill), string.rep(".", width - fill), done, total,
-      total > 0 and math.floor(100 * done / total) or 100, rate, left, errors))
-    io.stderr:flush()
-  end
+--- bar(progress, total) -> an rlaif.progress bar over `total` requests, silent unless
+--- `progress` is true or a table of rlaif.progress.new options (tty, stream, clock, ...).
+function M.bar(progress, total)
+  local o = { label = "llm", unit = "req", total = total, quiet = not progress }
+  if type(progress) == "table" then for k, v in pairs(progress) do o[k] = v end end
+  return require("rlaif.progress").new(o)
 end
 
 -- ---- accounting ----
 
---- finish_batch(results, interrupted, t0, show, opts) -> info for complete_many:
---- {interrupted=, ok=, failed=, cached=, elapsed=, summary=}. Ends the progress bar's
---- line when `show`, and prints the summary when opts.summary (default: `show`).
-function M.finish_batch(results, interrupted, t0, show, opts)
-  if show then io.stderr:write("\n") end
-  local info = { interrupted = interrupted, ok = 0, failed = 0, cached = 0, elapsed = core.clock() - t0 }
+--- finish_batch(results, interrupted, t0, bar, opts [, stopped]) -> info for complete_many:
+--- {interrupted=, stopped=, ok=, failed=, cached=, elapsed=, summary=}. Ends the
+--- progress bar, and prints the summary when opts.summary (default: when the bar
+--- was shown, i.e. opts.progress).
+function M.finish_batch(results, interrupted, t0, bar, opts, stopped)
+  local info = { interrupted = interrupted or false, stopped = stopped, ok = 0, failed = 0, cached = 0,
+    elapsed = core.clock() - t0 }
   for i = 1, #results do
     local r = results[i]
     if r.ok then
@@ -61,9 +46,13 @@ function M.finish_batch(results, interrupted, t0, show, opts)
     end
   end
   info.summary = string.format("llm: %d requests, %d ok (%d cached), %d failed%s in %.2f s (%.1f req/s)",
-    #results, info.ok, info.cached, info.failed, interrupted and ", INTERRUPTED" or "", info.elapsed,
-    info.elapsed > 0 and #results / info.elapsed or 0)
-  if opts.summary or (opts.summary == nil and show) then io.stderr:write(info.summary, "\n") end
+    #results, info.ok, info.cached, info.failed, interrupted and ", INTERRUPTED" or (stopped and ", STOPPED" or ""),
+    info.elapsed, info.elapsed > 0 and #results / info.elapsed or 0)
+  bar:update(info.ok + info.failed, { { "errors", info.failed } })
+  bar:finish(false)
+  if opts.summary or (opts.summary == nil and opts.progress) then
+    bar.stream:write(info.summary, stopped and ("\nllm: stopped: " .. stopped) or "", "\n")
+  end
   return info
 end
 

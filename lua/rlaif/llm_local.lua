@@ -88,6 +88,10 @@ local OPTIONS = {
 
 local Error = common.Error -- the raised form of a failed result (as in rlaif.llm)
 
+local MANY = require("rlaif.opts").schema("llm.complete_many", {
+  progress = "boolean|table", on_result = "function", summary = "boolean",
+})
+
 local function fail(kind, message)
   return { ok = false, kind = kind, message = message, attempts = 1 }
 end
@@ -631,20 +635,19 @@ end
 --- c:complete_many(reqs [, {progress=, on_result=, summary=}]) -> results, info
 --- results[i] answers reqs[i]: a response (ok = true) or an error object (ok = false).
 function Client:complete_many(reqs, opts)
-  opts = opts or {}
+  opts = MANY(opts)
   if type(reqs) ~= "table" then error("llm.complete_many: requests must be a list", 2) end
   local t0 = core.clock()
-  local show = opts.progress and core.llm.isatty(2)
-  local bar = show and common.progress_bar(t0) or nil -- (no ETA)
-  local results, done, nerr = {}, 0, 0
   local total = #reqs
+  local bar = common.bar(opts.progress, total)
+  local results, done, nerr = {}, 0, 0
   local function deliver(i, res)
     results[i] = res
     done = done + 1
     if not res.ok then nerr = nerr + 1 end
     self:_account(res)
     if opts.on_result then opts.on_result(i, res) end
-    if bar then bar(done, total, nerr) end
+    bar:update(done, { { "errors", nerr } })
   end
   -- requests -> jobs, grouped: greedy one-token jobs, greedy jobs by (max_tokens, stop ids), sampled alone
   local groups, by_key = {}, {}
@@ -700,7 +703,7 @@ function Client:complete_many(reqs, opts)
       for a = 1, #g.jobs, bs do run(g.kind, table.move(g.jobs, a, math.min(a + bs - 1, #g.jobs), 1, {})) end
     end
   end
-  return results, common.finish_batch(results, interrupted, t0, show, opts)
+  return results, common.finish_batch(results, interrupted, t0, bar, opts)
 end
 
 --- c:try_complete(req) -> response | nil, err

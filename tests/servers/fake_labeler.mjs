@@ -16,6 +16,7 @@
 //   [[fail=CODE]]          answer HTTP CODE with an OpenAI-style error body, every attempt
 //   [[fail=CODE,times=N]]  only the first N attempts of this prompt text
 //   [[nolabel]]            answer 200 with alternatives that hold no label token
+//   [[empty]]              answer 200 with `"choices": []`
 //
 // Usage: node fake_labeler.mjs [--port 0] [--port-file F] [--delay MS] [--scale S]
 //        [--bias B] [--ttl S] [--count-file F]  (count-file: requests served, on exit)
@@ -99,21 +100,23 @@ const server = http.createServer((req, res) => {
     const text = typeof body.prompt === "string" ? body.prompt
       : (body.messages || []).map((m) => m.content).join("\n");
     const f = /\[\[fail=(\d+)(?:,times=(\d+))?\]\]/.exec(text || "");
+    let status = 200, out;
     if (f) {
       const n = (attempts.get(text) || 0) + 1;
       attempts.set(text, n);
       if (f[2] === undefined || n <= Number(f[2])) {
-        served++;
-        const eb = JSON.stringify({ error: { message: `injected failure ${f[1]}`, type: "server_error" } });
-        res.writeHead(Number(f[1]), { "content-type": "application/json", "content-length": Buffer.byteLength(eb) });
-        res.end(eb);
-        return;
+        status = Number(f[1]);
+        out = JSON.stringify({ error: { message: `injected failure ${f[1]}`, type: "server_error", code: null } });
       }
     }
-    const out = JSON.stringify(reply(req.url, body));
+    if (out === undefined) {
+      out = (text || "").includes("[[empty]]")
+        ? JSON.stringify({ id: "x", object: "text_completion", model: body.model, choices: [] })
+        : JSON.stringify(reply(req.url, body));
+    }
     const send = () => {
       served++;
-      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(out) });
+      res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(out) });
       res.end(out);
     };
     if (DELAY > 0) setTimeout(send, DELAY); else send();

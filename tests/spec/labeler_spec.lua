@@ -542,3 +542,42 @@ describe("rlaif label: kill -9, then rerun #unit", function()
     os.execute("rm -rf " .. dir)
   end)
 end)
+
+describe("rlaif.labeler progress #unit", function()
+  local function sink()
+    local s = { buf = {} }
+    function s:write(...) for _, v in ipairs { ... } do self.buf[#self.buf + 1] = tostring(v) end end
+    function s.flush() end
+    function s:text() return table.concat(self.buf) end
+    return s
+  end
+
+  -- Each request moves a fake clock by `step` seconds: a pair (two orders) takes
+  -- 2 * step, so after the first of 30 pairs the time left is 29 * 2 * step.
+  for _, case in ipairs { { 0.5, "ETA 29s" }, { 30, "ETA 29m00s" }, { 1000, "ETA 16h06m" } } do
+    it("counts pairs on a terminal with the time left (" .. case[2] .. ")", function()
+      local now, out = 0, sink()
+      local c = fake.new { fail = function() now = now + case[1] end }
+      local L = labeler.new { client = c, template = "summarize-base" }
+      local s = L:label(pairs_data(30), { progress = { tty = true, stream = out, clock = function() return now end } })
+      assert.equal(30, s.ok)
+      local first = out:text():match("^\r([^\r]*)")
+      assert.matches("^label %[#?%.+%] 1/30   3%% [%d.]+ pair/s " .. case[2] .. " errors 0 *$", first)
+      assert.matches("\rlabel %[#+%] 30/30 100%% [%d.]+ pair/s ETA 0s errors 0 *\n$", out:text())
+    end)
+  end
+
+  it("is silent unless asked, and counts errors", function()
+    local out = sink()
+    local c = fake.new { fail = function(_, k)
+      if k <= 2 then return { ok = false, kind = "http", status = 500, message = "boom", attempts = 1 } end
+    end }
+    labeler.new { client = c, template = "summarize-base" }:label(pairs_data(3),
+      { progress = { tty = false, stream = out, interval = 1e-9 } })
+    assert.matches("label 3/3 100%% .* errors 1\n$", out:text())
+    local quiet = sink()
+    labeler.new { client = fake.new {}, template = "summarize-base" }:label(pairs_data(3),
+      { progress = { quiet = true, tty = true, stream = quiet } })
+    assert.equal("", quiet:text())
+  end)
+end)

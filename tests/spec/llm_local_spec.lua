@@ -109,6 +109,19 @@ describe("rlaif.llm local backend #unit", function()
     assert.equal("local", c2.model)
   end)
 
+  it("shows progress through rlaif.progress", function()
+    local out = { buf = {} }
+    function out:write(...) for _, v in ipairs { ... } do self.buf[#self.buf + 1] = tostring(v) end end
+    function out.flush() end
+    local reqs = {}
+    for i = 1, 4 do reqs[i] = { prompt = "ab" .. i, max_tokens = 2, temperature = 0 } end
+    reqs[5] = { prompt = "x", logit_bias = { [1] = 1 } }
+    c:complete_many(reqs, { progress = { tty = true, stream = out, redraw = 0 } })
+    local text = table.concat(out.buf)
+    assert.matches("\rllm %[#+%] 5/5 100%% [%d.]+ req/s ETA 0s errors 1 *\n", text)
+    assert.matches("\nllm: 5 requests, 4 ok %(0 cached%), 1 failed in", text)
+  end)
+
   it("greedy completions equal argmax decoding by m:forward, batched or not", function()
     local texts = { "Hello world", "The summary is", "a", "Text - the cat sat on the mat.\nSummary 1 -" }
     local reqs = {}

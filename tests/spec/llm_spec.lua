@@ -462,6 +462,23 @@ describe("rlaif.llm against the fake server #unit", function()
       end
     end)
 
+    it("progress: a bar over the requests on a terminal, then the summary", function()
+      local out = { buf = {} }
+      function out:write(...) for _, v in ipairs { ... } do self.buf[#self.buf + 1] = tostring(v) end end
+      function out.flush() end
+      local reqs = {}
+      for i = 1, 6 do reqs[i] = { prompt = P(i == 3 and "[[fail=400]]" or "[[delay=30]]"), max_tokens = 1 } end
+      local res, info = client():complete_many(reqs, { progress = { tty = true, stream = out, redraw = 0 } })
+      assert.equal(6, #res)
+      local text = table.concat(out.buf)
+      assert.matches("^\rllm %[[#.]+%] %d/6 +%d+%% [%d.]+ req/s ETA %S+ errors %d", text)
+      assert.matches("\rllm %[#+%] 6/6 100%% [%d.]+ req/s ETA 0s errors 1 *\n", text)
+      assert.matches("\nllm: 6 requests, 5 ok %(0 cached%), 1 failed in [%d.]+ s", text)
+      assert.equal(info.summary, text:match("\n(llm: 6 requests[^\n]*)\n$"))
+      assert.has_error(function() client():complete_many(reqs, { progres = true }) end,
+        "llm.complete_many: unknown option 'progres' (did you mean 'progress'?)")
+    end)
+
     it("bad requests become error objects in their slots", function()
       local res = client():complete_many { { prompt = P(), max_tokens = 1 }, { prompt = P(), max_token = 1 },
                                            { messages = "nope" } }

@@ -155,6 +155,7 @@ local function main(args)
       end })
     local progress = not o.quiet
     local s = L:label(reader, { out = o.out, resume = not o["no-resume"], progress = progress,
+      total = progress and reader:count() or nil,
       limit = num(o, "limit", true),
       batch = num(o, "batch", true) or math.max(256, 32 * (num(o, "concurrency", true) or 16)) })
     reader:close()
