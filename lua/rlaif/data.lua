@@ -6,7 +6,8 @@
 --   pairwise  {id=, line=, context=, a=, b=, human=1|2|nil, confidence=, fields={...}, context_b=}
 --             a is the dataset's FIRST response (HH `chosen`, summaries[1], TRL `chosen`), b the
 --             second; human = which one people preferred (1 = a), when the data says so;
---             context_b only when the second transcript's context differs from the first's.
+--             context_b only when the second transcript's context differs from the first's;
+--             format = "hh" for HH transcripts (context ends before "\n\nAssistant:").
 --   tldr      {id=, line=, context=post, response=summary, fields={subreddit, title, post}}
 -- `id` comes from the data when it has one (an `id` field, or the user-named one), else it is
 -- the line number; `fields` holds extra slots for templates (subreddit, title, post, ...).
@@ -115,7 +116,7 @@ function conv.hh(o, line, opts)
   local id
   id, err = data_id(o, opts.fields and opts.fields.id, line)
   if id == nil then return nil, err end
-  return { id = id, line = line, context = ctx, a = a, b = b, human = 1,
+  return { id = id, line = line, context = ctx, a = a, b = b, human = 1, format = "hh",
     context_b = ctx_b ~= ctx and ctx_b or nil }
 end
 

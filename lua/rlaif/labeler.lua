@@ -26,6 +26,8 @@
 -- dataset parsing (rlaif.data), no alignment statistics (rlaif.metrics).
 
 local core = require "rlaif.core"
+local fileio = require "rlaif.fileio"
+local opts_mod = require "rlaif.opts"
 local progress = require "rlaif.progress"
 local prompts = require "rlaif.prompts"
 
@@ -363,8 +365,23 @@ local NO_LOGPROBS = { anthropic = true }
 ---   prices        {prompt = USD per 1M tokens, completion = USD per 1M} for the cost field
 ---   model         model name recorded in the output [client.model]
 ---   request       table merged into every request (stop, extra, seed, ...)
+---   api           the client's API when the client does not say [client.api]
+---   batch         pairs per complete_many round [by client concurrency]
+--- Unknown options and bad values raise "labeler.new: option 'key' ...".
+local NEW = opts_mod.schema("labeler.new", {
+  client = "table", template = "string|table", shots = { "integer", min = 0 }, exemplars = "string|table",
+  swap = "boolean", cot = "boolean", samples = { "integer", min = 1 }, temperature = { "number", min = 0 },
+  top_k = { "integer", min = 1 }, max_rationale = { "integer", min = 1 }, clamp = "table",
+  polarity = { "integer", one_of = { 1, -1 } }, scoring = { "string", one_of = { "logprobs", "votes" } },
+  votes = { "integer", min = 1 }, vote_temperature = { "number", gt = 0 }, logprobs = { "integer", min = 1 },
+  label_tokens = { "integer", min = 1 }, format = { "string", one_of = { "prompt", "chat" } },
+  chat = { "string", one_of = { "user", "prefill" } }, missing = { "string", one_of = { "floor", "zero" } },
+  reward = "function", prices = "table", model = "string", request = "table", api = "string",
+  batch = { "integer", min = 1 },
+})
+
 function M.new(opts)
-  opts = opts or {}
+  opts = NEW(opts)
   local self = setmetatable({}, Labeler)
   self.client = opts.client
   local ok, t = pcall(prompts.load, opts.template or "summarize-detailed")
@@ -440,7 +457,59 @@ function M.new(opts)
   self.batch = opts.batch
   -- the common case, handled in one pass per order (read_pair, _finalize_pair)
   self.fast = t.kind == "pairwise" and self.scoring == "logprobs" and not self.cot and #self.labels == 2
+  self.config_hash = prompts.hash(self:_config_string())
   return self
+end
+
+-- Everything that changes a label, as one canonical string (hashed into each
+-- record's `config`): a resumed run must have the same.
+local CONFIG_KEYS = { "template", "template_hash", "model", "api", "shots", "cot", "samples", "temperature",
+  "top_k", "max_rationale", "swap", "clamp", "polarity", "scoring", "votes", "vote_temperature", "logprobs",
+  "format", "chat", "label_tokens", "missing", "request" }
+
+function Labeler:_config_value(k)
+  if k == "template" then return self.template.name end
+  if k == "template_hash" then return self.renderer.hash end
+  return self[k]
+end
+
+function Labeler:_config_string()
+  local parts = {}
+  for i, k in ipairs(CONFIG_KEYS) do
+    local v = self:_config_value(k)
+    if type(v) == "table" then v = json.encode(v) end
+    parts[i] = k .. "=" .. tostring(v)
+  end
+  return table.concat(parts, ";")
+end
+
+-- The fields a record carries about its configuration, normalised as this
+-- labeler would write them, for naming what differs.
+local SHOWN = { "template", "template_hash", "model", "api", "shots", "cot", "samples", "scoring" }
+
+local function record_config(r)
+  return { template = r.template, template_hash = r.template_hash, model = r.model, api = r.api, shots = r.shots,
+    cot = r.cot or false, samples = r.samples or 1, scoring = r.scoring or "logprobs" }
+end
+
+--- L:config_diff(record) -> nil when `record` (from a label file) was made with
+--- this labeler's configuration, else a list of "key: there vs here" strings.
+function Labeler:config_diff(r)
+  local mine = record_config { template = self.template.name, template_hash = self.renderer.hash,
+    model = self.model, api = self.api, shots = self.shots, cot = self.cot, samples = self.samples,
+    scoring = self.scoring }
+  local theirs = record_config(r)
+  local diffs = {}
+  for _, k in ipairs(SHOWN) do
+    local a, b = theirs[k], mine[k]
+    if k == "api" and (a == nil or b == nil) then a = b end   -- files from before the api field
+    if a ~= b then diffs[#diffs + 1] = string.format("%s %s there, %s here", k, json.encode(a), json.encode(b)) end
+  end
+  if #diffs == 0 and r.config ~= nil and r.config ~= self.config_hash then
+    diffs[1] = string.format("other labeling options (config %s there, %s here)", tostring(r.config),
+      self.config_hash)
+  end
+  return #diffs > 0 and diffs or nil
 end
 
 -- ---- requests ----
@@ -532,6 +601,11 @@ function Labeler:_take(slot, res)
   if res and res.cached then st.n_cached = st.n_cached + 1 end
   if type(res) ~= "table" or not res.ok then
     slot.err = type(res) == "table" and fail_reason(res) or "no result"
+    slot.next = nil
+    return
+  end
+  if type(res.choices) ~= "table" or #res.choices == 0 then   -- an answer with nothing in it
+    slot.err = "the answer has no choices"
     slot.next = nil
     return
   end
@@ -744,7 +818,7 @@ function Labeler:_finalize_pair(st)
   -- the whole record in one constructor (absent fields are nil)
   return {
     id = rec.id, template = self.template.name, template_hash = self.renderer.hash,
-    model = self.model, task = self.template.task, shots = self.shots,
+    model = self.model, api = self.api, config = self.config_hash, task = self.template.task, shots = self.shots,
     human = rec.human or nil, confidence = rec.confidence or nil,
     requests = st.n_requests, tokens = { prompt = np, completion = nc },
     cached = ncached > 0 and ncached or nil,
@@ -763,7 +837,7 @@ function Labeler:_finalize(st)
   local rec = st.rec
   local out = {
     id = rec.id, template = self.template.name, template_hash = self.renderer.hash,
-    model = self.model, task = self.template.task, shots = self.shots,
+    model = self.model, api = self.api, config = self.config_hash, task = self.template.task, shots = self.shots,
   }
   if self.cot then out.cot = true end
   if self.samples > 1 then out.samples = self.samples end
@@ -878,8 +952,12 @@ local function client_call(client, reqs, opts)
   return client:complete_many(reqs, opts)
 end
 
---- Label a list of pairs (no file): returns the output records in input order.
---- on_done(record, pair) is called as soon as each pair is complete.
+--- Label a list of pairs (no file): returns the output records in input order,
+--- and `halt` when the client stopped the batch ({interrupted = true} after Ctrl-C,
+--- {stopped = why} after a failure no retry heals), else nil. A pair with a request
+--- that was never sent (kind "cancelled") gets no record (outs[i] = nil), so that
+--- a resumed run sends it. on_done(record, pair) is called as soon as each pair is
+--- complete.
 function Labeler:run_batch(pairs, on_done)
   local states, outs = {}, {}
   for i, rec in ipairs(pairs) do states[i] = self:_plan(rec, i) end
@@ -888,7 +966,8 @@ function Labeler:run_batch(pairs, on_done)
     outs[st.idx] = out
     if on_done then on_done(out, st.rec) end
   end
-  while true do
+  local halt
+  while not halt do
     local slots, reqs = {}, {}
     for _, st in ipairs(states) do
       for _, s in ipairs(st.slots) do
@@ -904,14 +983,19 @@ function Labeler:run_batch(pairs, on_done)
       local s = slots[k]
       if not s or not s.sent then return end
       s.sent = false
+      local st = s.pair
+      if type(res) == "table" and res.ok == false and res.kind == "cancelled" then
+        s.next, st.unsent = nil, true   -- never answered: the pair is left for a resume
+        st.pending = st.pending - 1
+        return
+      end
       self:_take(s, res)
       if s.next == nil then
-        local st = s.pair
         st.pending = st.pending - 1
-        if st.pending == 0 then finish(st) end
+        if st.pending == 0 and not st.unsent then finish(st) end
       end
     end
-    local results = client_call(self.client, reqs, {
+    local results, info = client_call(self.client, reqs, {
       on_result = function(a, b)
         if type(a) == "number" then take(a, b) elseif type(b) == "number" then take(b, a) end
       end,
@@ -920,11 +1004,14 @@ function Labeler:run_batch(pairs, on_done)
     for k = 1, #slots do
       if slots[k].sent then take(k, results[k]) end
     end
+    if type(info) == "table" and (info.interrupted or info.stopped) then
+      halt = { interrupted = info.interrupted or nil, stopped = info.stopped }
+    end
   end
   for _, st in ipairs(states) do
-    if not outs[st.idx] and st.pending == 0 then finish(st) end
+    if not outs[st.idx] and st.pending == 0 and not st.unsent then finish(st) end
   end
-  return outs
+  return outs, halt
 end
 
 --- Label one pair (or score one response); returns its output record.
@@ -976,13 +1063,19 @@ Writer.__index = Writer
 --- Open `path` for appending records (one JSON object per line, each written
 --- with one write() and flushed, so a killed process loses at most the record
 --- being written; fsync after every batch, every `fsync_every` records if set, and
---- on close, against power loss).
+--- on close, against power loss). With replace = true the records go to a
+--- temporary beside `path`, which replaces `path` once the first record is on
+--- disk: until then an existing file stays as it was (and stays if nothing is
+--- written).
 function M.writer(path, opts)
   opts = opts or {}
-  local f, err = io.open(path, "ab")
+  local target = path
+  if opts.replace then path = string.format("%s.new.%d", target, os.time()) end
+  local f, err = io.open(path, opts.replace and "wb" or "ab")
   if not f then error("labeler: cannot open output: " .. tostring(err), 2) end
   f:setvbuf("full", 1 << 22)    -- larger than any record: one write() per record
-  return setmetatable({ f = f, path = path, n = 0, since = 0, fsync_every = opts.fsync_every or math.huge }, Writer)
+  return setmetatable({ f = f, path = path, target = target, pending = opts.replace and path or nil, n = 0,
+    since = 0, fsync_every = opts.fsync_every or math.huge }, Writer)
 end
 
 function Writer:write(rec)
@@ -991,6 +1084,14 @@ function Writer:write(rec)
   assert(f:flush())
   self.n = self.n + 1
   self.since = self.since + 1
+  if self.pending then   -- the new file has content: it takes the old one's place
+    self.since = 1
+    self:sync()
+    local ok, rerr = os.rename(self.pending, self.target)
+    if not ok then error("labeler: cannot replace " .. self.target .. ": " .. tostring(rerr), 0) end
+    gz.fsync_dir(self.target)
+    self.pending = nil
+  end
   if self.since >= self.fsync_every then self:sync() end
 end
 
@@ -1007,6 +1108,7 @@ function Writer:close()
     self:sync()
     self.f:close()
     self.f = nil
+    if self.pending then os.remove(self.pending) end   -- nothing written: the old file stays
   end
 end
 
@@ -1031,29 +1133,60 @@ local function iterator(dataset)
   error("labeler: dataset must be a list of records, an iterator function or an rlaif.data reader", 3)
 end
 
+local LABEL = opts_mod.schema("labeler.label", {
+  out = "string", resume = { "boolean|string", check = function(v)
+    return v == true or v == false or v == "mixed", 'must be true, false or "mixed", got ' .. tostring(v)
+  end }, progress = "boolean|table", on_label = "function", batch = { "integer", min = 1 },
+  limit = { "integer", min = 1 }, fsync_every = { "integer", min = 1 }, total = { "integer", min = 0 },
+})
+
+-- The error a stopped labeling raises: a table with __tostring that carries the
+-- summary so far; `interrupted` (Ctrl-C) or `stopped` (why) says which.
+local Halt = {}
+Halt.__index = Halt
+Halt.__tostring = function(h) return h.message end
+M.Halt = Halt
+
 --- Label a dataset. opts: out (JSONL path; nil = keep records in memory and
 --- return them), resume [true] (skip ids already labeled ok/unlabeled in `out`,
---- retry errors, cut a torn last line), progress, on_label(record, pair),
+--- retry errors, cut a torn last line; the file must come from the same
+--- configuration, or resume = "mixed"; false = start afresh, the old file staying
+--- until the new one has a record), progress (true or rlaif.progress options),
+--- total (records in the dataset, for the progress bar), on_label(record, pair),
 --- batch (pairs per complete_many round [by client concurrency]), limit,
 --- fsync_every [per batch only]. Returns a summary {total, ok, unlabeled, error, skipped,
---- requests, prompt_tokens, completion_tokens, cost, elapsed, records (no out)}.
+--- unsent, requests, prompt_tokens, completion_tokens, cost, elapsed, records (no out)}.
+--- A run the client stops (Ctrl-C, a rejected key, an unreachable server) raises a
+--- labeler.Halt {interrupted = true | stopped = why, summary, message} after writing
+--- every finished pair; the pairs never sent get no record, so a rerun sends them.
+--- `out` may not be the dataset's own file.
 function Labeler:label(dataset, opts)
-  opts = opts or {}
+  opts = LABEL(opts)
   local t0 = core.clock()
   local done = {}
-  local sum = { total = 0, ok = 0, unlabeled = 0, error = 0, skipped = 0, requests = 0, prompt_tokens = 0,
-    completion_tokens = 0, cost = 0, torn = false }
+  local sum = { total = 0, ok = 0, unlabeled = 0, error = 0, skipped = 0, unsent = 0, requests = 0,
+    prompt_tokens = 0, completion_tokens = 0, cost = 0, torn = false }
   local w
   if opts.out then
+    if type(dataset) == "table" and type(dataset.path) == "string" then
+      fileio.check_outputs("labeler.label", { dataset = dataset.path }, { out = opts.out })
+    end
     if opts.resume ~= false then
       local by, _, torn = M.read_labels_file(opts.out)
       sum.torn = torn
-      for id, r in pairs(by) do if DONE[r.status] then done[id] = true end end
-    else
-      local f = io.open(opts.out, "wb")
-      if f then f:close() end
+      for id, r in pairs(by) do
+        if opts.resume ~= "mixed" and r.config ~= self.config_hash then
+          local diff = self:config_diff(r)
+          if diff then
+            error(string.format("labeler.label: %s holds labels made with another configuration (%s; id %s): " ..
+              "label into another file, start afresh (resume = false), or add to it anyway (resume = \"mixed\")",
+              opts.out, table.concat(diff, ", "), tostring(id)), 2)
+          end
+        end
+        if DONE[r.status] then done[id] = true end
+      end
     end
-    w = M.writer(opts.out, opts)
+    w = M.writer(opts.out, { fsync_every = opts.fsync_every, replace = opts.resume == false })
   end
   local records = (not opts.out) and {} or nil
   -- the progress bar counts the pairs of this run: all records (opts.total, or a
@@ -1084,8 +1217,9 @@ function Labeler:label(dataset, opts)
     if opts.on_label then opts.on_label(out, pair) end
     bar:update(sum.ok + sum.unlabeled + sum.error, { { "errors", sum.error } })
   end
+  local halt
   local ok, err = pcall(function()
-    while true do
+    while not halt do
       local chunk = {}
       while #chunk < batch do
         if limit and sum.total >= limit then break end
@@ -1103,62 +1237,91 @@ function Labeler:label(dataset, opts)
         end
       end
       if #chunk == 0 then break end
-      local outs = self:run_batch(chunk, on_done)
-      if w then
-        w:sync()
-      else
-        for i = 1, #chunk do records[#records + 1] = outs[i] end   -- input order
+      local outs
+      outs, halt = self:run_batch(chunk, on_done)
+      if w then w:sync() end
+      for i = 1, #chunk do
+        if outs[i] == nil then sum.unsent = sum.unsent + 1
+        elseif records then records[#records + 1] = outs[i] end   -- input order
       end
     end
   end)
   if w then w:close() end
+  sum.elapsed = core.clock() - t0
+  sum.records = records
+  sum.out = opts.out
   if not ok then
     bar:abort()
     error(err, 0)
   end
+  if halt then
+    bar:abort()
+    local what = halt.interrupted and "interrupted" or ("stopped: " .. tostring(halt.stopped))
+    error(setmetatable({ interrupted = halt.interrupted, stopped = halt.stopped, summary = sum,
+      message = string.format("labeler: %s; %d pair%s not sent (a rerun sends them)", what, sum.unsent,
+        sum.unsent == 1 and " was" or "s were") }, Halt), 0)
+  end
   bar:finish(false)
-  sum.elapsed = core.clock() - t0
-  sum.records = records
-  sum.out = opts.out
   return sum
 end
 
 --- One line for logs: "labeled 100 pairs: 98 ok, 1 unlabeled, 1 error (3 resumed) ...".
 function M.summary_line(s)
-  return string.format("labeled %d: %d ok, %d unlabeled, %d error%s; %d requests, %d+%d tokens%s, %.2f s",
-    s.total, s.ok, s.unlabeled, s.error, s.skipped > 0 and string.format(" (%d already done)", s.skipped) or "",
+  return string.format("labeled %d: %d ok, %d unlabeled, %d error%s%s; %d requests, %d+%d tokens%s, %.2f s",
+    s.total, s.ok, s.unlabeled, s.error, (s.unsent or 0) > 0 and string.format(", %d not sent", s.unsent) or "",
+    s.skipped > 0 and string.format(" (%d already done)", s.skipped) or "",
     s.requests, s.prompt_tokens, s.completion_tokens, s.cost > 0 and string.format(", $%.4f", s.cost) or "",
     s.elapsed or 0)
 end
 
 -- ---- export for reward-model training ----
 
+local EXPORT = opts_mod.schema("labeler.export_pairs", { force = "boolean" })
+
 --- Write prompt/chosen/rejected (+ p = the AI's probability that `chosen` is
 --- better, id) for every pair labeled ok in `labels_path`, reading the texts
 --- from `dataset` (records with id, context, a, b). chosen is the response the
---- AI preferred (p >= 0.5 keeps the dataset order). Returns written, skipped.
-function M.export_pairs(labels_path, dataset, out_path)
+--- AI preferred (p >= 0.5 keeps the dataset order). HH records keep their
+--- transcript: prompt ends with "\n\nAssistant:" and each response starts with
+--- its space, so prompt .. chosen is the original dialogue (pairs whose two
+--- transcripts differ before the last turn are skipped). The file is written
+--- atomically and replaces an existing one only with opts.force; it may not be
+--- the labels or the dataset file. Returns written, skipped.
+function M.export_pairs(labels_path, dataset, out_path, opts)
+  opts = EXPORT(opts)
+  fileio.check_outputs("labeler.export_pairs", { labels = labels_path,
+    dataset = type(dataset) == "table" and type(dataset.path) == "string" and dataset.path or nil },
+    { out = out_path })
   local by = M.read_labels_file(labels_path, false)
-  local f, err = io.open(out_path, "wb")
-  if not f then error("labeler: cannot write " .. tostring(err), 2) end
+  local w = fileio.atomic(out_path, { who = "labeler.export_pairs", force = opts.force })
   local n, skipped = 0, 0
-  local nxt = iterator(dataset)
-  while true do
-    local rec = nxt()
-    if rec == nil then break end
-    local l = by[rec.id]
-    if l and l.status == "ok" and l.p then
-      local first = l.p >= 0.5
-      f:write(json.encode {
-        id = rec.id, prompt = rec.context, chosen = first and rec.a or rec.b,
-        rejected = first and rec.b or rec.a, p = first and l.p or 1 - l.p,
-      }, "\n")
-      n = n + 1
-    else
-      skipped = skipped + 1
+  local ok, err = pcall(function()
+    local nxt = iterator(dataset)
+    while true do
+      local rec = nxt()
+      if rec == nil then break end
+      local l = by[rec.id]
+      local prompt, a, b = rec.context, rec.a, rec.b
+      if rec.format == "hh" then
+        prompt, a, b = prompt .. "\n\nAssistant:", " " .. a, " " .. b
+      end
+      if l and l.status == "ok" and l.p and not (rec.format == "hh" and rec.context_b) then
+        local first = l.p >= 0.5
+        w:write(json.encode {
+          id = rec.id, prompt = prompt, chosen = first and a or b,
+          rejected = first and b or a, p = first and l.p or 1 - l.p,
+        }, "\n")
+        n = n + 1
+      else
+        skipped = skipped + 1
+      end
     end
+  end)
+  if not ok then
+    w:abort()
+    error(err, 0)
   end
-  f:close()
+  w:commit()
   return n, skipped
 end
 

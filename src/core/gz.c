@@ -3,6 +3,8 @@
 #include "gz.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -136,4 +138,32 @@ rlaif_status rlaif_fs_mkdir(const char *path) {
     if (mkdir(path, 0755) == 0) return RLAIF_OK;
     if (errno == EEXIST && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return RLAIF_OK;
     return rlaif_fail(RLAIF_EIO, "%s: cannot create directory: %s", path, strerror(errno));
+}
+
+rlaif_status rlaif_fs_file_id(const char *path, int *exists, uint64_t *dev, uint64_t *ino) {
+    struct stat st;
+    *exists = 0;
+    *dev = *ino = 0;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR) return RLAIF_OK;
+        return rlaif_fail(RLAIF_EIO, "%s: %s", path, strerror(errno));
+    }
+    *exists = 1;
+    *dev = (uint64_t)st.st_dev;
+    *ino = (uint64_t)st.st_ino;
+    return RLAIF_OK;
+}
+
+rlaif_status rlaif_fs_fsync_dir(const char *path) {
+    char *copy = strdup(path);
+    if (copy == NULL) return rlaif_fail(RLAIF_ENOMEM, "%s: out of memory", path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    rlaif_status st = RLAIF_OK;
+    if (fd < 0) st = rlaif_fail(RLAIF_EIO, "%s: cannot open its directory: %s", path, strerror(errno));
+    else {
+        st = rlaif_fs_fsync(fd, path);
+        close(fd);
+    }
+    free(copy);
+    return st;
 }

@@ -1,7 +1,7 @@
 /* src/core/gz.h -- a line reader over zlib's gzopen/gzgets, for streaming
  * .jsonl and .jsonl.gz files (zlib reads uncompressed files transparently, so
- * one reader serves both), plus the two file operations crash-safe JSONL
- * appends need (fsync, truncate).
+ * one reader serves both), plus the file operations crash-safe JSONL appends
+ * and replacements need (fsync, truncate, file identity, directory fsync).
  *
  * What it is not: no JSON, no record logic (lua/rlaif/data.lua does that).
  * Ownership: rlaif_gz_open returns a new reader; rlaif_gz_close frees it
@@ -42,5 +42,13 @@ rlaif_status rlaif_fs_truncate(const char *path, int64_t size);
 
 /* Create directory `path` (mode 0755 less the umask); an existing directory is fine. */
 rlaif_status rlaif_fs_mkdir(const char *path);
+
+/* The identity of the file `path` names (device and inode, after symlinks):
+ * *exists = 0 when there is no such file. Two paths name the same file when
+ * both exist and their identities are equal (links and "a/../b" included). */
+rlaif_status rlaif_fs_file_id(const char *path, int *exists, uint64_t *dev, uint64_t *ino);
+
+/* fsync the directory holding `path`, so a rename into it survives power loss. */
+rlaif_status rlaif_fs_fsync_dir(const char *path);
 
 #endif

@@ -67,6 +67,7 @@ struct rlaif_http {
     int sock_errno;           /* first failed epoll_ctl (fails the batch), 0 when none */
     struct epoll_event events[MAX_EVENTS];
     uint64_t rng;
+    int reached;              /* some attempt got an HTTP answer from the server */
 };
 
 /* ---- global init ---- */
@@ -602,6 +603,7 @@ static void start(rlaif_http *h, rlaif_http_req *r, double now) {
     r->request_id[0] = r->content_type[0] = '\0';
     r->retry_after = -1;
     r->should_retry = -1;
+    r->connect_failed = 0;
     r->t_start = now;
     if (r->t_first == 0) r->t_first = r->t_start;
     if (r->on_attempt) r->on_attempt(r);
@@ -705,6 +707,9 @@ static rlaif_http_req *detach(rlaif_http *h, CURL *e, CURLcode res, double now) 
     curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&r);
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_off_t pre = 0;   /* 0: the request never went out (no connection) */
+    if (curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &pre) != CURLE_OK) pre = 1;
+    r->no_request_sent = pre == 0;
     curl_multi_remove_handle(h->multi, e);
     put_easy(h, e);
     flight_unlink(h, r);
@@ -716,18 +721,30 @@ static rlaif_http_req *detach(rlaif_http *h, CURL *e, CURLcode res, double now) 
     return r;
 }
 
+/* curl errors of an attempt that never reached the server. */
+static int connect_failure(CURLcode c, int no_request_sent) {
+    return c == CURLE_COULDNT_CONNECT || c == CURLE_COULDNT_RESOLVE_HOST || c == CURLE_COULDNT_RESOLVE_PROXY ||
+           (c == CURLE_OPERATION_TIMEDOUT && no_request_sent);
+}
+
 /* Decide a detached attempt: accept, retry later or give up. */
 static void judge(rlaif_http *h, rlaif_http_req *r, double now) {
     CURLcode res = (CURLcode)r->curl_result;
+    if (r->status > 0) h->reached = 1;
     if (res != CURLE_OK) {
         char msg[sizeof r->message];
         const char *extra = res == CURLE_WRITE_ERROR && r->message[0] ? r->message : "";
-        snprintf(msg, sizeof msg, "transport: %s%s%.200s", curl_easy_strerror(res), *extra ? ": " : "", extra);
+        r->connect_failed = connect_failure(res, r->no_request_sent);
+        /* a server never reached in this engine's life is not waited for */
+        int never = r->connect_failed && !h->reached;
+        snprintf(msg, sizeof msg, "transport: %s%s%.200s%s", curl_easy_strerror(res), *extra ? ": " : "", extra,
+                 never ? " (the server has not answered yet: not retried)" : "");
         r->kind = RLAIF_HTTP_ETRANSPORT;
         memcpy(r->message, msg, sizeof msg);
-        retry_or_finish(h, r, !transport_fatal(res), now);
+        retry_or_finish(h, r, !transport_fatal(res) && !never, now);
         return;
     }
+    h->reached = 1;
     r->kind = RLAIF_HTTP_OK;
     r->message[0] = '\0';
     rlaif_http_verdict v = r->classify(r);

@@ -94,6 +94,8 @@ struct rlaif_http_req {
     char   content_type[64];
     double retry_after;     /* seconds from retry-after-ms/retry-after, < 0 when absent */
     int    should_retry;    /* x-should-retry: 1 true, 0 false, -1 absent */
+    int    connect_failed;  /* the last attempt never reached the server (refused, no such
+                               host, connect timeout); see rlaif_http_run on retries */
     double t_start;         /* rlaif_clock() when the last attempt started */
     double latency;         /* duration of the last attempt in seconds */
     double elapsed;         /* from the first attempt to the end */
@@ -101,6 +103,7 @@ struct rlaif_http_req {
     /* ---- engine-private ---- */
     double t_first, not_before;
     int    curl_result;     /* CURLcode of the last attempt, between detach and judge */
+    int    no_request_sent; /* the last attempt ended before its request went out */
     void  *easy;
     rlaif_http_req *prev, *next;
 };
@@ -117,7 +120,11 @@ rlaif_status rlaif_http_submit(rlaif_http *h, rlaif_http_req *r);
 
 /* Drive every queued request to its end. `tick` (optional) runs on every loop
  * turn; it returns nonzero to abort the batch. Returns RLAIF_OK when all ended,
- * RLAIF_EINTR when cancelled or aborted (the rest ended as ECANCELLED). */
+ * RLAIF_EINTR when cancelled or aborted (the rest ended as ECANCELLED).
+ * A failure to connect is not retried while this engine has never had an answer
+ * from its server (a wrong URL or a server that is not up fails in one attempt
+ * instead of a whole backoff schedule); once the server has answered, connect
+ * failures are retried like any transport error. */
 rlaif_status rlaif_http_run(rlaif_http *h, int (*tick)(void *ud), void *ud);
 
 /* Current and maximum concurrency; set_concurrency changes the maximum. */

@@ -131,7 +131,8 @@ typedef struct rlaif_llm_error {
 /* Parse a complete 2xx body (stream = SSE, or NDJSON for Ollama).
  * RLAIF_OK: *out is a new normalized response.
  * RLAIF_EFORMAT: truncated/unexpected/ended-early body (retryable; message in rlaif_last_error).
- * RLAIF_EIO: the body carries a server error (err filled; e.g. a mid-stream error). */
+ * RLAIF_EIO: the body carries a server error (err filled; e.g. a mid-stream error).
+ * RLAIF_EINVAL: a complete OpenAI-style answer with no choices (not worth a retry). */
 rlaif_status rlaif_llm_parse(rlaif_llm_format fmt, int stream, const char *body, size_t len,
                              cJSON **out, rlaif_llm_error *err);
 
@@ -195,8 +196,11 @@ void         rlaif_llm_client_free(rlaif_llm_client *c);   /* NULL-safe */
 
 /* Run n requests (borrowed) concurrently. results[i] receives a new cJSON
  * object for every i (owned by the caller), also when the batch is cancelled
- * (kind "cancelled"). Returns RLAIF_EINTR when cancelled/aborted, else RLAIF_OK
- * (individual failures are results, not a status). */
+ * (kind "cancelled"). Returns RLAIF_EINTR when cancelled/aborted; RLAIF_EIO
+ * when the batch stopped early on a failure no retry heals (HTTP 401, 403 not
+ * about a capability, a server that cannot be reached: rlaif_last_error() says
+ * which; the requests not sent are kind "cancelled"); else RLAIF_OK (individual
+ * failures are results, not a status). */
 rlaif_status rlaif_llm_client_run(rlaif_llm_client *c, const cJSON *const *reqs, int n,
                                   cJSON **results, rlaif_llm_result_cb on_result,
                                   rlaif_llm_progress_cb on_progress, double interval, void *ud);

@@ -6,6 +6,13 @@
  * empty or default answer: a 200 with a truncated body is retried and, if it
  * stays broken, reported as kind "parse". A final pass checks that no slot was
  * left empty, so even an internal bug surfaces as an error object.
+ * A batch stops early, and says why, on failures that no retry can heal: the
+ * server refused the key (HTTP 401, or 403 that is not about a capability), or
+ * it could not be reached at all (connect failures after the engine's retries;
+ * see http.h). The requests not sent by then end as kind "cancelled"; so does
+ * every request of a batch stopped by Ctrl-C, so a caller can send them again.
+ * A 2xx answer the parser rejects outright (RLAIF_EINVAL: e.g. {"choices": []})
+ * is a "parse" error that is not retried, never an empty response.
  * Secrets: the key lives only in the header list handed to curl; it is never in
  * the cache key, the cache file, messages or stats (server messages are
  * scrubbed), and is wiped from memory when the client is freed.
@@ -55,6 +62,7 @@ struct batch {
     rlaif_llm_client *c;
     item *items;
     int n, done, errors, aborted;
+    char stop[400];       /* why the batch stopped early ("" = it did not) */
     cJSON **results;
     rlaif_llm_result_cb on_result;
     rlaif_llm_progress_cb on_progress;
@@ -350,6 +358,13 @@ static void on_finish(rlaif_http_req *r) {
         res = error_result(kind_names[k], status, r->message, r->attempts);
         if (res && r->request_id[0]) cJSON_AddStringToObject(res, "request_id", r->request_id);
         c->errors[k]++;
+        /* failures that every other request would meet too: stop sending */
+        if (b->stop[0] == '\0' && k == RLAIF_HTTP_EHTTP && (status == 401 || status == 403))
+            snprintf(b->stop, sizeof b->stop, "%s rejected the request with HTTP %d (%.200s): check the API key",
+                     c->base_url, status, r->message);
+        else if (b->stop[0] == '\0' && k == RLAIF_HTTP_ETRANSPORT && r->connect_failed)
+            snprintf(b->stop, sizeof b->stop, "cannot connect to %s (%.200s)", c->base_url, r->message);
+        if (b->stop[0]) b->aborted = 1;
         cJSON_Delete(it->parsed);
         it->parsed = NULL;
     }
@@ -480,7 +495,9 @@ rlaif_status rlaif_llm_client_run(rlaif_llm_client *c, const cJSON *const *reqs,
         }
     }
     st = rlaif_http_run(c->http, tick, &b);
-    if (st == RLAIF_OK && (b.aborted || rlaif_cancelled()))
+    if (b.stop[0] && !rlaif_cancelled())
+        st = rlaif_fail(RLAIF_EIO, "llm.run: stopped: %s", b.stop);
+    else if (st == RLAIF_OK && (b.aborted || rlaif_cancelled()))
         st = rlaif_fail(RLAIF_EINTR, "llm.run: %s", b.aborted ? "batch aborted" : "interrupted");
     if (b.on_progress) b.on_progress(b.ud, b.done, b.n, b.errors);
 done:

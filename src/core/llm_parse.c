@@ -883,6 +883,12 @@ rlaif_status rlaif_llm_parse(rlaif_llm_format fmt, int stream, const char *body,
                         stream ? "stream" : "body");
         goto done;
     }
+    if (a.nch == 0 && (fmt == RLAIF_LLM_FMT_OPENAI_CHAT || fmt == RLAIF_LLM_FMT_OPENAI_COMPLETIONS)) {
+        /* {"choices": []} (a filtered prompt, a broken proxy): an answer with nothing in it.
+         * RLAIF_EINVAL: the client reports it as a parse error and does not retry it. */
+        st = rlaif_fail(RLAIF_EINVAL, "llm.parse: %s: the answer has no choices", rlaif_llm_format_name(fmt));
+        goto done;
+    }
     if (stream && !a.done) {
         /* lenient for servers that omit [DONE]: every choice finished */
         int all = a.nch > 0;

@@ -11,6 +11,9 @@
  *   gz.fsync(file)                     -- flush a Lua file handle and fsync it
  *   gz.truncate(path, size)            -- true, or nil, msg
  *   gz.mkdir(path), gz.write_atomic(path, s) -- true, or nil, msg
+ *   gz.file_id(path)                   -- "dev:ino" of the file path names, false when
+ *                                      -- there is none; nil, msg when stat fails
+ *   gz.fsync_dir(path)                 -- fsync path's directory: true, or nil, msg
  *
  * The reader userdata is a box holding one pointer (house style 9.7). */
 #include <lauxlib.h>
@@ -166,6 +169,30 @@ static int gz_write_atomic(lua_State *L) {
     return 1;
 }
 
+static int gz_file_id(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    int exists;
+    uint64_t dev, ino;
+    if (rlaif_fs_file_id(path, &exists, &dev, &ino) != RLAIF_OK) {
+        luaL_pushfail(L);
+        lua_pushstring(L, rlaif_last_error());
+        return 2;
+    }
+    if (!exists) lua_pushboolean(L, 0);
+    else lua_pushfstring(L, "%I:%I", (lua_Integer)dev, (lua_Integer)ino);
+    return 1;
+}
+
+static int gz_fsync_dir(lua_State *L) {
+    if (rlaif_fs_fsync_dir(luaL_checkstring(L, 1)) != RLAIF_OK) {
+        luaL_pushfail(L);
+        lua_pushstring(L, rlaif_last_error());
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static const luaL_Reg reader_methods[] = {
     {"read", gz_read},     {"lines", gz_lines}, {"lineno", gz_lineno},
     {"path", gz_path},     {"close", gz_close}, {NULL, NULL},
@@ -178,7 +205,7 @@ static const luaL_Reg reader_meta[] = {
 
 static const luaL_Reg gz_funcs[] = {
     {"open", gz_open}, {"fsync", gz_fsync}, {"truncate", gz_truncate}, {"mkdir", gz_mkdir},
-    {"write_atomic", gz_write_atomic}, {NULL, NULL},
+    {"write_atomic", gz_write_atomic}, {"file_id", gz_file_id}, {"fsync_dir", gz_fsync_dir}, {NULL, NULL},
 };
 
 int luaopen_rlaif_gz(lua_State *L) {

@@ -455,8 +455,10 @@ static int on_progress_cb(void *ud, int done, int total, int errors) {
     return 0;
 }
 
-/* client:run(reqs [, on_result [, on_progress [, interval]]]) -> results, interrupted
- * results[i] is a table for every i; interrupted is true when Ctrl-C stopped it. */
+/* client:run(reqs [, on_result [, on_progress [, interval]]]) -> results, interrupted [, stopped]
+ * results[i] is a table for every i; interrupted is true when Ctrl-C stopped it;
+ * stopped is the reason when the core stopped the batch early (a refused key, an
+ * unreachable server). */
 static int client_run(lua_State *L) {
     rlaif_llm_client *c = checkclient(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -485,6 +487,12 @@ static int client_run(lua_State *L) {
     run_ctx ctx = {L, 7, lua_isnil(L, 3) ? 0 : 3, lua_isnil(L, 4) ? 0 : 4, LUA_NOREF};
     rlaif_status st = rlaif_llm_client_run(c, (const cJSON *const *)bx->reqs, bx->n, bx->results, on_result_cb,
                                            ctx.on_progress_idx ? on_progress_cb : NULL, interval, &ctx);
+    if (st != RLAIF_OK && st != RLAIF_EINTR) {
+        const char *why = rlaif_last_error();
+        lua_pushstring(L, strncmp(why, "llm.run: stopped: ", 18) == 0 ? why + 18 : why);   /* 8 */
+    } else {
+        lua_pushnil(L);
+    }
     /* results not delivered through the callback (a callback failed, or the
      * final sweep filled them) are converted here */
     for (int i = 0; i < bx->n; i++) {
@@ -519,7 +527,8 @@ static int client_run(lua_State *L) {
     }
     lua_pushvalue(L, 7);
     lua_pushboolean(L, st == RLAIF_EINTR);
-    return 2;
+    lua_pushvalue(L, 8);
+    return 3;
 }
 
 static int client_stats(lua_State *L) {

@@ -1,9 +1,11 @@
 /* tests/c/test_gz.c -- the line reader over zlib: plain and gzip files, long
  * lines, a last line without newline, empty lines, a missing file, a truncated
- * gzip stream, and truncate(). */
+ * gzip stream, truncate(), file identities (links name one file) and the
+ * directory fsync. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "check.h"
@@ -83,6 +85,27 @@ int main(void) {
     CHECK(rlaif_gz_open(&g, "/nonexistent/x.jsonl") == RLAIF_EIO && g == NULL);
     CHECK(strstr(rlaif_last_error(), "/nonexistent/x.jsonl: cannot open") != NULL);
     rlaif_gz_close(NULL);
+
+    /* file identity: a symlink and a "dir/./name" spelling name the same file */
+    int exists;
+    uint64_t d1, i1, d2, i2;
+    char link[80], dotted[80];
+    snprintf(link, sizeof link, "%s.link", tmpl);
+    snprintf(dotted, sizeof dotted, "/tmp/./%s", tmpl + 5);
+    CHECK(symlink(tmpl, link) == 0);
+    CHECK_OK(rlaif_fs_file_id(tmpl, &exists, &d1, &i1));
+    CHECK(exists == 1);
+    CHECK_OK(rlaif_fs_file_id(link, &exists, &d2, &i2));
+    CHECK(exists == 1 && d1 == d2 && i1 == i2);
+    CHECK_OK(rlaif_fs_file_id(dotted, &exists, &d2, &i2));
+    CHECK(exists == 1 && d1 == d2 && i1 == i2);
+    CHECK_OK(rlaif_fs_file_id(gzpath, &exists, &d2, &i2));
+    CHECK(exists == 1 && !(d1 == d2 && i1 == i2));
+    CHECK_OK(rlaif_fs_file_id("/nonexistent/x.jsonl", &exists, &d2, &i2));
+    CHECK(exists == 0);
+    CHECK_OK(rlaif_fs_fsync_dir(tmpl));
+    CHECK(rlaif_fs_fsync_dir("/nonexistent/x.jsonl") == RLAIF_EIO);
+    remove(link);
 
     free(s);
     remove(tmpl);

@@ -17,6 +17,7 @@
 //   cut             send half the body with the full Content-Length, then close
 //   truncate        a 200 whose JSON body is cut in half (clean end of response)
 //   garbage         a 200 whose body is not JSON
+//   empty           a 200 whose `choices` is empty (OpenAI formats)
 //   midstream       a stream that sends one chunk, then an error object (HTTP 200)
 //   early           a stream that ends without its end marker
 //   stall=MS        send the headers, then nothing for MS milliseconds
@@ -495,6 +496,7 @@ function respond(req, res, fmt, path, url, body, d) {
   else r = buildAnthropic(body);
   let out = JSON.stringify(r);
   if (d.garbage) out = "<html>502 Bad Gateway (but with status 200)</html>";
+  if (d.empty && fmt.startsWith("openai")) out = JSON.stringify({ ...r, choices: [] });
   if (d.truncate) {
     res.writeHead(200, { "content-type": "application/json", "x-request-id": `req_${++counter}` });
     res.end(out.slice(0, out.length >> 1));

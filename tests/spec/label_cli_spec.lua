@@ -84,3 +84,245 @@ describe("rlaif label on a terminal #unit", function()
     end)
   end
 end)
+
+local FAKE = " --client tests/spec/support/fake_client.lua --template summarize-base --format pairs"
+
+describe("rlaif label never loses data #unit", function()
+  local dir, data
+  before_each(function()
+    dir = helper.tmpname("_lose")
+    os.execute("mkdir -p " .. sh(dir))
+    data = dir .. "/pairs.jsonl"
+    write_pairs(data, 6)
+  end)
+  after_each(function() os.execute("rm -rf " .. sh(dir)) end)
+
+  it("refuses an --export-pairs or --out that is the dataset (also through a link)", function()
+    local before = helper.read_file(data)
+    os.execute("ln -s pairs.jsonl " .. sh(dir .. "/link.jsonl"))
+    local same = " is the same file as %-%-data %S+: an output must never overwrite an input\n$"
+    for _, args in ipairs {
+      { "--out " .. sh(dir .. "/l.jsonl") .. " --export-pairs " .. sh(data),
+        "^rlaif label: %-%-export%-pairs %S+" .. same },
+      { "--out " .. sh(data), "^rlaif label: %-%-out %S+" .. same },
+      { "--out " .. sh(dir .. "/link.jsonl"), "^rlaif label: %-%-out %S+" .. same },
+      { "--out " .. sh(dir .. "/l.jsonl") .. " --export-pairs " .. sh(dir .. "/./l.jsonl"),
+        "^rlaif label: %-%-export%-pairs %S+ and %-%-out %S+ are the same file\n$" },
+    } do
+      local text, code = run(RLAIF .. " label --data " .. sh(data) .. FAKE .. " --quiet " .. args[1])
+      assert.equal(1, code, text)
+      assert.matches(args[2], text)
+      assert.equal(before, helper.read_file(data))
+    end
+  end)
+
+  it("writes --export-pairs atomically and replaces a file only with --force", function()
+    local out, ex = dir .. "/l.jsonl", dir .. "/ex.jsonl"
+    local f = assert(io.open(ex, "wb")); f:write("precious\n"); f:close()
+    local text, code = run(RLAIF .. " label --data " .. sh(data) .. FAKE .. " --quiet --out " .. sh(out) ..
+      " --export-pairs " .. sh(ex))
+    assert.equal(1, code, text)
+    assert.equal("rlaif label: --export-pairs " .. ex .. " exists; pass --force to replace it\n", text)
+    assert.equal("precious\n", helper.read_file(ex))
+    assert.is_nil(helper.read_file(out))          -- refused before any labeling
+    text, code = run(RLAIF .. " label --data " .. sh(data) .. FAKE .. " --quiet --out " .. sh(out) ..
+      " --export-pairs " .. sh(ex) .. " --force")
+    assert.equal(0, code, text)
+    assert.equal(6, #readlines(ex))
+    assert.equal("ex.jsonl\nl.jsonl\npairs.jsonl\n", (run("ls " .. sh(dir))))   -- no temporary left behind
+  end)
+
+  it("resumes only into a file made with the same configuration, unless told to", function()
+    local out = dir .. "/l.jsonl"
+    local base = RLAIF .. " label --data " .. sh(data) .. " --client tests/spec/support/fake_client.lua " ..
+      "--format pairs --quiet --out " .. sh(out)
+    local _, code = run(base .. " --template summarize-base --limit 3")
+    assert.equal(0, code)
+    local before = helper.read_file(out)
+    local text
+    text, code = run(base .. " --template summarize-detailed")
+    assert.equal(1, code)
+    assert.matches("^rlaif label: labeler%.label: " .. out:gsub("%p", "%%%0") .. " holds labels made with another " ..
+      "configuration %(template \"summarize%-base\" there, \"summarize%-detailed\" here, template_hash ", text)
+    assert.matches("resume = \"mixed\"", text)
+    assert.equal(before, helper.read_file(out))
+    text, code = run(base .. " --template summarize-base --model other-model")
+    assert.equal(1, code)
+    assert.matches("model \"fake%-model\" there, \"other%-model\" here", text)
+    text, code = run(base .. " --template summarize-base --logprobs 5")
+    assert.equal(1, code)
+    assert.matches("other labeling options %(config %x+ there, %x+ here%)", text)
+    -- the same configuration resumes; --resume-mixed adds to a file of another one
+    text, code = run(base .. " --template summarize-base --limit 1")
+    assert.equal(0, code, text)
+    assert.equal(4, #readlines(out))
+    text, code = run(base .. " --template summarize-detailed --resume-mixed")
+    assert.equal(0, code, text)
+    assert.equal(6, #readlines(out))
+    local r = json.decode(readlines(out)[6])
+    assert.same({ "summarize-detailed", "fake-model" }, { r.template, r.model })
+    assert.matches("^%x+$", r.config)
+  end)
+
+  it("--no-resume keeps the old file until the new run has written a record", function()
+    local out = dir .. "/l.jsonl"
+    local _, code = run(RLAIF .. " label --data " .. sh(data) .. FAKE .. " --quiet --out " .. sh(out))
+    assert.equal(0, code)
+    local before = helper.read_file(out)
+    local broken = dir .. "/broken.lua"
+    local f = assert(io.open(broken, "wb"))
+    f:write('return { complete_many = function() error("backend exploded") end }\n')
+    f:close()
+    local text
+    text, code = run(RLAIF .. " label --data " .. sh(data) .. " --client " .. sh(broken) ..
+      " --template summarize-base --format pairs --quiet --no-resume --out " .. sh(out))
+    assert.equal(1, code)
+    assert.matches("backend exploded", text)
+    assert.equal(before, helper.read_file(out))
+    assert.equal("broken.lua\nl.jsonl\npairs.jsonl\n", (run("ls " .. sh(dir))))   -- no temporary left behind
+    -- a run that works replaces it: only the new records remain
+    text, code = run(RLAIF .. " label --data " .. sh(data) .. FAKE .. " --quiet --no-resume --limit 2 --out " ..
+      sh(out))
+    assert.equal(0, code, text)
+    assert.equal(2, #readlines(out))
+  end)
+
+  it("HH exports keep the \"\\n\\nAssistant:\" boundary: prompt .. chosen is the transcript", function()
+    local hh = dir .. "/hh.jsonl"
+    local f = assert(io.open(hh, "wb"))
+    local t = {}
+    for i = 1, 3 do
+      t[i] = { chosen = "\n\nHuman: question " .. i .. "?\n\nAssistant: answer q" .. i,
+        rejected = "\n\nHuman: question " .. i .. "?\n\nAssistant: other q" .. (5 - i) }
+      f:write(json.encode(t[i]), "\n")
+    end
+    f:close()
+    local out, ex = dir .. "/l.jsonl", dir .. "/ex.jsonl"
+    local text, code = run(RLAIF .. " label --data " .. sh(hh) ..
+      " --client tests/spec/support/fake_client.lua --quiet --out " .. sh(out) .. " --export-pairs " .. sh(ex))
+    assert.equal(0, code, text)
+    local first = json.decode(readlines(out)[1])
+    assert.equal("helpful-base", first.template)        -- HH data gets the HH template
+    for _, l in ipairs(readlines(ex)) do
+      local r = json.decode(l)
+      local src = t[r.id]
+      assert.matches("\n\nAssistant:$", r.prompt)
+      local pair = { r.prompt .. r.chosen, r.prompt .. r.rejected }
+      table.sort(pair)
+      local want = { src.chosen, src.rejected }
+      table.sort(want)
+      assert.same(want, pair)
+    end
+  end)
+end)
+
+describe("rlaif label exit statuses and failures #unit", function()
+  if not servers.has_node then
+    it("skipped", function() pending("needs node") end)
+    return
+  end
+  local dir, srv
+  setup(function()
+    srv = servers.labeler { delay = 0 }
+    dir = helper.tmpname("_exit")
+    os.execute("mkdir -p " .. sh(dir))
+  end)
+  teardown(function()
+    if srv then srv:stop() end
+    os.execute("rm -rf " .. sh(dir))
+  end)
+
+  local function label(data, out, extra, url)
+    return run(string.format("timeout 30 %s label --data %s --format pairs --template summarize-base " ..
+      "--api openai-completions --base-url %s/v1 --model fake --quiet --out %s %s", RLAIF, sh(data),
+      url or srv.url, sh(out), extra or ""))
+  end
+
+  local function statuses(out)
+    local n = {}
+    for _, l in ipairs(readlines(out)) do
+      local r = json.decode(l)
+      n[r.status] = (n[r.status] or 0) + 1
+    end
+    return n
+  end
+
+  it("exits 1 when pairs failed, and an empty answer is an error, not 'unlabeled'", function()
+    local data, out = dir .. "/fail.jsonl", dir .. "/fail-labels.jsonl"
+    write_pairs(data, 4, " [[empty]]")
+    local text, code = label(data, out, "--max-retries 0")
+    assert.equal(1, code, text)
+    assert.matches("rlaif label: 4 pairs failed; their records say why, and a rerun retries them\n", text)
+    assert.same({ error = 4 }, statuses(out))
+    assert.matches("the answer has no choices", json.decode(readlines(out)[1]).reason)
+  end)
+
+  it("stops after a rejected key: few requests, no record for pairs never sent", function()
+    local data, out = dir .. "/auth.jsonl", dir .. "/auth-labels.jsonl"
+    write_pairs(data, 50, " [[fail=401]]")
+    local own = servers.labeler {}
+    local text, code = label(data, out, "--concurrency 2", own.url)
+    local served = own:stop()
+    assert.equal(1, code, text)
+    assert.matches("rlaif label: labeler: stopped: " .. own.url:gsub("%p", "%%%0") .. "/v1 rejected the " ..
+      "request with HTTP 401 %(HTTP 401: fake failure 401 %[invalid_request_error%]%): check the API key; " ..
+      "%d+ pairs were not sent %(a rerun sends them%)\n", text)
+    assert.is_true(served <= 3, served .. " requests")
+    local n = statuses(out)
+    assert.is_nil(n.ok)
+    assert.is_true((n.error or 0) <= 1)
+  end)
+
+  it("fails at once when the server cannot be reached", function()
+    local data, out = dir .. "/dead.jsonl", dir .. "/dead-labels.jsonl"
+    write_pairs(data, 200)
+    local port = servers.dead_port()
+    local t0 = os.time()
+    local text, code = label(data, out, "", "http://127.0.0.1:" .. port)
+    assert.is_true(os.time() - t0 <= 3, "took " .. (os.time() - t0) .. " s")
+    assert.equal(1, code, text)
+    assert.matches("labeler: stopped: cannot connect to http://127.0.0.1:" .. port .. "/v1 %(transport: " ..
+      "Couldn't connect to server %(the server has not answered yet: not retried%)%); %d+ pairs were not sent", text)
+    local n = statuses(out)
+    assert.is_nil(n.ok)
+    assert.is_true((n.error or 0) <= 8)
+  end)
+
+  it("Ctrl-C exits 130 and leaves unsent pairs to the rerun, which labels each pair once", function()
+    local data, out = dir .. "/int.jsonl", dir .. "/int-labels.jsonl"
+    write_pairs(data, 200)
+    local slow = servers.labeler { delay = 20 }
+    local status = dir .. "/status"
+    os.execute(string.format("sh -c '%s label --data %s --format pairs --template summarize-base " ..
+      "--api openai-completions --base-url %s/v1 --model fake --quiet --concurrency 4 --out %s " ..
+      ">%s.err 2>&1 & echo $! > %s.pid; wait $!; echo $? > %s' &", RLAIF, data, slow.url, out, status, status,
+      status))
+    local pid
+    for _ = 1, 200 do
+      pid = pid or tonumber(helper.read_file(status .. ".pid") or "")
+      if pid and #readlines(out) >= 10 then break end
+      os.execute("sleep 0.02")
+    end
+    os.execute("kill -INT " .. tostring(pid))
+    for _ = 1, 250 do
+      if helper.read_file(status) then break end
+      os.execute("sleep 0.02")
+    end
+    slow:stop()
+    assert.equal("130\n", helper.read_file(status), helper.read_file(status .. ".err"))
+    assert.matches("rlaif label: labeler: interrupted; %d+ pairs were not sent %(a rerun sends them%)",
+      helper.read_file(status .. ".err"))
+    local first = #readlines(out)
+    assert.is_true(first >= 10 and first < 200, first .. " records")
+    assert.same({ ok = first }, statuses(out))        -- nothing "cancelled" was written
+    local text, code = label(data, out, "")
+    assert.equal(0, code, text)
+    local count = {}
+    for _, l in ipairs(readlines(out)) do
+      local r = json.decode(l)
+      assert.equal("ok", r.status)
+      count[r.id] = (count[r.id] or 0) + 1
+    end
+    for i = 1, 200 do assert.equal(1, count["p" .. i], "pair p" .. i) end
+  end)
+end)

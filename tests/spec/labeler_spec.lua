@@ -581,3 +581,66 @@ describe("rlaif.labeler progress #unit", function()
     assert.equal("", quiet:text())
   end)
 end)
+
+describe("rlaif.labeler when the client stops #unit", function()
+  local out
+  before_each(function() out = helper.tmpname(".jsonl") os.remove(out) end)
+  after_each(function() os.remove(out) end)
+
+  -- a client that answers the first `n` requests, then reports the rest as never
+  -- sent, the way rlaif.llm does after Ctrl-C (interrupted) or a refused key (stopped)
+  local function stopping(n, info)
+    local c = fake.new {}
+    local inner = c.complete_many
+    function c:complete_many(reqs, o)
+      local res = inner(self, reqs, {})
+      for i = 1, #reqs do
+        if i > n then res[i] = { ok = false, kind = "cancelled", message = "cancelled (batch aborted)" } end
+        if o and o.on_result then o.on_result(i, res[i]) end
+      end
+      return res, info
+    end
+    return c
+  end
+
+  for _, info in ipairs { { interrupted = true }, { stopped = "http://x/v1 rejected the request with HTTP 401" } } do
+    it("writes the finished pairs only and raises a Halt (" .. (info.stopped and "stopped" or "interrupted") .. ")",
+      function()
+        local L = labeler.new { client = stopping(5, info), template = "summarize-base" }
+        local ok, h = pcall(L.label, L, pairs_data(6), { out = out })
+        assert.is_false(ok)
+        assert.equal(labeler.Halt, getmetatable(h))
+        assert.equal(info.interrupted, h.interrupted)
+        assert.equal(info.stopped, h.stopped)
+        assert.equal(string.format("labeler: %s; 4 pairs were not sent (a rerun sends them)",
+          info.interrupted and "interrupted" or "stopped: " .. info.stopped), tostring(h))
+        assert.same({ 6, 2, 0, 4 }, { h.summary.total, h.summary.ok, h.summary.error, h.summary.unsent })
+        local lines = readlines(out)
+        assert.equal(2, #lines)             -- pairs 1 and 2 (requests 1-4); pair 3 had one request unsent
+        for _, l in ipairs(lines) do assert.equal("ok", json.decode(l).status) end
+      end)
+  end
+
+  it("an answer without choices is an error, never a label", function()
+    local c = fake.new { answer = function() return { ok = true, text = "", choices = {} } end }
+    local r = labeler.new { client = c, template = "summarize-base" }:label_one { context = "c", a = "q1", b = "q2" }
+    assert.equal("error", r.status)
+    assert.equal("ab: the answer has no choices; ba: the answer has no choices", r.reason)
+  end)
+
+  it("checks its options, naming the function, the key and the expectation", function()
+    assert.has_error(function() labeler.new { client = fake.new {}, templat = "summarize-base" } end,
+      "labeler.new: unknown option 'templat' (did you mean 'template'?)")
+    assert.has_error(function() labeler.new { client = fake.new {}, shots = "2" } end,
+      "labeler.new: option 'shots' must be an integer >= 0, got \"2\"")
+    assert.has_error(function() labeler.new { client = fake.new {}, temperature = -1 } end,
+      "labeler.new: option 'temperature' must be a number >= 0, got -1")
+    local L = labeler.new { client = fake.new {}, template = "summarize-base" }
+    assert.has_error(function() L:label({}, { limit = -1 }) end,
+      "labeler.label: option 'limit' must be an integer >= 1, got -1")
+    assert.has_error(function() L:label({}, { resume = "yes" }) end,
+      "labeler.label: option 'resume' must be true, false or \"mixed\", got yes")
+    assert.has_error(function() labeler.export_pairs(out, {}, out .. ".x", { forse = true }) end,
+      "labeler.export_pairs: unknown option 'forse' (did you mean 'force'?)")
+  end)
+end)

@@ -302,6 +302,17 @@ describe("rlaif.llm against the fake server #unit", function()
       end
     end)
 
+    it("an answer with no choices is a parse error, not retried", function()
+      local res = client():complete_many { { prompt = P("[[empty]]"), max_tokens = 1 } }
+      assert.is_false(res[1].ok)
+      assert.equal("parse", res[1].kind)
+      assert.equal(1, res[1].attempts)
+      assert.equal("llm.parse: openai-chat: the answer has no choices", res[1].message)
+      local r, err = llm.parse("openai-completions", '{"id": "x", "choices": []}')
+      assert.is_nil(r)
+      assert.equal("llm.parse: openai-completions: the answer has no choices", err)
+    end)
+
     it("gives up with the right kind after max_retries", function()
       local c = client { max_retries = 2 }
       local _, e1 = c:try_complete { prompt = P("[[drop]]"), max_tokens = 1 }
@@ -460,6 +471,70 @@ describe("rlaif.llm against the fake server #unit", function()
         end
         sleep(0.1) -- the idle connections are closed by now: the next round must not hang on them
       end
+    end)
+
+    it("a refused key (401/403) stops the batch: the rest is not sent", function()
+      for _, code in ipairs { 401, 403 } do
+        local c = client { concurrency = 2 }
+        local tag = "key" .. code .. "-" .. os.time()
+        local reqs = {}
+        for i = 1, 30 do reqs[i] = { prompt = P("[[fail=" .. code .. "]] " .. tag), max_tokens = 1 } end
+        local res, info = c:complete_many(reqs)
+        assert.equal(30, #res)
+        assert.is_false(info.interrupted)
+        assert.equal(srv.url .. "/v1 rejected the request with HTTP " .. code .. " (HTTP " .. code ..
+          ": fake failure " .. code .. " [invalid_request_error]): check the API key", info.stopped)
+        local sent = #srv:requests(tag)
+        assert.is_true(sent >= 1 and sent <= 3, sent .. " requests sent")
+        local http, cancelled = 0, 0
+        for _, r in ipairs(res) do
+          if r.kind == "http" then http = http + 1 else
+            assert.equal("cancelled", r.kind)
+            cancelled = cancelled + 1
+          end
+        end
+        assert.is_true(http >= 1 and http <= sent)   -- one still in flight may be cut short
+        assert.equal(30, http + cancelled)
+        assert.matches("STOPPED", info.summary)
+        assert.is_true(c:complete { prompt = P(), max_tokens = 1 }.ok)   -- the client still works
+      end
+    end)
+
+    it("a server that cannot be reached fails at once and stops the batch", function()
+      local port = assert(dofile("tests/spec/support/servers.lua").dead_port())
+      local c = client { base_url = "http://127.0.0.1:" .. port .. "/v1", concurrency = 4, max_retries = 5,
+        backoff_base = 0.5, backoff_cap = 8 }
+      local reqs = {}
+      for i = 1, 40 do reqs[i] = { prompt = P(), max_tokens = 1 } end
+      local t0 = core.clock()
+      local res, info = c:complete_many(reqs)
+      assert.is_true(core.clock() - t0 < 1, "took " .. (core.clock() - t0) .. " s")
+      assert.matches("^cannot connect to http://127.0.0.1:" .. port .. "/v1 %(transport: Couldn't connect",
+        info.stopped)
+      local failed = 0
+      for _, r in ipairs(res) do
+        if r.kind == "transport" then
+          failed = failed + 1
+          assert.equal(1, r.attempts)
+          assert.matches("not retried", r.message)
+        else
+          assert.equal("cancelled", r.kind)
+        end
+      end
+      assert.is_true(failed >= 1 and failed <= 4)
+    end)
+
+    it("a server that answered before and then went away is retried, then the batch stops", function()
+      local own = start_server()
+      local c = client { base_url = own.url .. "/v1", max_retries = 2, backoff_base = 0.01, backoff_cap = 0.02 }
+      assert.is_true(c:complete { prompt = P(), max_tokens = 1 }.ok)
+      own:stop()
+      sleep(0.05)
+      local res, info = c:complete_many { { prompt = P(), max_tokens = 1 }, { prompt = P(), max_tokens = 1 } }
+      assert.equal("transport", res[1].kind)
+      assert.equal(3, res[1].attempts)
+      assert.matches("gave up after 3 attempts", res[1].message)
+      assert.matches("^cannot connect to " .. own.url:gsub("%p", "%%%0") .. "/v1", info.stopped)
     end)
 
     it("progress: a bar over the requests on a terminal, then the summary", function()

@@ -1,8 +1,12 @@
 -- lua/rlaif/cli/label.lua -- `rlaif label`: label a preference dataset with an
 -- LLM (rlaif.labeler), appending one JSONL record per pair to --out; a rerun
--- continues where the last one stopped.
+-- continues where the last one stopped, if it uses the same configuration.
 --
--- A subcommand module returns main(args) -> exit status (see cli/info.lua).
+-- A subcommand module returns main(args) -> exit status (see cli/info.lua):
+-- 0 when every pair got a label (or an "unlabeled" verdict), 1 when pairs failed,
+-- were not sent or the run stopped on an error, 2 for a usage error, 130 after
+-- Ctrl-C. Flags are checked by rlaif.opts.cli. No output may be an input, and
+-- --export-pairs is written atomically, replacing a file only with --force.
 
 local usage = [[
 usage: rlaif label --data FILE --out FILE [options]
@@ -10,7 +14,8 @@ usage: rlaif label --data FILE --out FILE [options]
   --data FILE           .jsonl, .jsonl.gz or .json dataset
   --format F            hh | comparisons | tldr | pairs | auto (default auto)
   --fields K=V,...      user-named fields for pairs (prompt=, chosen=, rejected=, id=, label=)
-  --template NAME       prompt template in prompts/ or a path (default summarize-detailed)
+  --template NAME       prompt template in prompts/ or a path (default: helpful-base for HH data,
+                        harmless-base when the data path says "harmless", else summarize-detailed)
   --shots N             few-shot exemplars (default 0); --exemplars NAME picks the file
   --cot                 two-step chain-of-thought (uses the template's CoT variant)
   --samples N           self-consistency: N rationales per order (with --cot and --temperature T)
@@ -22,68 +27,53 @@ usage: rlaif label --data FILE --out FILE [options]
   --votes K             answers sampled per order in vote mode (default 5)
   --logprobs K          top-K alternatives to request (default 20)
   --format-requests F   prompt | chat (default by --api); --chat user|prefill
-  --api NAME            openai-chat | openai-completions | vllm | llamacpp | ollama | tgi | gemini | anthropic
+  --api NAME            openai-chat | openai-completions | vllm | llamacpp | ollama | tgi | gemini |
+                        anthropic | local (an in-process model: --model is its directory)
   --base-url URL        server base URL (default $OPENAI_BASE_URL)
-  --model NAME          model name
+  --model NAME          model name (a checkpoint directory with --api local)
   --api-key-env VAR     environment variable holding the key (default OPENAI_API_KEY)
   --concurrency N       requests in flight (default 16)
   --max-retries N, --timeout S, --cache FILE   passed to the client
   --prices P,C          USD per 1M prompt and completion tokens, for the cost field
   --client FILE.lua     a Lua file returning a client object (custom backends, tests)
-  --out FILE            output JSONL (appended; resumed)
-  --no-resume           start --out from scratch
+  --out FILE            output JSONL (appended; resumed when made with the same configuration)
+  --no-resume           start --out afresh (the old file stays until the new one has a record)
+  --resume-mixed        resume into --out even if it was made with another configuration
   --limit N             label at most N pairs in this run
   --batch N             pairs per batch of requests
   --skip-bad            skip malformed data lines (reported) instead of stopping
   --export-pairs FILE   afterwards write prompt/chosen/rejected/p for reward-model training
+  --force               let --export-pairs replace an existing file
   --quiet               no progress bar or summary
+
+Exit status: 0 all pairs done, 1 pairs failed or not sent, 2 usage error, 130 interrupted.
 ]]
 
-local FLAGS = { cot = true, ["no-swap"] = true, ["no-resume"] = true, ["skip-bad"] = true, quiet = true,
-  help = true }
+local APIS = { "openai-chat", "openai-completions", "vllm", "llamacpp", "ollama", "tgi", "gemini", "anthropic",
+  "local" }
 
-local function parse(args)
-  local o, i = {}, 1
-  while i <= #args do
-    local a = args[i]
-    if a == "-h" then a = "--help" end
-    local k, v = a:match("^%-%-([%w%-]+)=(.*)$")
-    if not k then k = a:match("^%-%-([%w%-]+)$") end
-    if not k then return nil, "unexpected argument '" .. a .. "'" end
-    if FLAGS[k] then
-      o[k] = true
-    else
-      if v == nil then
-        i = i + 1
-        v = args[i]
-        if v == nil then return nil, "option --" .. k .. " needs a value" end
-      end
-      o[k] = v
-    end
-    i = i + 1
-  end
-  return o
-end
-
-local KNOWN = {}
-for k in ([[data format fields template shots exemplars cot samples temperature no-swap clamp polarity scoring
-  votes logprobs format-requests chat api base-url model api-key-env concurrency max-retries timeout cache prices
-  client out no-resume limit batch skip-bad export-pairs quiet help]]):gmatch("%S+") do KNOWN[k] = true end
-
-local function num(o, k, int)
-  if o[k] == nil then return nil end
-  local v = tonumber(o[k])
-  if v == nil or (int and math.type(v) ~= "integer") then
-    error(string.format("--%s expects %s, got '%s'", k, int and "an integer" or "a number", o[k]), 0)
-  end
-  return v
-end
+local FLAGS = {
+  data = "string", format = { "string", one_of = { "hh", "comparisons", "tldr", "pairs", "auto" } },
+  fields = "string", template = "string", shots = { "integer", min = 0 }, exemplars = "string", cot = "flag",
+  samples = { "integer", min = 1 }, temperature = { "number", min = 0 }, ["no-swap"] = "flag", clamp = "string",
+  polarity = { "integer", one_of = { 1, -1 } }, scoring = { "string", one_of = { "logprobs", "votes" } },
+  votes = { "integer", min = 1 }, logprobs = { "integer", min = 1 },
+  ["format-requests"] = { "string", one_of = { "prompt", "chat" } },
+  chat = { "string", one_of = { "user", "prefill" } }, api = { "string", one_of = APIS }, ["base-url"] = "string",
+  model = "string", ["api-key-env"] = "string", concurrency = { "integer", min = 1, max = 65536 },
+  ["max-retries"] = { "integer", min = 0, max = 100 }, timeout = { "number", gt = 0 }, cache = "string",
+  prices = "string", client = "string", out = "string", ["no-resume"] = "flag", ["resume-mixed"] = "flag",
+  limit = { "integer", min = 1 }, batch = { "integer", min = 1 }, ["skip-bad"] = "flag",
+  ["export-pairs"] = "string", force = "flag", quiet = "flag",
+}
 
 local function pair_nums(o, k)
   if o[k] == nil then return nil end
   local a, b = o[k]:match("^%s*([^,]+)%s*,%s*([^,]+)%s*$")
   a, b = tonumber(a), tonumber(b)
-  if not a or not b then error(string.format("--%s expects two numbers 'A,B', got '%s'", k, o[k]), 0) end
+  if not a or not b then
+    error(string.format("rlaif label: option --%s must be two numbers 'A,B', got %q", k, o[k]), 0)
+  end
   return a, b
 end
 
@@ -102,23 +92,40 @@ local function make_client(o)
   local ok, llm = pcall(require, "rlaif.llm")
   if not ok then error("the LLM client (rlaif.llm) is not available: " .. tostring(llm), 0) end
   local cfg = { api = o.api, base_url = o["base-url"], model = o.model, api_key_env = o["api-key-env"],
-    concurrency = num(o, "concurrency", true) or 16, max_retries = num(o, "max-retries", true),
-    timeout = num(o, "timeout"), cache = o.cache }
+    concurrency = o.concurrency or 16, max_retries = o["max-retries"], timeout = o.timeout, cache = o.cache }
   return llm.client(cfg)
 end
 
+-- The template when --template is not given: the dataset's own kind.
+local function default_template(o, data)
+  local fmt = o.format or "auto"
+  if fmt == "auto" then
+    local r = data.open(o.data, { format = "auto", skip_bad = true })
+    local ok = pcall(r.next, r)
+    fmt = ok and r.format or "auto"
+    r:close()
+  end
+  if fmt == "hh" then return o.data:find("harmless", 1, true) and "harmless-base" or "helpful-base" end
+  return "summarize-detailed"
+end
+
+-- "interrupted!" (the executable's Ctrl-C hook) or a labeler.Halt after Ctrl-C
+local function interrupted(err)
+  if type(err) == "table" then return err.interrupted == true end
+  return tostring(err):find("interrupted", 1, true) ~= nil
+end
+
 local function main(args)
-  local o, perr = parse(args)
-  if not o then
-    io.stderr:write("rlaif label: ", perr, "\n", usage)
+  local opts = require "rlaif.opts"
+  local okp, o = pcall(opts.cli, "label", args, FLAGS)
+  if not okp then
+    io.stderr:write(tostring(o), "\n", usage)
     return 2
   end
   if o.help then io.write(usage) return 0 end
-  for k in pairs(o) do
-    if not KNOWN[k] then
-      io.stderr:write("rlaif label: unknown option --", k, "\n", usage)
-      return 2
-    end
+  if o[1] then
+    io.stderr:write("rlaif label: unexpected argument '", o[1], "'\n", usage)
+    return 2
   end
   if not o.data or not o.out then
     io.stderr:write("rlaif label: --data and --out are required\n", usage)
@@ -126,13 +133,21 @@ local function main(args)
   end
   local data = require "rlaif.data"
   local labeler = require "rlaif.labeler"
+  local fileio = require "rlaif.fileio"
+  local failed = false
   local ok, err = pcall(function()
+    -- no output may be an input, nor two outputs one file; an export is not replaced without --force
+    fileio.check_outputs("rlaif label", { ["--data"] = o.data, ["--client"] = o.client },
+      { ["--out"] = o.out, ["--export-pairs"] = o["export-pairs"], ["--cache"] = o.cache })
+    if o["export-pairs"] and not o.force and require("rlaif.core").gz.file_id(o["export-pairs"]) then
+      error("rlaif label: --export-pairs " .. o["export-pairs"] .. " exists; pass --force to replace it", 0)
+    end
     local fields
     if o.fields then
       fields = {}
       for kv in o.fields:gmatch("[^,]+") do
         local k, v = kv:match("^%s*([%w_]+)%s*=%s*(.-)%s*$")
-        if not k then error("--fields expects k=v,k=v; got '" .. kv .. "'", 0) end
+        if not k then error("rlaif label: option --fields must be k=v,k=v, got '" .. kv .. "'", 0) end
         fields[k] = v
       end
     end
@@ -140,11 +155,11 @@ local function main(args)
     local cmin, cmax = pair_nums(o, "clamp")
     local pp, pc = pair_nums(o, "prices")
     local L = labeler.new {
-      client = client, template = o.template or "summarize-detailed", shots = num(o, "shots", true),
-      exemplars = o.exemplars, cot = o.cot or nil, samples = num(o, "samples", true),
-      temperature = num(o, "temperature"), swap = not o["no-swap"], clamp = cmin and { cmin, cmax },
-      polarity = num(o, "polarity", true), scoring = o.scoring, votes = num(o, "votes", true),
-      logprobs = num(o, "logprobs", true), format = o["format-requests"], chat = o.chat, api = o.api,
+      client = client, template = o.template or default_template(o, data), shots = o.shots,
+      exemplars = o.exemplars, cot = o.cot or nil, samples = o.samples,
+      temperature = o.temperature, swap = not o["no-swap"], clamp = cmin and { cmin, cmax },
+      polarity = o.polarity, scoring = o.scoring, votes = o.votes,
+      logprobs = o.logprobs, format = o["format-requests"], chat = o.chat, api = o.api,
       model = o.model, prices = pp and { prompt = pp, completion = pc },
     }
     local bad = 0
@@ -154,10 +169,11 @@ local function main(args)
         if bad <= 10 then io.stderr:write("rlaif label: skipped ", msg, "\n") end
       end })
     local progress = not o.quiet
-    local s = L:label(reader, { out = o.out, resume = not o["no-resume"], progress = progress,
-      total = progress and reader:count() or nil,
-      limit = num(o, "limit", true),
-      batch = num(o, "batch", true) or math.max(256, 32 * (num(o, "concurrency", true) or 16)) })
+    local resume = true
+    if o["no-resume"] then resume = false elseif o["resume-mixed"] then resume = "mixed" end
+    local s = L:label(reader, { out = o.out, resume = resume,
+      progress = progress, total = progress and reader:count() or nil, limit = o.limit,
+      batch = o.batch or math.max(256, 32 * (o.concurrency or 16)) })
     reader:close()
     if s.torn and not o.quiet then
       io.stderr:write("rlaif label: cut a torn last line off ", o.out, " (an interrupted write)\n")
@@ -166,9 +182,15 @@ local function main(args)
       io.stderr:write(string.format("rlaif label: %d malformed line(s) skipped in %s\n", bad, o.data))
     end
     if not o.quiet then io.stderr:write("rlaif label: ", labeler.summary_line(s), " -> ", o.out, "\n") end
+    if s.error > 0 or s.unsent > 0 then
+      failed = true
+      io.stderr:write(string.format("rlaif label: %d pair%s failed%s; their records say why, and a rerun " ..
+        "retries them\n", s.error, s.error == 1 and "" or "s",
+        s.unsent > 0 and string.format(" and %d were not sent", s.unsent) or ""))
+    end
     if o["export-pairs"] then
       local r2 = data.open(o.data, { format = reader.format, skip_bad = true, fields = fields })
-      local n, skipped = labeler.export_pairs(o.out, r2, o["export-pairs"])
+      local n, skipped = labeler.export_pairs(o.out, r2, o["export-pairs"], { force = o.force })
       r2:close()
       if not o.quiet then
         io.stderr:write(string.format("rlaif label: exported %d pairs (%d not labeled) -> %s\n", n, skipped,
@@ -178,10 +200,15 @@ local function main(args)
     return s
   end)
   if not ok then
-    io.stderr:write("rlaif label: ", (tostring(err):gsub("^[^\n]-/rlaif/cli/[%w_]+%.lua:%d+: ", "")), "\n")
-    return 1
+    if type(err) == "table" and err.summary and not o.quiet then
+      io.stderr:write("rlaif label: ", labeler.summary_line(err.summary), " -> ", o.out, "\n")
+    end
+    local msg = tostring(err):gsub("^[^\n]-/rlaif/[%w_/]+%.lua:%d+: ", "")
+    if not msg:find("^rlaif label: ") then msg = "rlaif label: " .. msg end
+    io.stderr:write(msg, "\n")
+    return interrupted(err) and 130 or 1
   end
-  return 0
+  return failed and 1 or 0
 end
 
 return main
