@@ -11,6 +11,7 @@
 -- What it is not: no labeling, no file writing.
 
 local core = require "rlaif.core"
+local opts_mod = require "rlaif.opts"
 local json = core.json
 
 local M = {}
@@ -61,8 +62,12 @@ M.rng = rng
 
 --- Percentile bootstrap CI of stat(sample) over `values` (a list), resampling
 --- with replacement. opts: n [1000], alpha [0.05], seed [1]. Returns lo, hi.
+local BOOT = opts_mod.schema("metrics.bootstrap", {
+  n = { "integer", min = 1, max = 100000 }, alpha = { "number", gt = 0, lt = 1 }, seed = "integer",
+})
+
 function M.bootstrap(values, stat, opts)
-  opts = opts or {}
+  opts = BOOT(opts)
   local B, alpha = opts.n or 1000, opts.alpha or 0.05
   local N = #values
   if N == 0 then return nil, nil end
@@ -113,24 +118,55 @@ end
 local HIGH_CONF = { [1] = true, [2] = true, [8] = true, [9] = true }
 M.HIGH_CONFIDENCE = { 1, 2, 8, 9 }
 
+--- confidence_set(spec [, who]) -> a set {[c] = true} of confidence values to keep,
+--- or false for no filter. One spelling for Lua and the CLI: "high" (or true) is the
+--- paper's {1, 2, 8, 9}; "all" (or false) keeps everything; a list {1, 2} or a
+--- string "1,2,8,9" keeps those. Raises "<who> must be ..." on anything else.
+function M.confidence_set(spec, who)
+  local bad = string.format("%s must be \"high\", \"all\" or a list of confidence values like 1,2,8,9, got %s",
+    who or "metrics: confidence", type(spec) == "string" and string.format("%q", spec) or tostring(spec))
+  if spec == "high" or spec == true then return HIGH_CONF end
+  if spec == "all" or spec == false then return false end
+  local list = spec
+  if type(spec) == "string" then
+    list = {}
+    for v in spec:gmatch("[^,]+") do
+      local n = math.tointeger(tonumber(v))
+      if not n then error(bad, 0) end
+      list[#list + 1] = n
+    end
+  end
+  if type(list) == "table" and #list == 0 and next(list) ~= nil then   -- already a set {[c] = true}
+    for c, v in pairs(list) do if type(c) ~= "number" or v ~= true then error(bad, 0) end end
+    return list
+  end
+  if type(list) ~= "table" or #list == 0 then error(bad, 0) end
+  local set = {}
+  for _, c in ipairs(list) do
+    if type(c) ~= "number" then error(bad, 0) end
+    set[c] = true
+  end
+  return set
+end
+
+local ALIGN = opts_mod.schema("metrics.alignment", {
+  confidence = "boolean|string|table", human = "table", bootstrap = { "integer", min = 0, max = 100000 },
+  seed = "integer",
+})
+
 --- AI-labeler alignment with human preferences (Lee et al. §2.3): z_acc = the
 --- share of pairs where argmax of the AI's soft label equals the human choice.
 --- records: labeler records with `human` (1 = the first response was preferred,
---- 2 = the second) or opts.human = {id -> 1|2}. opts.confidence: a set/list of
---- confidence values to keep (true = the paper's {1, 2, 8, 9}); opts.bootstrap:
+--- 2 = the second) or opts.human = {id -> 1|2}. opts.confidence: the values to
+--- keep ("high" or true = the paper's {1, 2, 8, 9}, "all", a list); opts.bootstrap:
 --- resamples for a CI [1000, 0 = none]; opts.seed. A soft label of exactly 0.5
 --- counts as not aligned (and as a tie). Returns {z_acc, n, correct, ties,
---- excluded = {status=, no_human=, confidence=}, ci = {lo, hi}}.
+--- excluded = {status=, no_human=, confidence=}, ci = {lo, hi}}. opts.confidence
+--- takes the spellings of confidence_set ("high", "all", a list, true/false).
 function M.alignment(records, opts)
-  opts = opts or {}
+  opts = ALIGN(opts)
   local conf = opts.confidence
-  if conf == true then
-    conf = HIGH_CONF
-  elseif conf and conf[1] then
-    local s = {}
-    for _, c in ipairs(conf) do s[c] = true end
-    conf = s
-  end
+  if conf ~= nil then conf = M.confidence_set(conf, "metrics.alignment: option 'confidence'") end
   local hits = {}
   local out = { n = 0, correct = 0, ties = 0, excluded = { status = 0, no_human = 0, confidence = 0 } }
   for _, r in ipairs(records) do

@@ -11,11 +11,26 @@ usage: rlaif align --labels FILE [--labels FILE ...] [options]
   --labels FILE       a label file written by `rlaif label` (repeat for several)
   --data FILE         take the human labels from this dataset (joined by id) when the
                       label records carry none; --format F as for `rlaif label`
-  --confidence C      high (the paper's {1,2,8,9} filter for OpenAI comparisons) | all
-                      (default: high when the records carry a confidence, else all)
-  --bootstrap N       bootstrap resamples for the 95% CI (default 1000; 0 = none)
+  --confidence C      high (the paper's {1,2,8,9} filter for OpenAI comparisons) | all |
+                      a list like 1,2,8,9 (default: high when the records carry a confidence, else all)
+  --bootstrap N       bootstrap resamples for the 95% CI, 0 to 100000 (default 1000; 0 = none)
   --seed N            bootstrap seed (default 1)
+
+Two files of the same prompt configuration get one row each, numbered as in the
+detail table. A file whose labels all sit within 0.01 of 0.5 (no preference) or
+that mixes labeling configurations gets a warning.
 ]]
+
+local FLAGS = {
+  labels = { "string", multi = true }, data = "string",
+  format = { "string", one_of = { "hh", "comparisons", "tldr", "pairs", "auto" } },
+  confidence = { "string", check = function(v)
+    return pcall(require("rlaif.metrics").confidence_set, v),
+      'must be "high", "all" or a list of confidence values like 1,2,8,9, got ' .. v
+  end }, bootstrap = { "integer", min = 0, max = 100000 }, seed = "integer",
+}
+
+local NO_PREFERENCE = 0.01   -- |p - 0.5| below this for every label: the labeler says nothing
 
 local function row_name(r)
   local name = r.template or "?"
@@ -28,25 +43,18 @@ local function row_name(r)
 end
 
 local function main(args)
-  local files, o = {}, {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "-h" or a == "--help" then io.write(usage) return 0 end
-    local k = a:match("^%-%-([%w%-]+)$")
-    local v = args[i + 1]
-    if not k or v == nil then
-      io.stderr:write("rlaif align: unexpected argument '", a, "'\n", usage)
-      return 2
-    end
-    if k == "labels" then files[#files + 1] = v
-    elseif k == "data" or k == "format" or k == "confidence" or k == "bootstrap" or k == "seed" then o[k] = v
-    else
-      io.stderr:write("rlaif align: unknown option --", k, "\n", usage)
-      return 2
-    end
-    i = i + 2
+  local opts = require "rlaif.opts"
+  local okp, o = pcall(opts.cli, "align", args, FLAGS)
+  if not okp then
+    io.stderr:write(tostring(o), "\n", usage)
+    return 2
   end
+  if o.help then io.write(usage) return 0 end
+  if o[1] then
+    io.stderr:write("rlaif align: unexpected argument '", o[1], "'\n", usage)
+    return 2
+  end
+  local files = o.labels or {}
   if #files == 0 then
     io.stderr:write("rlaif align: --labels is required\n", usage)
     return 2
@@ -62,9 +70,9 @@ local function main(args)
         conf_by[rec.id] = rec.confidence
       end
     end
-    local B = tonumber(o.bootstrap or "1000")
-    local seed = tonumber(o.seed or "1")
-    local rows, cols, cells, rowseen, colseen = {}, {}, {}, {}, {}
+    local B = o.bootstrap or 1000
+    local seed = o.seed or 1
+    local conf_opt = o.confidence and metrics.confidence_set(o.confidence)
     local details = {}
     for _, path in ipairs(files) do
       local recs = metrics.load(path)
@@ -76,22 +84,52 @@ local function main(args)
       end
       local has_conf = false
       for _, r in ipairs(recs) do if r.confidence then has_conf = true break end end
-      local filter = o.confidence == "high" or (o.confidence == nil and has_conf)
+      local conf = conf_opt   -- a set, false (all) or nil (by the data)
+      if conf == nil then conf = has_conf and metrics.confidence_set("high") end
       local first = recs[1] or {}
-      local row, col = row_name(first), first.task or "?"
-      local al = metrics.alignment(recs, { confidence = filter and true or nil, bootstrap = B, seed = seed })
+      local al = metrics.alignment(recs, { confidence = conf or nil, bootstrap = B, seed = seed })
       local pb = metrics.position_bias(recs)
       local cost = metrics.cost(recs)
+      details[#details + 1] = { path, row_name(first), first.task or "?", al, pb, cost, conf and true or false }
+      -- warnings: labels that prefer nothing, several configurations in one file
+      local n, flat, configs, nconf = 0, 0, {}, 0
+      for _, r in ipairs(recs) do
+        if r.status == "ok" and type(r.p) == "number" then
+          n = n + 1
+          if math.abs(r.p - 0.5) < NO_PREFERENCE then flat = flat + 1 end
+        end
+        local key = r.config or ((r.template or "?") .. "|" .. tostring(r.template_hash) .. "|" .. tostring(r.model))
+        if not configs[key] then configs[key], nconf = true, nconf + 1 end
+      end
+      if n > 0 and flat == n then
+        io.stderr:write(string.format("rlaif align: warning: %s: all %d labels are within %.2f of 0.5: the labeler " ..
+          "expresses no preference (are the label tokens among the returned log-probabilities?)\n", path, n,
+          NO_PREFERENCE))
+      end
+      if nconf > 1 then
+        io.stderr:write(string.format("rlaif align: warning: %s mixes %d labeling configurations; its numbers " ..
+          "describe no single one\n", path, nconf))
+      end
+    end
+    -- the summary: one row per prompt configuration; files that would share a
+    -- cell get their detail number, so none is hidden behind another
+    local rows, cols, cells, rowseen, colseen, uses = {}, {}, {}, {}, {}, {}
+    for _, d in ipairs(details) do
+      local key = d[2] .. "\0" .. d[3]
+      uses[key] = (uses[key] or 0) + 1
+    end
+    for k, d in ipairs(details) do
+      local row, col, al = d[2], d[3], d[4]
+      if uses[row .. "\0" .. col] > 1 then row = string.format("%s (%d)", row, k) end
       if not rowseen[row] then rowseen[row] = true rows[#rows + 1] = row end
       if not colseen[col] then colseen[col] = true cols[#cols + 1] = col end
       cells[row .. "\0" .. col] = al.z_acc and string.format("%.1f", 100 * al.z_acc) or nil
-      details[#details + 1] = { path, row, col, al, pb, cost, filter }
     end
     io.write("AI labeler alignment (%), rows: prompt, columns: task\n\n")
     io.write(metrics.format_table(rows, cols, function(r, c) return cells[r .. "\0" .. c] end, "prompt"))
     io.write("\n")
-    local drows, dcols = {}, { "task", "n", "z_acc %", "95% CI", "same pos %", "first %", "bias p", "tok/label",
-      "$/label", "excluded" }
+    local drows, dcols = {}, { "task", "n", "z_acc %", "95% CI", "ties", "same pos %", "first %", "bias p",
+      "tok/label", "$/label", "excluded" }
     local dcell = {}
     for k, d in ipairs(details) do
       local path, row, col, al, pb, cost, filter = table.unpack(d)
@@ -102,6 +140,7 @@ local function main(args)
         task = col, n = tostring(al.n) .. (filter and " hc" or ""),
         ["z_acc %"] = al.z_acc and string.format("%.1f", 100 * al.z_acc),
         ["95% CI"] = al.ci and string.format("%.1f-%.1f", 100 * al.ci[1], 100 * al.ci[2]),
+        ties = tostring(al.ties),
         ["same pos %"] = pb.pct_same and string.format("%.1f", pb.pct_same),
         ["first %"] = pb.pct_first and string.format("%.1f", pb.pct_first),
         ["bias p"] = pb.same > 0 and string.format("%.3g", pb.p_value) or nil,
@@ -113,7 +152,8 @@ local function main(args)
     io.write(metrics.format_table(drows, dcols, function(r, c) return dcell[r][c] end, "label file"))
     io.write("\nn: pairs compared (hc = high-confidence filter {1,2,8,9}); same pos: % of pairs where the model " ..
       "preferred\nthe same position in both orders; first: % of those where it was the first; bias p: two-sided " ..
-      "binomial\ntest of first vs second; excluded: not ok / no human label / filtered by confidence.\n")
+      "binomial\ntest of first vs second; ties: p exactly 0.5 (counted as not aligned); excluded: not ok / no " ..
+      "human label /\nfiltered by confidence.\n")
   end)
   if not ok then
     io.stderr:write("rlaif align: ", (tostring(err):gsub("^[^\n]-/rlaif/cli/[%w_]+%.lua:%d+: ", "")), "\n")
