@@ -218,12 +218,15 @@ Reader.__index = Reader
 --- Open a dataset. opts: format ("hh"|"comparisons"|"tldr"|"pairs"|"auto", default auto),
 --- skip_bad, fields (user-named fields for pairs: prompt, chosen, rejected, id, label),
 --- limit (max records), on_bad(msg) (called for each skipped line).
+local OPEN = require("rlaif.opts").schema("data.open", {
+  format = { "string", one_of = { "auto", "hh", "comparisons", "tldr", "pairs" } }, skip_bad = "boolean",
+  fields = "table", limit = { "integer", min = 1 }, on_bad = "function",
+})
+
 function M.open(path, opts)
-  opts = opts or {}
+  opts = OPEN(opts)
+  if type(path) ~= "string" then error("data.open: path must be a string, got " .. type(path), 2) end
   local fmt = opts.format or "auto"
-  if fmt ~= "auto" and not conv[fmt] then
-    error(string.format("data: unknown format '%s' (hh, comparisons, tldr, pairs)", tostring(fmt)), 2)
-  end
   local self = setmetatable({ path = path, opts = opts, format = fmt,
     stats = { lines = 0, records = 0, bad = 0, messages = {} } }, Reader)
   if path:match("%.json$") then

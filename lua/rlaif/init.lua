@@ -4,6 +4,20 @@
 
 local core = require "rlaif.core"
 
+-- RLAIF_NUM_THREADS must mean what it says: a value the core would silently
+-- ignore (and run on every core instead) is an error here.
+do
+  local v = os.getenv("RLAIF_NUM_THREADS")
+  if v ~= nil and v ~= "" then
+    local n = v:match("^%s*(%d+)%s*$")
+    n = n and tonumber(n)
+    if not n or n < 1 or n > 4095 then
+      error(string.format("require \"rlaif\": RLAIF_NUM_THREADS must be an integer from 1 to 4095, got %q",
+        v), 0)
+    end
+  end
+end
+
 local rlaif = {
   core = core,
   version = core.version,

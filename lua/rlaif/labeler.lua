@@ -442,6 +442,8 @@ function M.new(opts)
   self.request = opts.request
   self.labels = t.labels
   self.lut = M.label_lut(t.labels)
+  -- the in-process backend reads the label tokens' log-probabilities directly
+  self.label_tokens_req = api == "local" and t.labels or nil
   if t.kind == "score" then
     self.values = {}
     for i, l in ipairs(t.labels) do self.values[i] = tonumber(l) end
@@ -528,7 +530,8 @@ function Labeler:_request(slot)
   local step = slot.next
   if step == "score" and self.scoring == "logprobs" and not self.cot and self.format ~= "chat" then
     -- the hot path: one table, built whole
-    local req = { prompt = slot.base, max_tokens = self.label_tokens, temperature = 0, logprobs = self.logprobs }
+    local req = { prompt = slot.base, max_tokens = self.label_tokens, temperature = 0, logprobs = self.logprobs,
+      logprobs_tokens = self.label_tokens_req }
     local extra = self.request
     if extra then merge(req, extra) end
     return req
@@ -564,6 +567,7 @@ function Labeler:_request(slot)
     req.max_tokens = 1
     req.temperature = 0
     req.logprobs = self.logprobs
+    if self.label_tokens_req then req.logprobs_tokens = { slot.ten_rest } end
   elseif self.scoring == "votes" then
     req.max_tokens = self.label_tokens
     if self.cot then
@@ -576,6 +580,7 @@ function Labeler:_request(slot)
     req.max_tokens = self.label_tokens
     req.temperature = 0
     req.logprobs = self.logprobs
+    req.logprobs_tokens = self.label_tokens_req
   end
   return merge(req, self.request)
 end

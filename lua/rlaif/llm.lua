@@ -38,12 +38,17 @@ local DEFAULTS = {
   anthropic = { base = "https://api.anthropic.com", key_env = "ANTHROPIC_API_KEY" },
 }
 
-local OPTIONS = {
-  api = true, base_url = true, model = true, api_key = true, api_key_env = true, concurrency = true,
-  max_retries = true, timeout = true, connect_timeout = true, stall_timeout = true, backoff_base = true,
-  backoff_cap = true, retry_after_cap = true, aimd = true, cache = true, prices = true, headers = true,
-  ca_file = true, stream = true,
-}
+local APIS = { "openai-chat", "openai-completions", "vllm", "llamacpp", "ollama", "tgi", "gemini", "anthropic",
+  "local" }
+local CLIENT = optcheck.schema("llm.client", {
+  api = { "string", one_of = APIS }, base_url = "string", model = "string", api_key = "string",
+  api_key_env = "string", concurrency = { "integer", min = 1, max = 65536 },
+  max_retries = { "integer", min = 0, max = 100 }, timeout = { "number", min = 0 },
+  connect_timeout = { "number", gt = 0 }, stall_timeout = { "number", min = 0 },
+  backoff_base = { "number", min = 0 }, backoff_cap = { "number", min = 0 },
+  retry_after_cap = { "number", min = 0 }, aimd = "boolean", cache = "string", prices = "table",
+  headers = "table", ca_file = "string", stream = "boolean",
+})
 
 local Error = common.Error -- the raised form of a failed result
 
@@ -61,15 +66,10 @@ end
 --- llm.client{api=, base_url=, model=, api_key_env=, api_key=, concurrency=, max_retries=,
 ---   timeout=, cache=, prices=, headers=, ca_file=, stream=, ...} -> client
 function M.client(opts)
-  opts = opts or {}
-  assert(type(opts) == "table", "llm.client: options must be a table")
-  if opts.api == "local" then return require("rlaif.llm_local").client(opts) end -- in-process model
-  for k in pairs(opts) do
-    if not OPTIONS[k] then error("llm.client: unknown option '" .. tostring(k) .. "'", 2) end
-  end
+  if type(opts) == "table" and opts.api == "local" then return require("rlaif.llm_local").client(opts) end
+  opts = CLIENT(opts)
   local api = opts.api or "openai-chat"
   local d = DEFAULTS[api]
-  if not d then error("llm.client: unknown api '" .. tostring(api) .. "'", 2) end
   local base_url = opts.base_url or (d.base_env and os.getenv(d.base_env)) or d.base
   local key_env = opts.api_key_env or d.key_env
   local key = opts.api_key or (key_env and os.getenv(key_env)) or nil

@@ -44,6 +44,10 @@
 --    result never depends on the other requests; greedy requests are grouped
 --    into batches (rows sorted by length). max_tokens = 1 greedy requests (the
 --    labeler's scoring) need a single forward pass and no generation.
+--  * `logprobs_tokens = {"1", "2"}` (with `logprobs`) adds to each position's `top`
+--    every vocabulary token whose text, leading whitespace stripped, is one of
+--    these strings, wherever it ranks: the labeler asks for its label tokens'
+--    log-probabilities directly instead of hoping they are in the top K.
 --  * Not supported: `logit_bias` and `echo` (kind "capability"). `extra`,
 --    `stream` and `model` in a request are ignored.
 --
@@ -77,15 +81,18 @@ local DEFAULT_MAX_TOKENS = 16
 local MAX_BATCH_LOGITS = 1 << 25
 local SEED_MASK = (1 << 53) - 1
 
-local OPTIONS = {
-  api = true, model = true, tokenizer = true, name = true, batch_size = true, seed = true, chat_template = true,
-  max_batch_logits = true, prices = true, concurrency = true,
+local CLIENT = require("rlaif.opts").schema("llm.client{api = \"local\"}", {
+  api = "string", model = "string|userdata", tokenizer = "string|userdata", name = "string",
+  batch_size = { "integer", min = 1 }, seed = "integer", chat_template = { "string|function", check = function(v)
+    return type(v) == "function" or v == "auto" or v == "plain" or v == "chatml" or v == "llama3",
+      'must be "auto", "plain", "chatml", "llama3" or a function, got ' .. tostring(v)
+  end }, max_batch_logits = { "integer", min = 1 }, prices = "table", concurrency = { "integer", min = 1 },
   -- transport options of the HTTP backends: accepted, ignored
-  base_url = true, api_key = true, api_key_env = true, max_retries = true, timeout = true, connect_timeout = true,
-  stall_timeout = true, backoff_base = true, backoff_cap = true, retry_after_cap = true, aimd = true,
-  cache = true, headers = true, ca_file = true, stream = true,
-}
-
+  base_url = "string", api_key = "string", api_key_env = "string", max_retries = "integer", timeout = "number",
+  connect_timeout = "number", stall_timeout = "number", backoff_base = "number", backoff_cap = "number",
+  retry_after_cap = "number", aimd = "boolean", cache = "string", headers = "table", ca_file = "string",
+  stream = "boolean",
+})
 local Error = common.Error -- the raised form of a failed result (as in rlaif.llm)
 
 local MANY = require("rlaif.opts").schema("llm.complete_many", {
@@ -142,10 +149,7 @@ end
 
 --- client(opts) -> a client with the rlaif.llm interface (see the header).
 function M.client(opts)
-  assert(type(opts) == "table", "llm.client: options must be a table")
-  for k in pairs(opts) do
-    if not OPTIONS[k] then error("llm.client: unknown option '" .. tostring(k) .. "' for api \"local\"", 2) end
-  end
+  opts = CLIENT(opts, 3)
   local m, dir = opts.model, nil
   if type(m) == "string" then
     dir = m
@@ -160,7 +164,7 @@ function M.client(opts)
   local tok = opts.tokenizer or dir
   if type(tok) == "string" then
     local err
-    tok, err = tokenizer_mod.load(tok)
+    tok, err = tokenizer_mod.try_load(tok)
     if not tok then error("llm.client{api = \"local\"}: " .. tostring(err), 2) end
   elseif tok == nil then
     error("llm.client{api = \"local\"}: `tokenizer` is required when `model` is not a directory", 2)
@@ -187,23 +191,17 @@ function M.client(opts)
   if #eos_list == 0 then add_eos(specials["<|endoftext|>"]) end
   local tmpl = opts.chat_template or "auto"
   if tmpl == "auto" then tmpl = detect_template(specials) end
-  if type(tmpl) ~= "function" and tmpl ~= "plain" and tmpl ~= "chatml" and tmpl ~= "llama3" then
-    error("llm.client{api = \"local\"}: chat_template must be \"auto\", \"plain\", \"chatml\", \"llama3\" " ..
-      "or a function", 2)
-  end
   local chat_end = {}
   if tmpl == "chatml" then chat_end[#chat_end + 1] = specials["<|im_end|>"] end
   if tmpl == "llama3" then chat_end[#chat_end + 1] = specials["<|eot_id|>"] end
   local bs = opts.batch_size or opts.concurrency or 8
-  if math.type(bs) ~= "integer" or bs < 1 then error("llm.client{api = \"local\"}: batch_size must be >= 1", 2) end
   local seed = opts.seed or 0
-  if math.type(seed) ~= "integer" then error("llm.client{api = \"local\"}: seed must be an integer", 2) end
   local self = setmetatable({
     api = "local", model = opts.name or dir or "local", concurrency = bs, prices = opts.prices,
     _m = m, _tok = tok, _V = cfg.vocab_size, _max_seq = cfg.max_seq, _bos = cfg.bos_id,
     _eos = eos, _eos_list = eos_list, _chat_end = chat_end, _template = tmpl, _specials = specials,
     _seed = seed, _draws = 0, _ids = 0, _budget = opts.max_batch_logits or MAX_BATCH_LOGITS,
-    _tokcache = {},
+    _tokcache = {}, _variants = {},
   }, Client)
   self:reset_stats()
   return self
@@ -348,6 +346,16 @@ function Client:_job(i, req)
     if math.type(lp) ~= "integer" or lp < 0 then return nil, fail("invalid", "logprobs must be an integer K >= 0") end
     job.K = math.min(lp, self._V)
   end
+  local extra = req.logprobs_tokens
+  if extra ~= nil then
+    if type(extra) ~= "table" then return nil, fail("invalid", "logprobs_tokens must be a list of strings") end
+    for k, t in ipairs(extra) do
+      if type(t) ~= "string" then
+        return nil, fail("invalid", string.format("logprobs_tokens[%d] must be a string", k))
+      end
+    end
+    if job.K then job.extra = self:_variant_ids(extra) end
+  end
   local stop = req.stop
   if type(stop) == "string" then stop = { stop } end
   if stop ~= nil and type(stop) ~= "table" then return nil, fail("invalid", "stop must be a string or a list") end
@@ -395,6 +403,44 @@ function Client:_piece(id)
   c = { utf8_clean(b), b }
   self._tokcache[id] = c
   return c
+end
+
+-- The ids of every vocabulary token whose text, leading whitespace stripped, is
+-- one of `texts` (the labeler's spelling variants of a label), sorted; memoized.
+function Client:_variant_ids(texts)
+  local key = table.concat(texts, "\0")
+  local cached = self._variants[key]
+  if cached then return cached end
+  local want = {}
+  for _, t in ipairs(texts) do want[t] = true end
+  local ids = {}
+  for id = 0, self._tok:vocab_size() - 1 do
+    local b = self._tok:token(id)
+    if b and want[(b:gsub("^%s+", ""))] then ids[#ids + 1] = id end
+  end
+  self._variants[key] = ids
+  return ids
+end
+
+-- The K best of a log-softmax row (a Lua array over ids 0..V-1), sorted, plus the
+-- ids in `extra` (requested by logprobs_tokens) wherever they rank.
+function Client:_top_with(row, K, extra)
+  local top = self:_top(row, K)
+  if not extra or #extra == 0 then return top end
+  local have = {}
+  for _, e in ipairs(top) do have[e.id] = true end
+  for _, id in ipairs(extra) do
+    if not have[id] and id < #row then
+      local p = self:_piece(id)
+      top[#top + 1] = { token = p[1], bytes = p[2], id = id, logprob = row[id + 1] }
+      have[id] = true
+    end
+  end
+  table.sort(top, function(a, b)
+    if a.logprob ~= b.logprob then return a.logprob > b.logprob end
+    return a.id < b.id
+  end)
+  return top
 end
 
 -- The K best of a log-softmax row (a Lua array over ids 0..V-1), sorted.
@@ -531,7 +577,8 @@ function Client:_fill_tokens(items)
     local it = who[s]
     local id = it.choice.ids[k]
     local p = self:_piece(id)
-    it.choice.tokens[k] = { token = p[1], bytes = p[2], id = id, logprob = row[id + 1], top = self:_top(row, it.job.K) }
+    it.choice.tokens[k] = { token = p[1], bytes = p[2], id = id, logprob = row[id + 1],
+      top = self:_top_with(row, it.job.K, it.job.extra) }
   end)
 end
 
@@ -549,7 +596,8 @@ function Client:_run_group(kind, jobs)
       local ch = self:_finish(job, { id })
       if job.K and #ch.ids > 0 then
         local p = self:_piece(id)
-        ch.tokens = { { token = p[1], bytes = p[2], id = id, logprob = row[id + 1], top = self:_top(row, job.K) } }
+        ch.tokens = { { token = p[1], bytes = p[2], id = id, logprob = row[id + 1],
+          top = self:_top_with(row, job.K, job.extra) } }
       else
         ch.tokens = {}
       end

@@ -7,36 +7,151 @@
 --   local loss = m:lm_loss(ids, targets [, mask [, {scale=}]])  -- accumulates gradients
 --   m:clip_grad_norm(1.0); m:adamw_step{lr = 3e-4, weight_decay = 0.1}; m:zero_grad()
 --   m:param("transformer.h.0.attn.c_attn.weight")               -- view by HF name
---   m:save("out/dir")                                           -- transformers can load it
+--   m:save("out/dir", {tokenizer = tok})                       -- transformers can load it
+--   local toks, lps = m:generate(prompts, {max_new_tokens = 32})  -- stops at the model's EOS
 --
 -- Token ids are 0-based values (as tokenizers produce them). A batch is an array
 -- of arrays; shorter rows are right-padded with pad_id (or eos_id) and masked.
 -- The optional mask has the same shape (1/true = real token). Views returned by
 -- m:param / m:grad share the model's memory and keep the model alive.
--- File problems return nil, message (try_load, save); misuse raises.
+-- Loaders follow the one convention of rlaif: load raises with the directory and
+-- the problem, try_load returns nil, message; save returns true | nil, message.
+-- Misuse raises, and every option table is checked by rlaif.opts.
 
 local core = require "rlaif.core"
+local opts = require "rlaif.opts"
 
 local C = core.model
 local M = {}
 local methods = C.methods
+
+local NEW = opts.schema("model.new", {
+  arch = { "string", one_of = { "gpt2", "llama", "qwen2", "mistral" } }, vocab_size = { "integer", min = 1 },
+  n_layer = { "integer", min = 1 }, n_head = { "integer", min = 1 }, n_kv_head = { "integer", min = 1 },
+  d_model = { "integer", min = 1 }, d_ff = { "integer", min = 1 }, head_dim = { "integer", min = 1 },
+  max_seq = { "integer", min = 1 }, rope_theta = { "number", gt = 0 }, norm_eps = { "number", gt = 0 },
+  tie_embeddings = "boolean", qkv_bias = "boolean", o_bias = "boolean",
+  head = { "string", one_of = { "lm", "reward" } }, seed = "integer", bos_id = { "integer", min = -1 },
+  eos_id = { "integer", min = -1 }, pad_id = { "integer", min = -1 },
+})
+local LOAD = opts.schema("model.load", { head = { "string", one_of = { "lm", "reward" } } })
+local TRY_LOAD = opts.schema("model.try_load", { head = { "string", one_of = { "lm", "reward" } } })
+local GEN = opts.schema("model:generate", {
+  max_new_tokens = { "integer", min = 1 }, temperature = { "number", min = 0 }, top_k = { "integer", min = 0 },
+  top_p = { "number", gt = 0, max = 1 }, stop = "table|integer|boolean", seed = "integer",
+})
+local ADAMW = opts.schema("model:adamw_step", {
+  lr = { "number", min = 0, required = true }, beta1 = { "number", min = 0, lt = 1 },
+  beta2 = { "number", min = 0, lt = 1 }, eps = { "number", gt = 0 }, weight_decay = { "number", min = 0 },
+})
+local LM_LOSS = opts.schema("model:lm_loss", { scale = "number", backward = "boolean" })
+local SAVE = opts.schema("model:save", { tokenizer = "userdata" })
 
 --- new{arch = "gpt2" | "llama" | "qwen2" | "mistral", vocab_size, n_layer, n_head,
 ---     n_kv_head, d_model, d_ff, head_dim, max_seq, rope_theta, norm_eps,
 ---     tie_embeddings, qkv_bias, o_bias, head = "lm" | "reward", seed,
 ---     bos_id, eos_id, pad_id} -> model
 function M.new(cfg)
-  return C.new(cfg)
+  if cfg == nil then error("model.new: a configuration table is required", 2) end
+  return C.new(NEW(cfg))
+end
+
+local function check_dir(fn, dir)
+  if type(dir) ~= "string" then error(string.format("%s: dir must be a string, got %s", fn, type(dir)), 3) end
 end
 
 --- try_load(dir [, {head = "reward"}]) -> model | nil, message
-M.try_load = C.load
+function M.try_load(dir, o)
+  check_dir("model.try_load", dir)
+  return C.load(dir, TRY_LOAD(o))
+end
 
 --- load(dir [, {head = "reward"}]) -> model; raises on any file problem
-function M.load(dir, opts)
-  local m, err = C.load(dir, opts)
+function M.load(dir, o)
+  check_dir("model.load", dir)
+  local m, err = C.load(dir, LOAD(o))
   if not m then error(err, 2) end
   return m
+end
+
+-- ---- checked methods over the C ones ----
+
+local c_generate, c_adamw, c_lm_loss, c_save = methods.generate, methods.adamw_step, methods.lm_loss, methods.save
+
+--- m:generate(prompts [, {max_new_tokens = 16, temperature = 1, top_k = 0, top_p = 1, seed = 0,
+---   stop = id | {ids} | false}]) -> tokens, logprobs. Without `stop` a row ends at the
+--- model's end-of-sequence token (config eos_id), as in transformers; stop = false
+--- (or {}) generates max_new_tokens for every row.
+function methods:generate(prompts, o)
+  o = GEN(o)
+  if o.stop == nil then
+    local eos = self:config().eos_id
+    if eos >= 0 then o.stop = { eos } end
+  elseif o.stop == false then
+    o.stop = nil
+  elseif o.stop == true then
+    error("model:generate: option 'stop' must be a token id, a list of ids or false, got true", 2)
+  end
+  return c_generate(self, prompts, o)
+end
+
+--- m:adamw_step{lr =, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0} -> step
+function methods:adamw_step(o)
+  return c_adamw(self, ADAMW(o))
+end
+
+--- m:lm_loss(ids, targets [, mask [, {scale = 1, backward = true}]]) -> mean loss, tokens
+function methods:lm_loss(ids, targets, mask, o)
+  if o ~= nil then o = LM_LOSS(o) end
+  return c_lm_loss(self, ids, targets, mask, o)
+end
+
+-- The files a tokenizer was loaded from, copied into a checkpoint directory.
+local function copy_file(src, dst)
+  local f, err = io.open(src, "rb")
+  if not f then return nil, err end
+  local text = f:read("a")
+  f:close()
+  local w = require("rlaif.fileio").atomic(dst, { who = "model:save", force = true })
+  w:write(text)
+  w:commit()
+  return true
+end
+
+local function save_tokenizer(tok, dir)
+  local tokenizer = require "rlaif.tokenizer"
+  local src = tokenizer.source(tok)
+  if not src then return nil, "model:save: the tokenizer's files are unknown (load it with rlaif.tokenizer.load)" end
+  local kind = tok:kind()
+  local base = src.path:gsub("/+$", "")
+  local is_dir = core.gz.file_id(base .. "/.") and true or false
+  local from = is_dir and base or (base:match("^(.*)/[^/]*$") or ".")
+  local files
+  if kind == "tokenizer.json" then
+    files = { { is_dir and (base .. "/tokenizer.json") or base, "tokenizer.json" } }
+  elseif kind == "gpt2" then
+    files = { { from .. "/vocab.bpe", "vocab.bpe" }, { from .. "/encoder.json", "encoder.json" } }
+  else
+    local enc = kind:match("^tiktoken:(.+)$") or "tokenizer"
+    files = { { is_dir and (base .. "/" .. enc .. ".tiktoken") or base, enc .. ".tiktoken" } }
+  end
+  for _, f in ipairs(files) do
+    local ok, err = pcall(copy_file, f[1], dir .. "/" .. f[2])
+    if not ok or not err then return nil, "model:save: cannot copy the tokenizer " .. f[1] .. ": " .. tostring(err) end
+  end
+  return true
+end
+
+--- m:save(dir [, {tokenizer = tok}]) -> true | nil, message. Writes config.json and
+--- model.safetensors (Hugging Face names and layouts); with a tokenizer, its files
+--- go beside them, so rlaif.model.load + rlaif.tokenizer.load(dir) (and the
+--- `local` LLM backend) work on the directory.
+function methods:save(dir, o)
+  o = SAVE(o)
+  local ok, err = c_save(self, dir)
+  if not ok then return ok, err end
+  if o.tokenizer then return save_tokenizer(o.tokenizer, dir) end
+  return true
 end
 
 --- reward_pair_loss(r1, r2, p [, margin [, center]]) -> mean loss, dr1, dr2

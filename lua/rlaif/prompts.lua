@@ -368,6 +368,9 @@ local cache = {}
 --- Load a template by name or path (cached per resolved path).
 function M.load(name)
   if type(name) == "table" and getmetatable(name) == Template then return name end
+  if type(name) ~= "string" then
+    error("prompts.load: name must be a template name, a path or a loaded template, got " .. type(name), 2)
+  end
   local path, err = M.find(name)
   if not path then error(err, 2) end
   local t = cache[path]
@@ -466,8 +469,12 @@ Renderer.__index = Renderer
 --- A renderer for this template with `shots` exemplars (default 0) taken from
 --- `exemplars` (a list, a name, or the template's default exemplar file) and
 --- `cot` (whether exemplars show their rationales). Precomputes the head.
+local RENDERER = require("rlaif.opts").schema("template:renderer", {
+  shots = { "integer", min = 0 }, cot = "boolean", exemplars = "string|table",
+})
+
 function Template:renderer(opts)
-  opts = opts or {}
+  opts = RENDERER(opts)
   local shots = opts.shots or 0
   local cot = opts.cot
   if cot == nil then cot = self.cot end

@@ -145,4 +145,18 @@ function methods.T(t) return t:transpose() end
 
 for _, name in ipairs { "slice", "std", "T" } do tensor[name] = methods[name] end
 
+-- ---- loaders: load raises, try_load returns nil, message ----
+
+local c_load = tensor.load
+
+--- tensor.try_load(path) -> {name = t}, {names in file order} | nil, message
+function tensor.try_load(path)
+  if type(path) ~= "string" then
+    error("tensor.try_load: path must be a string, got " .. type(path), 2)
+  end
+  local ok, t, names = pcall(c_load, path)
+  if not ok then return nil, tostring(t) end   -- C errors carry no source position
+  return t, names
+end
+
 return tensor

@@ -21,8 +21,44 @@
 
 local core = require "rlaif.core"
 local progress = require "rlaif.progress"
+local opts = require "rlaif.opts"
 
 local M = {}
+
+-- ---- option schemas (rlaif.opts): unknown keys, types and ranges raise ----
+
+local WARM_TOTAL = { warmup = { "integer", min = 0 }, total = { "integer", min = 1, required = true },
+  final = { "number", min = 0, max = 1 } }
+local S_LINEAR = opts.schema("train.schedule.linear", WARM_TOTAL)
+local S_COSINE = opts.schema("train.schedule.cosine", WARM_TOTAL)
+local S_WARMUP = opts.schema("train.schedule.warmup", { steps = { "integer", min = 1, required = true } })
+
+local OPTIM = {
+  lr = { "number", min = 0 }, beta1 = { "number", min = 0, lt = 1 }, beta2 = { "number", min = 0, lt = 1 },
+  eps = { "number", gt = 0 }, weight_decay = { "number", min = 0 }, schedule = "function",
+  max_grad_norm = { "number|boolean", check = function(v)
+    return v == false or (v ~= true and v >= 0), "must be a number >= 0 or false, got " .. tostring(v)
+  end },
+}
+local function with(base, extra)
+  local t = {}
+  for k, v in pairs(base) do t[k] = v end
+  for k, v in pairs(extra) do t[k] = v end
+  return t
+end
+local ADAMW = opts.schema("train.adamw", with(OPTIM, { model = { "userdata", required = true } }))
+local TRAINER = with(OPTIM, {
+  model = { "userdata", required = true }, tokenizer = "userdata", batch_size = { "integer", min = 1 },
+  epochs = { "integer", min = 1 }, max_steps = { "integer", min = 1 }, max_len = { "integer", min = 1 },
+  add_eos = "boolean", seed = "integer", on_step = "function", state = "string",
+  save_every = { "integer", min = 1 }, log = "string", progress = "boolean", quiet = "boolean",
+})
+local SFT = opts.schema("train.sft", with(TRAINER, { data = { "table", required = true },
+  grad_accum = { "integer", min = 1 } }))
+local REWARD = opts.schema("train.reward", with(TRAINER, { pairs = { "table|string", required = true },
+  eval_pairs = "table|string", margin = "number", center = { "number", min = 0 } }))
+local SCORES = opts.schema("train.reward_scores", { batch_size = { "integer", min = 1 },
+  max_len = { "integer", min = 1 }, add_eos = "boolean" })
 
 -- ---- schedules ----
 
@@ -39,9 +75,9 @@ local function warm(w, step)
 end
 
 -- Warm-up, then decay(f, final) where f goes from 0 to 1 over the remaining steps.
-local function warm_then_decay(name, o, decay)
-  o = o or {}
-  local total, w, final = assert(o.total, "schedule." .. name .. ": total is required"), o.warmup or 0, o.final or 0
+local function warm_then_decay(schema, o, decay)
+  o = schema(o, 3)
+  local total, w, final = o.total, o.warmup or 0, o.final or 0
   return function(step)
     local x = warm(w, step)
     if x then return x end
@@ -51,19 +87,19 @@ end
 
 --- linear{warmup = 0, total = n, final = 0}: warm-up, then linear decay to `final`
 function M.schedule.linear(o)
-  return warm_then_decay("linear", o, function(f, final) return 1 - (1 - final) * f end)
+  return warm_then_decay(S_LINEAR, o, function(f, final) return 1 - (1 - final) * f end)
 end
 
 --- cosine{warmup = 0, total = n, final = 0}: warm-up, then cosine decay to `final`
 function M.schedule.cosine(o)
-  return warm_then_decay("cosine", o, function(f, final)
+  return warm_then_decay(S_COSINE, o, function(f, final)
     return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * f))
   end)
 end
 
 --- warmup{steps = n}: linear warm-up, then constant
 function M.schedule.warmup(o)
-  local w = assert(o and o.steps, "schedule.warmup: steps is required")
+  local w = S_WARMUP(o).steps
   return function(step) return warm(w, step) or 1.0 end
 end
 
@@ -76,7 +112,7 @@ Adamw.__index = Adamw
 ---       schedule=fn, max_grad_norm=nil} -> optimizer
 -- Weight decay is decoupled and applies to matrices and embeddings only.
 function M.adamw(o)
-  assert(type(o) == "table" and o.model, "train.adamw: model is required")
+  o = ADAMW(o)
   local self = setmetatable({
     model = o.model, lr = o.lr or 1e-4, beta1 = o.beta1 or 0.9, beta2 = o.beta2 or 0.999,
     eps = o.eps or 1e-8, weight_decay = o.weight_decay or 0, max_grad_norm = o.max_grad_norm,
@@ -230,8 +266,7 @@ end
 
 -- ---- trainers ----
 
-local function common(o, name)
-  assert(type(o) == "table" and o.model, name .. ": model is required")
+local function common(o)
   local opt = M.adamw {
     model = o.model, lr = o.lr or 1e-4, beta1 = o.beta1, beta2 = o.beta2, eps = o.eps,
     weight_decay = o.weight_decay or 0, max_grad_norm = o.max_grad_norm == nil and 1.0 or o.max_grad_norm,
@@ -245,7 +280,8 @@ end
 ---     seed=0, on_step=, state=, save_every=, log=, progress=true, quiet=} -> {step=, loss=}
 -- data: {prompt=, response=} (strings or id arrays). The loss covers response tokens only.
 function M.sft(o)
-  local m, opt = o.model, common(o, "train.sft")
+  o = SFT(o)
+  local m, opt = o.model, common(o)
   local cfg = m:config()
   local bs, accum, epochs = o.batch_size or 8, o.grad_accum or 1, o.epochs or 1
   local eos = (o.add_eos ~= false and cfg.eos_id >= 0) and cfg.eos_id or nil
@@ -321,7 +357,7 @@ end
 
 --- reward_scores(model, tokenizer, pairs, {batch_size=, max_len=, add_eos=}) -> chosen, rejected (arrays)
 function M.reward_scores(m, tok, pairs, o)
-  o = o or {}
+  o = SCORES(o)
   local eos = (o.add_eos ~= false and m:config().eos_id >= 0) and m:config().eos_id or nil
   local bs = o.batch_size or 8
   local rc, rr = {}, {}
@@ -355,7 +391,8 @@ end
 -- pairs: array or a JSONL path (read_pairs). Loss: the soft-label pairwise loss
 -- with p = preference for `chosen` (1 or 0 gives Bradley-Terry).
 function M.reward(o)
-  local m, opt = o.model, common(o, "train.reward")
+  o = REWARD(o)
+  local m, opt = o.model, common(o)
   assert(m:config().head == "reward", "train.reward: the model needs head = \"reward\"")
   local pairs = type(o.pairs) == "string" and M.read_pairs(o.pairs) or o.pairs
   local evalp = type(o.eval_pairs) == "string" and M.read_pairs(o.eval_pairs) or o.eval_pairs

@@ -179,7 +179,7 @@ rlaif_status rlaif_model_generate(rlaif_model *m, const int32_t *prompts, const 
             return rlaif_fail(RLAIF_EINVAL, "model.generate: token id %d is outside [0, %d)", prompts[k], c->vocab_size);
     int S = Tp + o->max_new_tokens, maxlen = 0;
     for (int b = 0; b < B; b++) maxlen = lens[b] + o->max_new_tokens > maxlen ? lens[b] + o->max_new_tokens : maxlen;
-    if (c->arch == RLAIF_ARCH_GPT2 && maxlen > c->max_seq)
+    if (maxlen > c->max_seq)
         return rlaif_fail(RLAIF_EINVAL, "model.generate: prompt + max_new_tokens = %d exceeds max_seq %d", maxlen,
                           c->max_seq);
     int C = c->d_model, H = c->n_head, KV = c->n_kv_head, hd = c->head_dim, V = c->vocab_size;

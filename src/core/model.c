@@ -298,7 +298,7 @@ rlaif_status rlaif_model_forward(rlaif_model *m, const int32_t *ids, const int32
                                  int want_logits) {
     const rlaif_model_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return rlaif_fail(RLAIF_EINVAL, "model.forward: empty batch (B=%d, T=%d)", B, T);
-    if (c->arch == RLAIF_ARCH_GPT2 && T > c->max_seq)
+    if (T > c->max_seq)   /* every family: positions (GPT-2) or trained context (RoPE) */
         return rlaif_fail(RLAIF_EINVAL, "model.forward: sequence length %d exceeds max_seq %d", T, c->max_seq);
     if (want_logits && c->head != RLAIF_HEAD_LM)
         return rlaif_fail(RLAIF_EINVAL, "model.forward: a reward model has no LM head (no logits)");

@@ -424,5 +424,9 @@ int luaopen_rlaif_tokenizer(lua_State *L) {
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     luaL_newlib(L, tokenizer_funcs);
+    luaL_getmetatable(L, TOKENIZER_MT);
+    lua_getfield(L, -1, "__index");
+    lua_setfield(L, -3, "methods");   /* tokenizer.methods: the Lua facade wraps some here */
+    lua_pop(L, 1);
     return 1;
 }

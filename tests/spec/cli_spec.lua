@@ -318,6 +318,48 @@ describe("rlaif executable #unit", function()
     end)
   end)
 
+  describe("subcommands check their flags and the environment", function()
+    local FAKE = "label --data x.jsonl --out y.jsonl --client tests/spec/support/fake_client.lua "
+    for _, case in ipairs {
+      { FAKE .. "--shots -3", 'rlaif label: option --shots must be an integer >= 0, got "-3"' },
+      { FAKE .. "--limit -1", 'rlaif label: option --limit must be an integer >= 1, got "-1"' },
+      { FAKE .. "--limit 2.5", 'rlaif label: option --limit must be an integer >= 1, got "2.5"' },
+      { FAKE .. "--temperature hot", 'rlaif label: option --temperature must be a number >= 0, got "hot"' },
+      { FAKE .. "--api gpt", 'rlaif label: option --api must be one of "openai-chat", "openai-completions", ' ..
+        '"vllm", "llamacpp", "ollama", "tgi", "gemini", "anthropic", "local", got "gpt"' },
+      { FAKE .. "--shot 2", "rlaif label: unknown option --shot (did you mean --shots?)" },
+      { "tokenize --tokenizer t.json --encoding cl200k", 'rlaif tokenize: option --encoding must be one of ' ..
+        '"r50k_base", "gpt2", "p50k_base", "cl100k_base", "o200k_base", got "cl200k"' },
+      { "tokenize --tokenizer t.json --count --decode", "rlaif tokenize: --count and --decode exclude each other" },
+      { "info --verbose", "rlaif info: unknown option --verbose" },
+    } do
+      it(case[1]:gsub("^label %-%-data .- %-%-client %S+ ", "label ... "), function()
+        local out, err, code = run(case[1])
+        assert.are.equal("", out)
+        assert.are.equal(2, code)
+        assert.are.equal(case[2], err:match("^[^\n]*"))
+      end)
+    end
+
+    it("label --help lists every API, the local backend included", function()
+      local out, _, code = run("label --help")
+      assert.are.equal(0, code)
+      assert.is_truthy(out:find("anthropic | local", 1, true), out)
+    end)
+
+    it("refuse an RLAIF_NUM_THREADS that is not a thread count", function()
+      for _, v in ipairs { "abc", "0", "-2", "3x", "99999" } do
+        local _, err, code = run("info", nil, "RLAIF_NUM_THREADS=" .. v)
+        assert.are.equal(1, code)
+        assert.is_truthy(has(err, 'rlaif: require "rlaif": RLAIF_NUM_THREADS must be an integer from 1 to ' ..
+          '4095, got "' .. v .. '"'), err)
+      end
+      local out, _, code = run("info", nil, "RLAIF_NUM_THREADS=' 2'")
+      assert.are.equal(0, code)
+      assert.is_truthy(has(out, "threads: 2\n"), out)
+    end)
+  end)
+
   describe("SIGINT", function()
     local function interrupt(code)
       local err = os.tmpname()

@@ -54,22 +54,23 @@ describe("rlaif label on a terminal #unit", function()
   end
   local srv, dir
   setup(function()
-    srv = servers.labeler { delay = 20 }
+    srv = servers.labeler { delay = 15 }
     dir = helper.tmpname("_tty")
     os.execute("mkdir -p " .. sh(dir))
-    write_pairs(dir .. "/pairs.jsonl", 20)
+    write_pairs(dir .. "/pairs.jsonl", 10)
   end)
   teardown(function()
     if srv then srv:stop() end
     os.execute("rm -rf " .. sh(dir))
   end)
 
-  -- The fake server answers each request after 20 ms, one at a time, so the
-  -- first pair takes >= 40 ms of wall time and 19 pairs remain: the ETA is at
-  -- least 19 * 0.04 * SCALE seconds. SCALE = 1: seconds; 200: minutes (>= 76 s);
-  -- 10000: hours (>= 3800 s).
+  -- The fake server answers each request after 15 ms, one at a time, so the
+  -- first pair takes >= 30 ms of wall time and 9 pairs remain: the ETA is at
+  -- least 9 * 0.03 * SCALE seconds. SCALE = 1: seconds; 250: minutes (>= 67 s,
+  -- unless the first pair took over 1.6 s); 15000: hours (>= 4050 s, unless it
+  -- took over 0.6 s).
   for _, case in ipairs {
-    { "seconds", 1, "ETA %d+s" }, { "minutes", 200, "ETA %d+m%d%ds" }, { "hours", 10000, "ETA %d+h%d%dm" },
+    { "seconds", 1, "ETA %d+s" }, { "minutes", 250, "ETA %d+m%d%ds" }, { "hours", 15000, "ETA %d+h%d%dm" },
   } do
     local name, scale, pattern = case[1], case[2], case[3]
     it("draws the bar with time left in " .. name .. " and labels every pair", function()
@@ -78,9 +79,9 @@ describe("rlaif label on a terminal #unit", function()
         "--template summarize-base --api openai-completions --base-url %s/v1 --model fake --concurrency 1 " ..
         "--out %s", RLAIF, scale, sh(dir .. "/pairs.jsonl"), srv.url, sh(out)))
       assert.equal(0, code, text)
-      assert.matches("\rlabel %[[#.]+%] %d+/20 +%d+%% [%d.]+ pair/s " .. pattern, text)
-      assert.matches("20/20 100%%", text)
-      assert.equal(20, #readlines(out), text)
+      assert.matches("\rlabel %[[#.]+%] %d+/10 +%d+%% [%d.]+ pair/s " .. pattern, text)
+      assert.matches("10/10 100%%", text)
+      assert.equal(10, #readlines(out), text)
     end)
   end
 end)

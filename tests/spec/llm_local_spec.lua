@@ -122,6 +122,21 @@ describe("rlaif.llm local backend #unit", function()
     assert.matches("\nllm: 5 requests, 4 ok %(0 cached%), 1 failed in", text)
   end)
 
+  it("works on a checkpoint saved with its tokenizer (m:save(dir, {tokenizer = tok}))", function()
+    local d2 = mkdtemp()
+    finally(function() os.execute("rm -rf '" .. d2 .. "'") end)
+    assert.is_true(m:save(d2, { tokenizer = tok }))
+    local c2 = rlaif.llm.client { api = "local", model = d2 }
+    local req = { prompt = "The cat", max_tokens = 4, temperature = 0, logprobs = 3 }
+    local a, b = c:complete(req), c2:complete(req)
+    assert.equal(a.text, b.text)
+    assert.same(a.choices[1].tokens, b.choices[1].tokens)
+    assert.same(tok:encode("a b c"), rlaif.tokenizer.load(d2):encode("a b c"))
+    local ok, err = m:save(d2, { tokenizer = tok })   -- saving again replaces the files
+    assert.is_true(ok, err)
+    assert.equal("config.json\nmodel.safetensors\ntokenizer.json\n", io.popen("ls '" .. d2 .. "'"):read("a"))
+  end)
+
   it("greedy completions equal argmax decoding by m:forward, batched or not", function()
     local texts = { "Hello world", "The summary is", "a", "Text - the cat sat on the mat.\nSummary 1 -" }
     local reqs = {}
@@ -213,7 +228,8 @@ describe("rlaif.llm local backend #unit", function()
       end
       return 1 / (1 + math.exp(l[2] - l[1]))
     end
-    local L = labeler.new { client = proxy, template = "summarize-base", logprobs = 1000 }
+    -- logprobs = 1: the backend adds the label tokens to the top-1 itself (logprobs_tokens)
+    local L = labeler.new { client = proxy, template = "summarize-base", logprobs = 1 }
     local data = {
       { id = "p1", context = "The cat sat on the mat all day.", a = "A cat sat.", b = "A dog ran." },
       { id = "p2", context = "Rain fell in the city.", a = "It rained.", b = "Sunny skies." },
@@ -222,6 +238,7 @@ describe("rlaif.llm local backend #unit", function()
     local s = L:label(data)
     assert.equal(3, s.ok)
     assert.equal(6, #seen)
+    for _, q in ipairs(seen) do assert.same({ "1", "2" }, q.logprobs_tokens) end
     for i, rec in ipairs(s.records) do
       local d = data[i]
       assert.equal("ok", rec.status)
@@ -237,6 +254,7 @@ describe("rlaif.llm local backend #unit", function()
       assert.is_string(ba)
       local p_ab = p_first(ab)
       local p_ba = 1 - p_first(ba)   -- the swapped order shows the dataset's first response second
+      assert.is_nil(rec.floored)
       assert.is_true(close(p_ab, rec.p_ab, 1e-5))
       assert.is_true(close(p_ba, rec.p_ba, 1e-5))
       assert.is_true(close((p_ab + p_ba) / 2, rec.p, 1e-5))

@@ -530,7 +530,7 @@ describe("rlaif.llm against the fake server #unit", function()
       assert.is_true(c:complete { prompt = P(), max_tokens = 1 }.ok)
       own:stop()
       sleep(0.05)
-      local res, info = c:complete_many { { prompt = P(), max_tokens = 1 }, { prompt = P(), max_tokens = 1 } }
+      local res, info = c:complete_many { { prompt = P(), max_tokens = 1 } }
       assert.equal("transport", res[1].kind)
       assert.equal(3, res[1].attempts)
       assert.matches("gave up after 3 attempts", res[1].message)
@@ -643,8 +643,17 @@ describe("rlaif.llm against the fake server #unit", function()
 
   describe("misuse raises", function()
     it("unknown options and bad values", function()
-      assert.has_error(function() llm.client { api = "nope" } end, "llm.client: unknown api 'nope'")
-      assert.has_error(function() llm.client { concurency = 3 } end, "llm.client: unknown option 'concurency'")
+      assert.has_error(function() llm.client { api = "nope" } end,
+        'llm.client: option \'api\' must be one of "openai-chat", "openai-completions", "vllm", "llamacpp", ' ..
+        '"ollama", "tgi", "gemini", "anthropic", "local", got "nope"')
+      assert.has_error(function() llm.client { concurency = 3 } end,
+        "llm.client: unknown option 'concurency' (did you mean 'concurrency'?)")
+      assert.has_error(function() llm.client { timeout = "10" } end,
+        "llm.client: option 'timeout' must be a number >= 0, got \"10\"")
+      assert.has_error(function() llm.client { concurrency = 0 } end,
+        "llm.client: option 'concurrency' must be an integer >= 1 and <= 65536, got 0")
+      assert.has_error(function() llm.client { api = "local", model = "x", batch_size = "8" } end,
+        "llm.client{api = \"local\"}: option 'batch_size' must be an integer >= 1, got \"8\"")
       assert.has_error(function() llm.client { base_url = "ftp://x" } end)
       assert.has_error(function() client():complete { prompt = P(), extra = { f = print } } end,
         "llm.run: cannot convert a function to JSON")

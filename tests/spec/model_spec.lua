@@ -248,3 +248,82 @@ describe("rlaif.train #unit", function()
     assert.are.equal(1.0, ps[2].p)
   end)
 end)
+
+describe("rlaif.model options, limits and loaders #unit", function()
+  local function llama(o)
+    local cfg = { arch = "llama", vocab_size = 32, n_layer = 1, n_head = 2, n_kv_head = 1, d_model = 16, d_ff = 24,
+      max_seq = 8, seed = 3 }
+    for k, v in pairs(o or {}) do cfg[k] = v end
+    return M.new(cfg)
+  end
+
+  it("checks every option table, naming the function, the key and the expectation", function()
+    assert.has_error(function() llama { n_layers = 2 } end,
+      "model.new: unknown option 'n_layers' (did you mean 'n_layer'?)")
+    assert.has_error(function() llama { vocab_size = "32" } end,
+      "model.new: option 'vocab_size' must be an integer >= 1, got \"32\"")
+    assert.has_error(function() M.load(FIX .. "gpt2", { dtype = "bf16" }) end,
+      "model.load: unknown option 'dtype' (known: head)")
+    assert.has_error(function() M.try_load(FIX .. "gpt2", { head = "value" }) end,
+      "model.try_load: option 'head' must be one of \"lm\", \"reward\", got \"value\"")
+    local m = llama()
+    assert.has_error(function() m:generate({ 1, 2 }, { max_tokens = 2 }) end,
+      "model:generate: unknown option 'max_tokens' (known: max_new_tokens, seed, stop, temperature, top_k, top_p)")
+    assert.has_error(function() m:generate({ 1, 2 }, { temperature = -1 }) end,
+      "model:generate: option 'temperature' must be a number >= 0, got -1")
+    assert.has_error(function() m:generate({ 1, 2 }, { top_p = 2 }) end,
+      "model:generate: option 'top_p' must be a number > 0 and <= 1, got 2")
+    assert.has_error(function() m:adamw_step { lr = "fast" } end,
+      "model:adamw_step: option 'lr' must be a number >= 0, got \"fast\"")
+    assert.has_error(function() m:adamw_step {} end, "model:adamw_step: option 'lr' is required (a number >= 0)")
+    assert.has_error(function() m:lm_loss({ 1, 2 }, { 2, -100 }, nil, { scael = 1 }) end,
+      "model:lm_loss: unknown option 'scael' (did you mean 'scale'?)")
+    assert.has_error(function() m:save("/tmp/x", { tokeniser = 1 }) end,
+      "model:save: unknown option 'tokeniser' (did you mean 'tokenizer'?)")
+    assert.has_error(function() train.sft { model = m, data = {}, lr = "fast" } end,
+      "train.sft: option 'lr' must be a number >= 0, got \"fast\"")
+    assert.has_error(function() train.adamw { model = m, weight_decy = 0.1 } end,
+      "train.adamw: unknown option 'weight_decy' (did you mean 'weight_decay'?)")
+    assert.has_error(function() train.schedule.cosine { warmup = 10 } end,
+      "train.schedule.cosine: option 'total' is required (an integer >= 1)")
+    assert.has_error(function() train.reward { model = m, pairs = {}, batch_size = 0 } end,
+      "train.reward: option 'batch_size' must be an integer >= 1, got 0")
+  end)
+
+  it("refuses sequences longer than max_seq in every family, like generate", function()
+    local m = llama()
+    assert.are.same({ 1, 8, 32 }, m:forward({ 1, 2, 3, 4, 5, 6, 7, 8 }):shape())
+    assert.has_error(function() m:forward({ 1, 2, 3, 4, 5, 6, 7, 8, 9 }) end,
+      "model.forward: sequence length 9 exceeds max_seq 8")
+    assert.has_error(function() m:generate({ 1, 2, 3, 4, 5, 6 }, { max_new_tokens = 3 }) end,
+      "model.generate: prompt + max_new_tokens = 9 exceeds max_seq 8")
+  end)
+
+  it("generate stops at the model's EOS unless told otherwise", function()
+    local free = llama { max_seq = 64 }:generate({ 1, 2 }, { max_new_tokens = 10, temperature = 0 })[1]
+    assert.equal(10, #free)                      -- no eos_id: runs to max_new_tokens
+    local eos = free[3]
+    local m = llama { max_seq = 64, eos_id = eos }
+    local toks = m:generate({ 1, 2 }, { max_new_tokens = 10, temperature = 0 })[1]
+    assert.is_true(#toks <= 3)
+    assert.equal(eos, toks[#toks])
+    assert.are.same(free, m:generate({ 1, 2 }, { max_new_tokens = 10, temperature = 0, stop = false })[1])
+  end)
+
+  it("loaders: tensor.load and model.load raise, try_load returns nil and the message", function()
+    assert.has_error(function() T.load("/nonexistent/x.safetensors") end)
+    local t, err = T.try_load("/nonexistent/x.safetensors")
+    assert.is_nil(t)
+    assert.matches("^tensor.load: .*/nonexistent/x.safetensors", err)
+    local ok, lerr = pcall(T.load, "/nonexistent/x.safetensors")
+    assert.is_false(ok)
+    assert.equal(err, (lerr:gsub("^[^:]*:%d+: ", "")))
+    local m, merr = M.try_load("/nonexistent/model")
+    assert.is_nil(m)
+    ok, lerr = pcall(M.load, "/nonexistent/model")
+    assert.is_false(ok)
+    assert.equal(merr, (lerr:gsub("^[^:]*:%d+: ", "")))
+    local tensors = T.try_load(FIX .. "gpt2/model.safetensors")
+    assert.is_table(tensors)
+  end)
+end)

@@ -122,16 +122,16 @@ describe("rlaif.tokenizer #unit", function()
     assert.has_error(function() tok:decode(long) end, "tokenizer.decode: unknown token id -1 at position 150")
     long[150], long[199] = 256, 2.5
     assert.has_error(function() tok:decode(long) end, "tokenizer.decode: ids[199] is not an integer")
-    local t, err = tokenizer.load("/nonexistent/tokenizer.json")
+    local t, err = tokenizer.try_load("/nonexistent/tokenizer.json")
     assert.is_nil(t)
     assert.matches("tokenizer.load: cannot open /nonexistent/tokenizer.json", err, 1, true)
     local bad = write_tmp('{"model": {"type": "Unigram", "vocab": []}}', ".json")
-    t, err = tokenizer.load(bad)
+    t, err = tokenizer.try_load(bad)
     os.remove(bad)
     assert.is_nil(t)
     assert.matches('unsupported model type "Unigram"', err, 1, true)
     bad = write_tmp(tiny_json():sub(1, 300), ".json")
-    t, err = tokenizer.load(bad)
+    t, err = tokenizer.try_load(bad)
     os.remove(bad)
     assert.is_nil(t)
     assert.matches("unexpected end of file (truncated JSON?)", err, 1, true)
@@ -239,9 +239,31 @@ describe("rlaif.tokenizer.train #unit", function()
     tok:free()
   end)
 
+  it("loaders: load raises naming the file, try_load returns nil and the message; options are checked", function()
+    local TOKJSON = write_tmp(tiny_json(), ".json")
+    finally(function() os.remove(TOKJSON) end)
+    assert.has_error(function() tokenizer.load("/nonexistent/tokenizer.json") end,
+      "tokenizer.load: cannot open /nonexistent/tokenizer.json: No such file or directory")
+    assert.has_error(function() tokenizer.load(TOKJSON, { encodng = "gpt2" }) end,
+      "tokenizer.load: unknown option 'encodng' (did you mean 'encoding'?)")
+    assert.has_error(function() tokenizer.try_load(TOKJSON, { encoding = "cl200k" }) end,
+      'tokenizer.load: option \'encoding\' must be one of "r50k_base", "gpt2", "p50k_base", "cl100k_base", ' ..
+      '"o200k_base", got "cl200k"')
+    local tok = tokenizer.load(TOKJSON)
+    assert.has_error(function() tok:encode("hi", { add_specail = true }) end,
+      "tokenizer.encode: unknown option 'add_specail' (did you mean 'add_special'?)")
+    assert.has_error(function() tok:count("hi", { add_special = 1 }) end,
+      "tokenizer.count: option 'add_special' must be a boolean, got 1")
+    assert.has_error(function() tok:encode_batch({ "hi" }, { allowed_special = 3 }) end,
+      "tokenizer.encode_batch: option 'allowed_special' must be a string or a table, got 3")
+    tok:free()
+  end)
+
   it("reports bad options", function()
     assert.has_error(function() tokenizer.train { texts = { "x" }, vocab_size = 10, output = "/tmp/x.json" } end,
-      "tokenizer.train: vocab_size must be between 257 and 16777216")
+      "tokenizer.train: option 'vocab_size' must be an integer >= 257 and <= 16777216, got 10")
+    assert.has_error(function() tokenizer.train { texts = { "x" }, vocab_size = 300, outptu = "/tmp/x.json" } end,
+      "tokenizer.train: unknown option 'outptu' (did you mean 'output'?)")
     assert.has_error(function() tokenizer.train { vocab_size = 300, output = "/tmp/x.json" } end,
       "tokenizer.train: give files or texts to learn from")
     local ok, err = tokenizer.train { files = { "/nonexistent.txt" }, vocab_size = 300, output = "/tmp/x.json" }

@@ -10,12 +10,17 @@ local rlaif = require "rlaif"
 local usage = "usage: rlaif info\nPrints rlaif, Lua and BLIS versions, BLIS kernels and threads.\n"
 
 local function main(args)
-  if args[1] == "-h" or args[1] == "--help" then
+  local ok, o = pcall(require("rlaif.opts").cli, "info", args, {})
+  if not ok then
+    io.stderr:write(tostring(o), "\n", usage)
+    return 2
+  end
+  if o.help then
     io.write(usage)
     return 0
   end
-  if #args > 0 then
-    io.stderr:write("rlaif info: unexpected argument '", args[1], "'\n", usage)
+  if #o > 0 then
+    io.stderr:write("rlaif info: unexpected argument '", o[1], "'\n", usage)
     return 2
   end
   local info = rlaif.info()

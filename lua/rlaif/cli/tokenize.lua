@@ -3,6 +3,7 @@
 --
 -- A subcommand module returns main(args) -> exit status (see cli/info.lua).
 -- Documents are processed in chunks of 1024 with tok:encode_batch (threads).
+-- Flags are checked by rlaif.opts.cli (exit 2 on misuse).
 
 local rlaif = require "rlaif"
 local json = require("rlaif.core").json
@@ -29,39 +30,20 @@ local function fail(msg, status)
   return status or 1
 end
 
+local FLAGS = {
+  tokenizer = "string", encoding = { "string", one_of = { "r50k_base", "gpt2", "p50k_base", "cl100k_base",
+    "o200k_base" } }, jsonl = "flag", ["add-special"] = "flag", ["allow-special"] = "flag", count = "flag",
+  decode = "flag",
+}
+
+-- Flags through rlaif.opts.cli; one optional input file. nil, message on misuse.
 local function parse_args(args)
-  local o = {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "-h" or a == "--help" then
-      o.help = true
-    elseif a == "--tokenizer" or a == "--encoding" then
-      i = i + 1
-      if not args[i] then return nil, a .. " needs a value" end
-      o[a:sub(3)] = args[i]
-    elseif a:match("^%-%-tokenizer=") or a:match("^%-%-encoding=") then
-      local k, v = a:match("^%-%-(%w+)=(.*)$")
-      o[k] = v
-    elseif a == "--jsonl" then
-      o.jsonl = true
-    elseif a == "--add-special" then
-      o.add_special = true
-    elseif a == "--allow-special" then
-      o.allow_special = true
-    elseif a == "--count" then
-      o.count = true
-    elseif a == "--decode" then
-      o.decode = true
-    elseif a == "-" or a:sub(1, 1) ~= "-" then
-      if o.file then return nil, "more than one input file" end
-      o.file = a
-    else
-      return nil, "unknown option '" .. a .. "'"
-    end
-    i = i + 1
-  end
-  if o.count and o.decode then return nil, "--count and --decode exclude each other" end
+  local ok, o = pcall(require("rlaif.opts").cli, "tokenize", args, FLAGS)
+  if not ok then return nil, tostring(o) end
+  if #o > 1 then return nil, "rlaif tokenize: more than one input file" end
+  o.file = o[1]
+  o.add_special, o.allow_special = o["add-special"], o["allow-special"]
+  if o.count and o.decode then return nil, "rlaif tokenize: --count and --decode exclude each other" end
   return o
 end
 
@@ -72,7 +54,7 @@ end
 local function main(args)
   local o, err = parse_args(args)
   if not o then
-    io.stderr:write("rlaif tokenize: ", err, "\n", usage)
+    io.stderr:write(err, "\n", usage)
     return 2
   end
   if o.help then
@@ -83,7 +65,7 @@ local function main(args)
     io.stderr:write("rlaif tokenize: --tokenizer is required\n", usage)
     return 2
   end
-  local tok, lerr = rlaif.tokenizer.load(o.tokenizer, { encoding = o.encoding })
+  local tok, lerr = rlaif.tokenizer.try_load(o.tokenizer, { encoding = o.encoding })
   if not tok then return fail(lerr) end
   local input = io.stdin
   if o.file and o.file ~= "-" then
