@@ -2,7 +2,7 @@
 # scripts/check_repl.sh -- drive the rlaif REPL in a real pseudo-terminal (tmux)
 # and check what it shows: expressions, multi-line chunks, tables, tensors,
 # errors with tracebacks, Ctrl-C in a Lua loop, in a loop of C matmuls and at
-# the prompt, help(), Ctrl-D and the history file.
+# the prompt, help(), Ctrl-D and the history file (written as lines are entered).
 #
 # Usage: scripts/check_repl.sh   (from anywhere; needs tmux and build/bin/rlaif,
 #        or RLAIF=/path/to/rlaif scripts/check_repl.sh for another build)
@@ -97,6 +97,10 @@ sleep 0.2
 type_line '"alive" .. 4'
 wait_for '^"alive4"$'
 
+# the history file grows as lines are entered, not only at exit (a killed REPL keeps it)
+HIST_LIVE=0
+grep -qx '1+1' "$TMPHOME/.rlaif_history" 2>/dev/null && HIST_LIVE=1
+
 type_line 'help()'
 wait_for '^tensor methods'
 
@@ -144,6 +148,14 @@ expect "Ctrl-D exits with status 0" '^REPL-EXITED rc=0$'
 
 if grep -qx '1+1' "$TMPHOME/.rlaif_history" 2>/dev/null; then :; else
   echo "MISSING: ~/.rlaif_history with the session's lines"
+  status=1
+fi
+if [ $HIST_LIVE -ne 1 ]; then
+  echo "MISSING: ~/.rlaif_history written while the REPL runs"
+  status=1
+fi
+if [ "$(grep -cx '1+1' "$TMPHOME/.rlaif_history" 2>/dev/null)" != 1 ]; then
+  echo "UNEXPECTED: '1+1' is not in ~/.rlaif_history exactly once"
   status=1
 fi
 

@@ -576,10 +576,16 @@ static char *read_line(const char *prompt, int *interrupted) {
     return line;
 }
 
+/* Add a line to the history and append it to the history file at once, so a
+ * REPL that is killed keeps what was typed. libedit's append_history(n) writes
+ * the last n + 1 entries (checked on 3.1-20221030), hence 0 for one line. */
 static void saveline(const char *line) {
     if (use_editline && line[0] != '\0') {
         add_history(line);
         history_added++;
+        if (history_path[0] == '\0') return;
+        if (access(history_path, F_OK) == 0) append_history(0, history_path);
+        else write_history(history_path);
     }
 }
 
@@ -744,15 +750,10 @@ static void repl_init(lua_State *L) {
         history_path[0] = '\0';
 }
 
-/* Append this session's lines to the history file; failures are silent.
- * libedit's append_history(n) writes the last n + 1 entries (checked on
- * 3.1-20221030: n = 0 writes one), hence n - 1; we always link libedit. */
+/* The session's lines are in the history file already (saveline); keep the
+ * file at HISTORY_MAX lines. Failures are silent. */
 static void repl_done(void) {
     if (!use_editline || history_path[0] == '\0' || history_added == 0) return;
-    if (access(history_path, F_OK) == 0)
-        append_history(history_added - 1, history_path);
-    else
-        write_history(history_path);
     history_truncate_file(history_path, HISTORY_MAX);
 }
 

@@ -215,14 +215,14 @@ end
 local Reader = {}
 Reader.__index = Reader
 
---- Open a dataset. opts: format ("hh"|"comparisons"|"tldr"|"pairs"|"auto", default auto),
---- skip_bad, fields (user-named fields for pairs: prompt, chosen, rejected, id, label),
---- limit (max records), on_bad(msg) (called for each skipped line).
 local OPEN = require("rlaif.opts").schema("data.open", {
   format = { "string", one_of = { "auto", "hh", "comparisons", "tldr", "pairs" } }, skip_bad = "boolean",
   fields = "table", limit = { "integer", min = 1 }, on_bad = "function",
 })
 
+--- Open a dataset. opts: format ("hh"|"comparisons"|"tldr"|"pairs"|"auto", default auto),
+--- skip_bad, fields (user-named fields for pairs: prompt, chosen, rejected, id, label),
+--- limit (max records), on_bad(msg) (called for each skipped line).
 function M.open(path, opts)
   opts = OPEN(opts)
   if type(path) ~= "string" then error("data.open: path must be a string, got " .. type(path), 2) end

@@ -39,6 +39,8 @@ local rlaif = {
 rlaif.set_threads = core.set_threads
 --- rlaif.get_threads() -> n
 rlaif.get_threads = core.get_threads
+--- rlaif.manual_seed(n): seed the generator of tensors made without a seed
+rlaif.manual_seed = rlaif.tensor.manual_seed
 
 --- rlaif.info() -> {version, blis_version, blis_arch, blis_arch_forced, threads}
 function rlaif.info()

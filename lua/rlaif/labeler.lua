@@ -112,6 +112,7 @@ local function match(lut, tok)
   end
   return k
 end
+--- match_label(lut, token) -> the label index of a token (spelling variants included), or nil
 M.match_label = match
 
 --- Read a label distribution from generated tokens (the normalized response's
@@ -332,6 +333,7 @@ local function clamp(p, c)
   if p > hi then return hi end
   return p
 end
+--- clamp(p, {lo, hi}) -> p clamped into [lo, hi] (p unchanged without a range)
 M.clamp = clamp
 
 -- ---- the labeler object ----
@@ -341,6 +343,18 @@ Labeler.__index = Labeler
 
 local CHAT_APIS = { ["openai-chat"] = true, anthropic = true, gemini = true }
 local NO_LOGPROBS = { anthropic = true }
+
+local NEW = opts_mod.schema("labeler.new", {
+  client = "table", template = "string|table", shots = { "integer", min = 0 }, exemplars = "string|table",
+  swap = "boolean", cot = "boolean", samples = { "integer", min = 1 }, temperature = { "number", min = 0 },
+  top_k = { "integer", min = 1 }, max_rationale = { "integer", min = 1 }, clamp = "table",
+  polarity = { "integer", one_of = { 1, -1 } }, scoring = { "string", one_of = { "logprobs", "votes" } },
+  votes = { "integer", min = 1 }, vote_temperature = { "number", gt = 0 }, logprobs = { "integer", min = 1 },
+  label_tokens = { "integer", min = 1 }, format = { "string", one_of = { "prompt", "chat" } },
+  chat = { "string", one_of = { "user", "prefill" } }, missing = { "string", one_of = { "floor", "zero" } },
+  reward = "function", prices = "table", model = "string", request = "table", api = "string",
+  batch = { "integer", min = 1 },
+})
 
 --- Create a labeler. Options (defaults in brackets):
 ---   client        the LLM client (required for labeling)
@@ -368,18 +382,6 @@ local NO_LOGPROBS = { anthropic = true }
 ---   api           the client's API when the client does not say [client.api]
 ---   batch         pairs per complete_many round [by client concurrency]
 --- Unknown options and bad values raise "labeler.new: option 'key' ...".
-local NEW = opts_mod.schema("labeler.new", {
-  client = "table", template = "string|table", shots = { "integer", min = 0 }, exemplars = "string|table",
-  swap = "boolean", cot = "boolean", samples = { "integer", min = 1 }, temperature = { "number", min = 0 },
-  top_k = { "integer", min = 1 }, max_rationale = { "integer", min = 1 }, clamp = "table",
-  polarity = { "integer", one_of = { 1, -1 } }, scoring = { "string", one_of = { "logprobs", "votes" } },
-  votes = { "integer", min = 1 }, vote_temperature = { "number", gt = 0 }, logprobs = { "integer", min = 1 },
-  label_tokens = { "integer", min = 1 }, format = { "string", one_of = { "prompt", "chat" } },
-  chat = { "string", one_of = { "user", "prefill" } }, missing = { "string", one_of = { "floor", "zero" } },
-  reward = "function", prices = "table", model = "string", request = "table", api = "string",
-  batch = { "integer", min = 1 },
-})
-
 function M.new(opts)
   opts = NEW(opts)
   local self = setmetatable({}, Labeler)

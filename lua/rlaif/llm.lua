@@ -166,11 +166,14 @@ M.parse = C.parse
 M.build = C.build
 --- llm.error_info(status, body) -> {message, retryable, capability, quota, retry_after, status}
 M.error_info = C.error_info
+--- llm.decode_json(text) -> value | nil, message (integral numbers as integers)
 M.decode_json = C.decode_json
+--- llm.encode_json(value) -> text (sorted keys, integers exact, floats as %.17g)
 M.encode_json = C.encode_json
 --- llm.cancel_request() / llm.cancel_reset(): what Ctrl-C does in the REPL; a running
 --- batch stops promptly and returns its partial results.
 M.cancel_request = C.cancel_request
+--- llm.cancel_reset(): clear the cancel flag so the next batch runs
 M.cancel_reset = C.cancel_reset
 
 --- llm.label_probs(response, labels [, position]) -> {label = p}, missing

@@ -58,14 +58,15 @@ local function rng(seed)
     return (z >> 11) % n + 1
   end
 end
+--- rng(seed) -> function(n) drawing integers 1..n (splitmix64; the same everywhere)
 M.rng = rng
 
---- Percentile bootstrap CI of stat(sample) over `values` (a list), resampling
---- with replacement. opts: n [1000], alpha [0.05], seed [1]. Returns lo, hi.
 local BOOT = opts_mod.schema("metrics.bootstrap", {
   n = { "integer", min = 1, max = 100000 }, alpha = { "number", gt = 0, lt = 1 }, seed = "integer",
 })
 
+--- Percentile bootstrap CI of stat(sample) over `values` (a list), resampling
+--- with replacement. opts: n [1000], alpha [0.05], seed [1]. Returns lo, hi.
 function M.bootstrap(values, stat, opts)
   opts = BOOT(opts)
   local B, alpha = opts.n or 1000, opts.alpha or 0.05
@@ -89,6 +90,7 @@ local function mean(xs)
   for i = 1, #xs do s = s + xs[i] end
   return #xs > 0 and s / #xs or nil
 end
+--- mean(xs) -> the mean of a list, nil when empty
 M.mean = mean
 
 --- Exact two-sided binomial test of k successes in n trials with probability

@@ -113,6 +113,7 @@ local function fnv1a(s)
   end
   return string.format("%016x", h)
 end
+--- hash(s) -> 16 hex digits of 64-bit FNV-1a: a stable content hash
 M.hash = fnv1a
 
 -- ---- slots ----
@@ -445,6 +446,7 @@ end
 -- ---- rendering ----
 
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
+--- trim(s) -> s without leading and trailing whitespace
 M.trim = trim
 
 --- The slot values for a sample: record fields plus the paper's aliases.

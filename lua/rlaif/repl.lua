@@ -5,8 +5,10 @@
 -- It is not part of require "rlaif" and sets no globals; the REPL loads it and
 -- binds the globals `help` (= repl.help) and `rlaif`. Its only state is
 -- repl.docs, one-line docs keyed by API path ("tensor.zeros", "Tensor:matmul"),
--- which other modules may extend. help() lists whatever the `rlaif` table
--- holds, so an undocumented function still shows up.
+-- which other modules may extend; functions written in Lua are documented by
+-- the first line of their "---" comment in lua/rlaif/*.lua, read on the first
+-- help() call. help() lists whatever the `rlaif` table holds, so an
+-- undocumented function still shows up (as "name(...)").
 
 local repl = {}
 
@@ -33,6 +35,102 @@ repl.docs = {
   ["Tensor:reshape"] = "t:reshape({d1, d2, ...}) -> tensor with t's elements in a new shape",
   ["Tensor:matmul"] = "a:matmul(b [, out]) -> a @ b, written into out when given",
   ["Tensor:free"] = "t:free() -- release t's memory now; t is unusable afterwards",
+  ["tensor.full"] = "rlaif.tensor.full({d1, ...}, v) -> new tensor filled with v",
+  -- inspection
+  ["Tensor:size"] = "t:size([dim]) -> size of dim (1-based, negative from the end), or the shape",
+  ["Tensor:stride"] = "t:stride() -> {s1, s2, ...} element strides",
+  ["Tensor:dim"] = "t:dim() -> number of dimensions",
+  ["Tensor:numel"] = "t:numel() -> number of elements",
+  ["Tensor:nbytes"] = "t:nbytes() -> bytes of float32 data the tensor spans",
+  ["Tensor:is_contiguous"] = "t:is_contiguous() -> true when the elements are dense in row-major order",
+  ["Tensor:is_freed"] = "t:is_freed() -> true after t:free()",
+  ["Tensor:item"] = "t:item() -> the number of a one-element tensor",
+  ["Tensor:totable"] = "t:totable() -> nested Lua tables of numbers",
+  -- views and copies
+  ["Tensor:view"] = "t:view({d1, ...}) -> a view with a new shape (contiguous t only)",
+  ["Tensor:transpose"] = "t:transpose([d1, d2]) -> a view with two dims swapped (default the last two)",
+  ["Tensor:permute"] = "t:permute({d1, ...}) -> a view with the dims reordered",
+  ["Tensor:narrow"] = "t:narrow(dim, start, len) -> a view of len elements of dim from start",
+  ["Tensor:select"] = "t:select(dim, i) -> a view of index i of dim, with dim removed",
+  ["Tensor:expand"] = "t:expand({d1, ...}) -> a broadcast view (size-1 dims repeated, no copy)",
+  ["Tensor:contiguous"] = "t:contiguous() -> t itself when contiguous, else a dense copy",
+  ["Tensor:clone"] = "t:clone() -> a dense copy",
+  ["Tensor:copy_"] = "t:copy_(src) -- copy src (broadcast) into t, in place",
+  ["Tensor:fill_"] = "t:fill_(v) -- set every element to v, in place",
+  ["Tensor:zero_"] = "t:zero_() -- set every element to 0, in place",
+  -- element-wise
+  ["Tensor:add"] = "t:add(x) -> t + x (tensor or number, broadcast)",
+  ["Tensor:sub"] = "t:sub(x) -> t - x (tensor or number, broadcast)",
+  ["Tensor:mul"] = "t:mul(x) -> t * x (tensor or number, broadcast)",
+  ["Tensor:div"] = "t:div(x) -> t / x (tensor or number, broadcast)",
+  ["Tensor:pow"] = "t:pow(x) -> t ^ x (tensor or number, broadcast)",
+  ["Tensor:maximum"] = "t:maximum(x) -> element-wise max of t and x",
+  ["Tensor:minimum"] = "t:minimum(x) -> element-wise min of t and x",
+  ["Tensor:add_"] = "t:add_(x) -- t += x in place",
+  ["Tensor:sub_"] = "t:sub_(x) -- t -= x in place",
+  ["Tensor:mul_"] = "t:mul_(x) -- t *= x in place",
+  ["Tensor:div_"] = "t:div_(x) -- t /= x in place",
+  ["Tensor:neg"] = "t:neg() -> -t",
+  ["Tensor:exp"] = "t:exp() -> e^t",
+  ["Tensor:exp_"] = "t:exp_() -- t = e^t in place",
+  ["Tensor:log"] = "t:log() -> natural log of t",
+  ["Tensor:sqrt"] = "t:sqrt() -> square root of t",
+  ["Tensor:rsqrt"] = "t:rsqrt() -> 1 / sqrt(t)",
+  ["Tensor:tanh"] = "t:tanh() -> tanh(t)",
+  ["Tensor:sigmoid"] = "t:sigmoid() -> 1 / (1 + e^-t)",
+  ["Tensor:relu"] = "t:relu() -> max(t, 0)",
+  ["Tensor:relu_"] = "t:relu_() -- t = max(t, 0) in place",
+  ["Tensor:gelu"] = "t:gelu([\"tanh\"]) -> GELU (exact erf, or the tanh approximation)",
+  ["Tensor:abs"] = "t:abs() -> |t|",
+  ["Tensor:square"] = "t:square() -> t * t",
+  ["Tensor:clamp"] = "t:clamp(lo, hi) -> t limited to [lo, hi]",
+  -- reductions
+  ["Tensor:sum"] = "t:sum([dim [, keepdim]]) -> sum over dim, or over all elements",
+  ["Tensor:mean"] = "t:mean([dim [, keepdim]]) -> mean over dim, or over all elements",
+  ["Tensor:max"] = "t:max([dim [, keepdim]]) -> max (and 1-based indices along dim)",
+  ["Tensor:min"] = "t:min([dim [, keepdim]]) -> min (and 1-based indices along dim)",
+  ["Tensor:argmax"] = "t:argmax([dim [, keepdim]]) -> 1-based index of the max",
+  ["Tensor:argmin"] = "t:argmin([dim [, keepdim]]) -> 1-based index of the min",
+  ["Tensor:logsumexp"] = "t:logsumexp([dim [, keepdim]]) -> log(sum(exp(t))), stable",
+  ["Tensor:var"] = "t:var([dim [, keepdim [, correction = 1]]]) -> variance (unbiased by default)",
+  ["Tensor:softmax"] = "t:softmax([dim]) -> softmax along dim (default the last)",
+  ["Tensor:log_softmax"] = "t:log_softmax([dim]) -> log-softmax along dim (default the last)",
+  ["Tensor:layer_norm"] = "t:layer_norm([w [, b [, eps = 1e-5]]]) -> LayerNorm over the last dim",
+  ["Tensor:rms_norm"] = "t:rms_norm([w [, eps = 1e-6]]) -> RMSNorm over the last dim",
+  -- the C module
+  ["core.cancelled"] = "rlaif.core.cancelled() -> true after Ctrl-C (or llm.cancel_request) until reset",
+  ["core.clock"] = "rlaif.core.clock() -> monotonic wall clock in seconds",
+  ["core.get_threads"] = "rlaif.core.get_threads() -> threads in use (as rlaif.get_threads)",
+  ["core.set_threads"] = "rlaif.core.set_threads(n) -- as rlaif.set_threads",
+  ["core.info"] = "rlaif.core.info() -> {version, blis_version, blis_arch, blis_arch_forced, threads} (as rlaif.info)",
+  ["core.setenv"] = "rlaif.core.setenv(name, value | nil) -- set or unset an environment variable for children",
+  -- model methods (C)
+  ["Model:forward"] = "m:forward(ids [, mask]) -> logits tensor [B, T, V]; short rows right-padded and masked",
+  ["Model:logprobs"] = "m:logprobs(ids [, mask]) -> [B, T-1]: log p(ids[t+1] | ids[..t])",
+  ["Model:reward"] = "m:reward(ids [, mask]) -> [B] rewards at each row's last real token (reward head)",
+  ["Model:backward_reward"] = "m:backward_reward(dr) -- accumulate gradients of sum(dr[b] * reward[b])",
+  ["Model:param"] = "m:param(name) -> a view of a weight by Hugging Face name (shares memory)",
+  ["Model:grad"] = "m:grad(name) -> a view of a weight's gradient by Hugging Face name",
+  ["Model:names"] = "m:names() -> the Hugging Face names of every weight",
+  ["Model:zero_grad"] = "m:zero_grad() -- set every gradient to 0",
+  ["Model:grad_norm"] = "m:grad_norm() -> global L2 norm of the gradients",
+  ["Model:scale_grads"] = "m:scale_grads(s) -- multiply every gradient by s",
+  ["Model:num_params"] = "m:num_params() -> number of parameters",
+  ["Model:steps"] = "m:steps() -> AdamW steps taken",
+  ["Model:config"] = "m:config() -> {arch, vocab_size, n_layer, ..., eos_id, head}",
+  ["Model:save_state"] = "m:save_state(path [, blob]) -> true | nil, message: weights, AdamW moments, step, blob",
+  ["Model:load_state"] = "m:load_state(path) -> blob | nil, message",
+  -- tokenizer methods (C)
+  ["Tokenizer:encode"] = "tok:encode(text [, {add_special =, allowed_special = \"all\" | {...}}]) -> {ids}",
+  ["Tokenizer:count"] = "tok:count(text [, opts]) -> number of tokens (as #tok:encode(text, opts))",
+  ["Tokenizer:encode_batch"] = "tok:encode_batch({texts} [, opts]) -> {{ids}, ...} on rlaif.get_threads() threads",
+  ["Tokenizer:decode"] = "tok:decode(ids) -> text",
+  ["Tokenizer:id"] = "tok:id(bytes) -> the id of a token given by its raw bytes, or nil",
+  ["Tokenizer:token"] = "tok:token(id) -> the raw bytes of a token, or nil",
+  ["Tokenizer:vocab_size"] = "tok:vocab_size() -> largest id + 1",
+  ["Tokenizer:special_tokens"] = "tok:special_tokens() -> {text = id} of the special tokens",
+  ["Tokenizer:kind"] = "tok:kind() -> \"tokenizer.json\", \"gpt2\" or \"tiktoken:<encoding>\"",
+  ["Tokenizer:free"] = "tok:free() -- release the tokenizer now (also <close> and the GC)",
 }
 
 -- ---- pretty printing ----
@@ -162,34 +260,108 @@ local function entries(rlaif)
     list[#list + 1] = { path = k, value = v }
     if type(v) == "table" then
       for _, k2 in ipairs(sorted_keys(v)) do
-        list[#list + 1] = { path = k .. "." .. k2, value = v[k2], parent = k, name = k2 }
+        if not (k2 == "methods" or k2 == "meta") then   -- object methods are listed by class
+          list[#list + 1] = { path = k .. "." .. k2, value = v[k2], parent = k, name = k2 }
+        end
       end
     end
   end
-  local methods = tensor_methods()
-  if methods then
-    for _, k in ipairs(sorted_keys(methods)) do
-      list[#list + 1] = { path = "Tensor:" .. k, value = methods[k], parent = "Tensor", name = k }
+  local groups = { { "Tensor", tensor_methods() } }
+  for mod, class in pairs { model = "Model", tokenizer = "Tokenizer" } do
+    local m = type(rlaif[mod]) == "table" and rlaif[mod].methods
+    if type(m) == "table" then groups[#groups + 1] = { class, m } end
+  end
+  for _, g in ipairs(groups) do
+    local class, methods = g[1], g[2]
+    if methods then
+      for _, k in ipairs(sorted_keys(methods)) do
+        list[#list + 1] = { path = class .. ":" .. k, value = methods[k], parent = class, name = k }
+      end
     end
   end
   return list
 end
 
+-- ---- docs from the Lua sources ----
+
+-- Method tables of a module's objects: their docs are keyed "Class:name" and
+-- shown with the variable the examples use.
+local CLASS = { tensor = "Tensor", model = "Model", tokenizer = "Tokenizer" }
+local VAR = { Tensor = "t", Model = "m", Tokenizer = "tok" }
+
+-- The doc line of `key` from its first "---" comment line.
+local function doc_line(mod, key, name, doc)
+  local class = key:match("^(%u%w*):")
+  if class then
+    if doc:match("^[%a_][%w_]*:" .. name .. "%(") then return doc end
+    if doc:match("^" .. name .. "%(") then return VAR[class] .. ":" .. doc end
+    return VAR[class] .. ":" .. name .. "(...) -- " .. doc
+  end
+  if doc:match("^rlaif%.") then return doc end
+  if mod and doc:match("^" .. mod .. "%." .. name .. "[%(%s{]") then return "rlaif." .. doc end
+  if doc:match("^" .. name .. "[%(%s{]") then return "rlaif." .. (mod and (mod .. ".") or "") .. doc end
+  return "rlaif." .. key .. "(...) -- " .. doc
+end
+
+-- Read "--- doc" blocks followed by `function M.name(`, `M.name =`,
+-- `function methods:name(` (CLASS[mod]) or, in init.lua, `rlaif.name =`.
+local function harvest(mod, path, into)
+  local f = io.open(path, "rb")
+  if not f then return end
+  local doc
+  for line in f:lines() do
+    local d = line:match("^%-%-%- ?(.*)$")
+    if d then
+      doc = doc or d
+    else
+      if doc then
+        local tbl, name = line:match("^function ([%w_]+)[.:]([%w_]+)%s*%(")
+        if not tbl then tbl, name = line:match("^([%w_]+)%.([%w_]+)%s*=") end
+        local key
+        if tbl == "M" or (mod and tbl == mod) then key = mod .. "." .. name
+        elseif tbl == "methods" and CLASS[mod] then key = CLASS[mod] .. ":" .. name
+        elseif tbl == "rlaif" and not mod then key = name end
+        if key and into[key] == nil then into[key] = doc_line(mod, key, name, doc) end
+      end
+      if not line:match("^%-%-") then doc = nil end
+    end
+  end
+  f:close()
+end
+
+local harvested
+local function source_docs()
+  if harvested then return harvested end
+  harvested = {}
+  local ok, rlaif = pcall(require, "rlaif")
+  if not ok then return harvested end
+  local init = package.searchpath("rlaif", package.path)
+  if init then harvest(nil, init, harvested) end
+  for mod, v in pairs(rlaif) do
+    if type(v) == "table" and mod ~= "core" then
+      local p = package.searchpath("rlaif." .. mod, package.path)
+      if p then harvest(mod, p, harvested) end
+    end
+  end
+  return harvested
+end
+
 -- A module function and the tensor method of the same name share one doc.
 local function doc_of(path)
-  local doc = repl.docs[path]
+  local doc = repl.docs[path] or source_docs()[path]
   if doc then return doc end
   local name = path:match("^tensor%.(.+)$")
-  if name then return repl.docs["Tensor:" .. name] end
+  if name then return repl.docs["Tensor:" .. name] or source_docs()["Tensor:" .. name] end
   name = path:match("^Tensor:(.+)$")
-  if name then return repl.docs["tensor." .. name] end
+  if name then return repl.docs["tensor." .. name] or source_docs()["tensor." .. name] end
   return nil
 end
 
 local function describe(e)
   local doc = doc_of(e.path)
   if doc then return doc end
-  local name = e.path:match("^Tensor:") and ("t:" .. e.path:sub(8)) or ("rlaif." .. e.path)
+  local class, m = e.path:match("^(%u%w*):(.+)$")
+  local name = class and ((VAR[class] or "obj") .. ":" .. m) or ("rlaif." .. e.path)
   if type(e.value) == "function" then return name .. "(...)" end
   if type(e.value) == "table" then return name .. " -- table" end
   return name .. " = " .. format_value(e.value, 1)
@@ -231,13 +403,18 @@ local function list_all(rlaif, list, out)
       if #names > 0 then wrap_names("module rlaif." .. e.path .. ":", names, out) end
     end
   end
-  local methods = names_under(list, "Tensor")
-  if #methods > 0 then wrap_names("tensor methods, t:name(...):", methods, out) end
+  for _, class in ipairs { "Tensor", "Model", "Tokenizer" } do
+    local methods = names_under(list, class)
+    if #methods > 0 then
+      wrap_names(class:lower() .. " methods, " .. VAR[class] .. ":name(...):", methods, out)
+    end
+  end
 end
 
 -- Normalise "rlaif.tensor.zeros", "t:matmul", "Tensor.matmul" or "zeros".
 local function find_by_name(list, name)
-  name = name:gsub("^rlaif%.", ""):gsub("^[Tt]ensor[:.]", "Tensor:"):gsub("^t:", "Tensor:")
+  name = name:gsub("^rlaif%.", ""):gsub("^[Tt]ensor:", "Tensor:"):gsub("^Tensor%.", "Tensor:")
+    :gsub("^t:", "Tensor:"):gsub("^m:", "Model:"):gsub("^tok:", "Tokenizer:")
   for _, e in ipairs(list) do
     if e.path == name then return e end
   end
@@ -279,7 +456,9 @@ function repl.help(topic, write)
   elseif type(found.value) == "table" then
     out("module rlaif." .. found.path .. ":\n")
     for _, k in ipairs(sorted_keys(found.value)) do
-      out("  " .. describe({ path = found.path .. "." .. k, value = found.value[k] }) .. "\n")
+      if not (k == "methods" or k == "meta") then
+        out("  " .. describe({ path = found.path .. "." .. k, value = found.value[k] }) .. "\n")
+      end
     end
   else
     out(describe(found) .. "\n")

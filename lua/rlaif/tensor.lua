@@ -145,6 +145,43 @@ function methods.T(t) return t:transpose() end
 
 for _, name in ipairs { "slice", "std", "T" } do tensor[name] = methods[name] end
 
+-- ---- random tensors without a seed: a global generator ----
+
+-- splitmix64 over a 64-bit state; seeded from the clock at load, or by
+-- rlaif.manual_seed(n). Each unseeded rand/randn takes the next value as its seed.
+local rng_state = (os.time() * 1000003) ~ math.floor(core.clock() * 1e9) ~ math.floor(os.clock() * 1e6)
+
+local function next_seed()
+  rng_state = rng_state + -7046029254386353131   -- 0x9E3779B97F4A7C15
+  local z = rng_state
+  z = (z ~ (z >> 30)) * -4658895280553007687     -- 0xBF58476D1CE4E5B9
+  z = (z ~ (z >> 27)) * -7723592293110705685     -- 0x94D049BB133111EB
+  return (z ~ (z >> 31)) & 0x7FFFFFFFFFFFFFFF
+end
+
+--- tensor.manual_seed(n): reset the generator behind unseeded rand/randn (rlaif.manual_seed).
+function tensor.manual_seed(n)
+  if math.type(n) ~= "integer" then
+    error("manual_seed: the seed must be an integer, got " .. (type(n) == "number" and tostring(n) or type(n)), 2)
+  end
+  rng_state = n
+end
+
+local c_rand, c_randn = tensor.rand, tensor.randn
+
+--- tensor.rand(shape [, seed]) / tensor.randn(shape [, seed]): uniform [0, 1) /
+--- standard normal. With a seed, the same numbers on any machine; without one,
+--- fresh numbers from the generator rlaif.manual_seed sets.
+function tensor.rand(shape, seed)
+  if seed == nil then seed = next_seed() end
+  return c_rand(shape, seed)
+end
+--- tensor.randn(shape [, seed]): standard normal; without a seed, from the rlaif.manual_seed generator
+function tensor.randn(shape, seed)
+  if seed == nil then seed = next_seed() end
+  return c_randn(shape, seed)
+end
+
 -- ---- loaders: load raises, try_load returns nil, message ----
 
 local c_load = tensor.load

@@ -90,22 +90,23 @@ local function list(v)
   return v
 end
 
---- train{files = {...} | texts = {...}, vocab_size = n, output = path,
----       pattern = "gpt2" | "cl100k" | "llama3" | "o200k" | "qwen" | regex,
----       special = {"<|endoftext|>", ...}, min_frequency = 2} -> true | nil, message
--- Learns byte-level BPE merges and writes a Hugging Face tokenizer.json (which
--- @huggingface/tokenizers and rlaif.tokenizer.load both read). Each file is one
--- document; vocab_size counts the 256 byte tokens, the merges and the specials.
 local TRAIN = opts.schema("tokenizer.train", {
   files = "string|table", texts = "string|table", vocab_size = { "integer", min = 257, max = 1 << 24, required = true },
   output = { "string", required = true }, pattern = "string", special = "string|table",
   min_frequency = { "integer", min = 1 },
 })
 
+--- train{files = {...} | texts = {...}, vocab_size = n, output = path,
+---       pattern = "gpt2" | "cl100k" | "llama3" | "o200k" | "qwen" | regex,
+---       special = {"<|endoftext|>", ...}, min_frequency = 2} -> true | nil, message
+-- Learns byte-level BPE merges and writes a Hugging Face tokenizer.json (which
+-- @huggingface/tokenizers and rlaif.tokenizer.load both read). Each file is one
+-- document; vocab_size counts the 256 byte tokens, the merges and the specials.
 function M.train(o)
   o = TRAIN(o)
   o.files, o.texts, o.special = list(o.files), list(o.texts), list(o.special)
   return C.train(o)
 end
 
+M.methods = methods
 return M

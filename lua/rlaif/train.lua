@@ -146,6 +146,7 @@ local function permutation(n, seed, epoch)
   end
   return p
 end
+--- permutation(n, seed, epoch) -> a deterministic shuffle of 1..n (resumable without state)
 M.permutation = permutation
 
 local function encode(tok, s)
@@ -453,6 +454,7 @@ function M.reward(o)
   return last
 end
 
+--- reward_pair_loss(r1, r2, p [, margin [, center]]) -> mean loss, dr1, dr2 (as rlaif.model's)
 M.reward_pair_loss = function(r1, r2, p, margin, center)
   return core.model.reward_pair_loss(r1, r2, p, margin, center)
 end

@@ -16,6 +16,12 @@ local function help(topic)
   return table.concat(out)
 end
 
+local function lines(s)
+  local out = {}
+  for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
+  return out
+end
+
 describe("rlaif.repl #unit", function()
   describe("pretty", function()
     it("separates values by tabs and quotes strings", function()
@@ -86,6 +92,32 @@ describe("rlaif.repl #unit", function()
       assert.is_truthy(s:find("  rlaif.tensor.ones({d1, d2, ...})", 1, true), s)
       assert.are.equal(s, help("tensor"))
       assert.is_truthy(help(rlaif.core):match("^module rlaif%.core:\n"))
+    end)
+
+    it("documents every function of every module and every object method", function()
+      local undocumented = {}
+      local function check(line)
+        -- the fallback for a function without a doc is "rlaif.x.y(...)" / "t:y(...)" alone
+        if line:match("%(%.%.%.%)\n$") and not line:find(" -- ", 1, true) then
+          undocumented[#undocumented + 1] = line
+        end
+      end
+      local n = 0
+      for name, v in pairs(rlaif) do
+        if type(v) == "table" then
+          for _, line in ipairs(lines(help(name))) do check(line .. "\n") n = n + 1 end
+        end
+      end
+      for _, class in ipairs { { "t", rlaif.tensor.meta.methods }, { "m", rlaif.model.methods },
+        { "tok", rlaif.tokenizer.methods } } do
+        for k in pairs(class[2]) do check(help(class[1] .. ":" .. k)) n = n + 1 end
+      end
+      assert.is_true(n > 250, n)
+      assert.same({}, undocumented)
+      assert.is_truthy(help("m:generate"):match("^m:generate%(prompts"))
+      assert.is_truthy(help("tok:encode"):match("^tok:encode%(text"))
+      assert.is_truthy(help("rlaif.labeler.new"):match("^rlaif%.labeler%.new"))
+      assert.is_truthy(help():find("model methods, m:name(...): adamw_step,", 1, true))
     end)
 
     it("says when it knows nothing", function()

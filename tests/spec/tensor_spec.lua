@@ -39,6 +39,21 @@ describe("rlaif.tensor #unit", function()
       assert.is_true(close(u:mean():item(), 0.5, 0.02))
     end)
 
+    it("draws fresh numbers without a seed, from the generator rlaif.manual_seed sets", function()
+      local rlaif = require "rlaif"
+      assert.are_not.same(T.rand({ 8 }):totable(), T.rand({ 8 }):totable())
+      assert.are_not.same(T.randn({ 8 }):totable(), T.randn({ 8 }):totable())
+      rlaif.manual_seed(42)
+      local a, b, c = T.rand({ 8 }), T.randn({ 8 }), T.rand({ 8 })
+      rlaif.manual_seed(42)
+      assert.same(a:totable(), T.rand({ 8 }):totable())
+      assert.same(b:totable(), T.randn({ 8 }):totable())
+      assert.same(c:totable(), T.rand({ 8 }):totable())
+      assert.are_not.same(a:totable(), c:totable())
+      assert.same(T.rand({ 8 }, 3):totable(), T.rand({ 8 }, 3):totable())   -- an explicit seed is unaffected
+      assert.has_error(function() rlaif.manual_seed("x") end, "manual_seed: the seed must be an integer, got string")
+    end)
+
     it("prints like PyTorch", function()
       assert.equal("tensor([[0., 1., 2.],\n        [3., 4., 5.]])", tostring(T.arange(6):reshape { 2, 3 }))
       assert.equal("tensor([0.5000, 1.2500])", tostring(T.new { 0.5, 1.25 }))
