@@ -40,7 +40,6 @@ describe("rlaif.tensor #unit", function()
     end)
 
     it("draws fresh numbers without a seed, from the generator rlaif.manual_seed sets", function()
-      local rlaif = require "rlaif"
       assert.are_not.same(T.rand({ 8 }):totable(), T.rand({ 8 }):totable())
       assert.are_not.same(T.randn({ 8 }):totable(), T.randn({ 8 }):totable())
       rlaif.manual_seed(42)
