@@ -54,7 +54,7 @@ for i = 1, 30 do corpus[i] = posts[i % #posts + 1] .. " " .. summaries[i % #post
 local tok_path = os.tmpname() .. ".json"
 assert(rlaif.tokenizer.train { texts = corpus, vocab_size = 400, pattern = "gpt2",
                                special = { "<|endoftext|>" }, output = tok_path })
-local tok = assert(rlaif.tokenizer.load(tok_path))
+local tok = rlaif.tokenizer.load(tok_path)          -- raises on a file problem (try_load returns nil, msg)
 os.remove(tok_path)
 local ids = tok:encode("My dog barks at night.")
 print(("vocab %d; 'My dog barks at night.' -> %d tokens: %s"):format(tok:vocab_size(), #ids,

@@ -1208,6 +1208,7 @@ function Labeler:label(dataset, opts)
   local bo = { label = "label", unit = "pair", total = total, quiet = not opts.progress }
   if type(opts.progress) == "table" then for k, v in pairs(opts.progress) do bo[k] = v end end
   local bar = progress.new(bo)
+  local show = not bar.quiet
   local conc = type(self.client) == "table" and (self.client.concurrency or
     (self.client.config and self.client.config.concurrency))
   local batch = opts.batch or self.batch or (tonumber(conc) and math.max(256, 32 * math.floor(conc))) or 1024
@@ -1222,7 +1223,7 @@ function Labeler:label(dataset, opts)
     if out.cost then sum.cost = sum.cost + out.cost end
     if w then w:write(out) end
     if opts.on_label then opts.on_label(out, pair) end
-    bar:update(sum.ok + sum.unlabeled + sum.error, { { "errors", sum.error } })
+    if show then bar:update(sum.ok + sum.unlabeled + sum.error, { { "errors", sum.error } }) end
   end
   local halt
   local ok, err = pcall(function()
