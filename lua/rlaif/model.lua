@@ -76,7 +76,12 @@ end
 
 -- ---- checked methods over the C ones ----
 
-local c_generate, c_adamw, c_lm_loss, c_save = methods.generate, methods.adamw_step, methods.lm_loss, methods.save
+-- The C methods, kept once: a second load of this file (package.loaded cleared)
+-- must wrap them, not its own earlier wrappers.
+local raw = rawget(methods, "_raw") or {}
+rawset(methods, "_raw", raw)
+for _, k in ipairs { "generate", "adamw_step", "lm_loss", "save" } do raw[k] = raw[k] or methods[k] end
+local c_generate, c_adamw, c_lm_loss, c_save = raw.generate, raw.adamw_step, raw.lm_loss, raw.save
 
 --- m:generate(prompts [, {max_new_tokens = 16, temperature = 1, top_k = 0, top_p = 1, seed = 0,
 ---   stop = id | {ids} | false}]) -> tokens, logprobs. Without `stop` a row ends at the

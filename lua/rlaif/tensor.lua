@@ -167,7 +167,10 @@ function tensor.manual_seed(n)
   rng_state = n
 end
 
-local c_rand, c_randn = tensor.rand, tensor.randn
+local raw = rawget(tensor, "_raw") or {}   -- the C functions, kept once (a reload wraps them again)
+rawset(tensor, "_raw", raw)
+raw.rand, raw.randn = raw.rand or tensor.rand, raw.randn or tensor.randn
+local c_rand, c_randn = raw.rand, raw.randn
 
 --- tensor.rand(shape [, seed]) / tensor.randn(shape [, seed]): uniform [0, 1) /
 --- standard normal. With a seed, the same numbers on any machine; without one,

@@ -77,11 +77,14 @@ function M.source(tok) return sources[tok] end
 local ENC = opts.schema("tokenizer.encode", { add_special = "boolean", allowed_special = "string|table" })
 local ENC_BATCH = opts.schema("tokenizer.encode_batch", { add_special = "boolean", allowed_special = "string|table" })
 local COUNT = opts.schema("tokenizer.count", { add_special = "boolean", allowed_special = "string|table" })
+local raw = rawget(methods, "_raw") or {}   -- the C methods, kept once (a reload wraps them again)
+rawset(methods, "_raw", raw)
 for name, schema in pairs { encode = ENC, encode_batch = ENC_BATCH, count = COUNT } do
-  local raw = methods[name]
+  raw[name] = raw[name] or methods[name]
+  local c_fn = raw[name]
   methods[name] = function(self, x, o)
     if o ~= nil then o = schema(o) end
-    return raw(self, x, o)
+    return c_fn(self, x, o)
   end
 end
 

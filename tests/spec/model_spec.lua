@@ -310,6 +310,22 @@ describe("rlaif.model options, limits and loaders #unit", function()
     assert.are.same(free, m:generate({ 1, 2 }, { max_new_tokens = 10, temperature = 0, stop = false })[1])
   end)
 
+  it("checks wrap the C methods once, also when the Lua files are loaded again", function()
+    local saved = {}
+    for k, v in pairs(package.loaded) do
+      if k == "rlaif" or (k:match("^rlaif%.") and k ~= "rlaif.core") then saved[k], package.loaded[k] = v, nil end
+    end
+    finally(function() for k, v in pairs(saved) do package.loaded[k] = v end end)
+    local again = require "rlaif"
+    assert.are_not.equal(rlaif, again)
+    local m = again.model.new { arch = "llama", vocab_size = 32, n_layer = 1, n_head = 2, n_kv_head = 1,
+      d_model = 16, d_ff = 24, max_seq = 64, seed = 3 }
+    local free = m:generate({ 1, 2 }, { max_new_tokens = 6, temperature = 0 })[1]
+    local m2 = again.model.new { arch = "llama", vocab_size = 32, n_layer = 1, n_head = 2, n_kv_head = 1,
+      d_model = 16, d_ff = 24, max_seq = 64, seed = 3, eos_id = free[1] }
+    assert.are.same(free, m2:generate({ 1, 2 }, { max_new_tokens = 6, temperature = 0, stop = false })[1])
+  end)
+
   it("loaders: tensor.load and model.load raise, try_load returns nil and the message", function()
     assert.has_error(function() T.load("/nonexistent/x.safetensors") end)
     local t, err = T.try_load("/nonexistent/x.safetensors")
