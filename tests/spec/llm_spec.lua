@@ -508,7 +508,7 @@ describe("rlaif.llm against the fake server #unit", function()
       for i = 1, 40 do reqs[i] = { prompt = P(), max_tokens = 1 } end
       local t0 = core.clock()
       local res, info = c:complete_many(reqs)
-      assert.is_true(core.clock() - t0 < 1, "took " .. (core.clock() - t0) .. " s")
+      assert.is_true(core.clock() - t0 < 5, "took " .. (core.clock() - t0) .. " s")   -- retries: >= 14 s
       assert.matches("^cannot connect to http://127.0.0.1:" .. port .. "/v1 %(transport: Couldn't connect",
         info.stopped)
       local failed = 0
