@@ -54,7 +54,7 @@ describe("rlaif label on a terminal #unit", function()
   end
   local srv, dir
   setup(function()
-    srv = servers.labeler { delay = 15 }
+    srv = servers.labeler { delay = 15 }   -- slow enough for the client's own progress callbacks
     dir = helper.tmpname("_tty")
     os.execute("mkdir -p " .. sh(dir))
     write_pairs(dir .. "/pairs.jsonl", 10)
@@ -64,22 +64,23 @@ describe("rlaif label on a terminal #unit", function()
     os.execute("rm -rf " .. sh(dir))
   end)
 
-  -- The fake server answers each request after 15 ms, one at a time, so the
-  -- first pair takes >= 30 ms of wall time and 9 pairs remain: the ETA is at
-  -- least 9 * 0.03 * SCALE seconds. SCALE = 1: seconds; 250: minutes (>= 67 s,
-  -- unless the first pair took over 1.6 s); 15000: hours (>= 4050 s, unless it
-  -- took over 0.6 s).
+  -- label_tty.lua's clock moves STEP seconds per answer: after the first of 10
+  -- pairs (two answers, one request at a time) 9 pairs are left at 2 * STEP
+  -- seconds each. The old bar crashed in the minutes range (a fractional
+  -- number of seconds given to %02d).
   for _, case in ipairs {
-    { "seconds", 1, "ETA %d+s" }, { "minutes", 250, "ETA %d+m%d%ds" }, { "hours", 15000, "ETA %d+h%d%dm" },
+    { "seconds", 1.5, "0.3 pair/s ETA 27s" }, { "minutes", 100.5, "0.0 pair/s ETA 30m09s" },
+    { "hours", 1000.5, "0.0 pair/s ETA 5h00m" },
   } do
-    local name, scale, pattern = case[1], case[2], case[3]
+    local name, step, first = case[1], case[2], case[3]
     it("draws the bar with time left in " .. name .. " and labels every pair", function()
       local out = dir .. "/" .. name .. ".jsonl"
-      local text, code = run_tty(string.format("%s tests/spec/support/label_tty.lua %d --data %s --format pairs " ..
+      local text, code = run_tty(string.format("%s tests/spec/support/label_tty.lua %g --data %s --format pairs " ..
         "--template summarize-base --api openai-completions --base-url %s/v1 --model fake --concurrency 1 " ..
-        "--out %s", RLAIF, scale, sh(dir .. "/pairs.jsonl"), srv.url, sh(out)))
+        "--out %s", RLAIF, step, sh(dir .. "/pairs.jsonl"), srv.url, sh(out)))
       assert.equal(0, code, text)
-      assert.matches("\rlabel %[[#.]+%] %d+/10 +%d+%% [%d.]+ pair/s " .. pattern, text)
+      assert.is_truthy(text:find("\rlabel [##......................] 1/10  10% " .. first .. " errors 0", 1, true),
+        text)
       assert.matches("10/10 100%%", text)
       assert.equal(10, #readlines(out), text)
     end)
