@@ -89,10 +89,10 @@ else
 end
 -- logprobs = K asks for the top K alternatives at the label position; a label
 -- missing from them is floored at the lowest one and flagged, and a pair where
--- both are missing stays unlabeled (never a silent 0.5). The local backend can
--- return the whole vocabulary.
-local labeler = rlaif.labeler.new { client = client, template = "summarize-base", swap = true,
-                                    logprobs = os.getenv("RLAIF_BASE_URL") and 20 or tok:vocab_size() }
+-- both are missing stays unlabeled (never a silent 0.5). The local backend
+-- returns the label tokens' log-probabilities wherever they rank (the labeler
+-- names them in each request), so K does not matter there.
+local labeler = rlaif.labeler.new { client = client, template = "summarize-base", swap = true, logprobs = 20 }
 local pairs = {}
 for i, post in ipairs(posts) do
   local rec = labeler:label_one { id = i, context = post, a = summaries[i][1], b = summaries[i][2] }
