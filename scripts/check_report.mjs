@@ -28,11 +28,16 @@ const profile = fs.mkdtempSync(path.join(os.tmpdir(), "rlaif-chromium-"));
 const flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
   "--mute-audio", `--user-data-dir=${profile}`, "--remote-debugging-pipe", "about:blank"];
-const child = spawn(chromium, flags, { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"] });
+// its own process group, so cleanup can kill the renderer and helper processes too
+const child = spawn(chromium, flags, { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"], detached: true });
 let stderr = "";
 child.stderr.on("data", (d) => { stderr += d; });
 
-const cleanup = () => { try { child.kill("SIGKILL"); } catch {} fs.rmSync(profile, { recursive: true, force: true }); };
+const cleanup = () => {
+  try { process.kill(-child.pid, "SIGKILL"); } catch { try { child.kill("SIGKILL"); } catch {} }
+  // helper processes may still be flushing into the profile for a moment
+  try { fs.rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 }); } catch {}
+};
 const fail = (msg) => { cleanup(); console.error("check_report: " + msg + (stderr ? "\n" + stderr.slice(-2000) : "")); process.exit(2); };
 const timer = setTimeout(() => fail("timed out after 60 s"), 60000);
 

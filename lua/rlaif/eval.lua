@@ -73,6 +73,7 @@ local function sigmoid(z)
   local e = exp(z)
   return e / (1 + e)
 end
+--- sigmoid(z) -> 1 / (1 + exp(-z)), computed without overflow
 M.sigmoid = sigmoid
 
 local function tanh(x)
@@ -81,6 +82,7 @@ local function tanh(x)
   local e = exp(2 * x)
   return (e - 1) / (e + 1)
 end
+--- tanh(x) -> the hyperbolic tangent, saturating beyond |x| > 20
 M.tanh = tanh
 
 -- log(1 + exp(z)) without overflow
@@ -99,6 +101,7 @@ end
 local FIT = opts.schema("eval.logistic_fit", { x0 = { "number", default = 1 }, l2 = { "number", min = 0,
   default = 1e-3 } })
 
+--- logistic_fit(x, y [, {x0 =, l2 =}]) -> b0, b1, info (see the comment above)
 function M.logistic_fit(x, y, o)
   o = FIT(o)
   if type(x) ~= "table" or type(y) ~= "table" or #x ~= #y then
@@ -404,6 +407,7 @@ local function norm_prompts(prompts, who)
   end
   return out
 end
+--- norm_prompts(prompts, who) -> list of {id, prompt} from strings or records
 M.norm_prompts = norm_prompts
 
 local function is_model(v) return type(v) == "userdata" and type(v.generate) == "function" end
@@ -567,6 +571,7 @@ local function responses_of(spec, prompts, who, gen_defaults, quiet)
   end
   return out
 end
+--- responses_of(list, prompts, who) -> list of {id, prompt, response, status}
 M.responses_of = responses_of
 
 -- ---- judging ----
@@ -589,6 +594,7 @@ local function judge_id(judge, name)
     tostring(judge.swap), tostring(judge.samples), tostring(judge.scoring), tostring(judge.polarity),
     tostring(judge.format) }, "|")
 end
+--- judge_id(judge [, name]) -> a stable identity of a judge, part of each record's key
 M.judge_id = judge_id
 
 local function key_of(jid, ...)

@@ -28,6 +28,7 @@ local floor, ceil, abs = math.floor, math.ceil, math.abs
 local function log10(x) return math.log(x, 10) end   -- Lua 5.4 computes base 10 with log10()
 
 local function finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
+--- finite(v) -> true when v is a number that is neither NaN nor infinite
 M.finite = finite
 
 --- escape(s): text for XML content and attribute values.
@@ -226,6 +227,7 @@ local LINES = opts.schema("plot.lines", {
   max_points = { "integer", min = 4 }, ymin = "number", ymax = "number", legend = "boolean", id = "string|number",
 })
 
+--- lines{series =, title =, xlabel =, ylabel =, ...} -> svg string (see the comment above)
 function M.lines(o)
   o = LINES(o)
   local f = frame(o, #o.series > 1 or o.legend)
@@ -314,6 +316,7 @@ local BARS = opts.schema("plot.bars", {
   ref = "number", width = { "integer", min = 120, max = 10000 }, height = { "integer", min = 100, max = 10000 },
 })
 
+--- bars{groups =, title =, ylabel =, ref =, ...} -> svg string (see the comment above)
 function M.bars(o)
   o = BARS(o)
   local f = frame(o, true)

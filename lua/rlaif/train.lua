@@ -246,6 +246,7 @@ local function open_log(path, resumed_step)
   function log.close() if log.f then f:close() log.f = nil end end
   return log
 end
+--- open_log(path, resumed_step) -> a JSONL step log with :write(info) and :close()
 M.open_log = open_log
 
 local function bar_for(o, label, total)

@@ -267,7 +267,7 @@ describe("rlaif label exit statuses and failures #unit", function()
     local served = own:stop()
     assert.equal(1, code, text)
     assert.matches("rlaif label: labeler: stopped: " .. own.url:gsub("%p", "%%%0") .. "/v1 rejected the " ..
-      "request with HTTP 401 %(HTTP 401: fake failure 401 %[invalid_request_error%]%): check the API key; " ..
+      "request with HTTP 401 %(HTTP 401: injected failure 401 %[server_error%]%): check the API key; " ..
       "%d+ pairs were not sent %(a rerun sends them%)\n", text)
     assert.is_true(served <= 3, served .. " requests")
     local n = statuses(out)
