@@ -22,6 +22,7 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,14 +277,41 @@ static char *read_text(const char *path, size_t *len) {
     return buf;
 }
 
-static int jint(const cJSON *o, const char *k, int def) {
+/* The first config.json field that is not a number of the expected kind, so
+ * the load fails naming it instead of casting 1e40 or 2.5 into an int. */
+typedef struct cfg_err {
+    const char *key;
+    char value[48];
+    const char *why;
+} cfg_err;
+
+static void cfg_bad(cfg_err *ce, const char *k, const cJSON *x, const char *why) {
+    if (ce->key) return;
+    ce->key = k, ce->why = why;
+    if (cJSON_IsNumber(x)) snprintf(ce->value, sizeof ce->value, "%.15g", x->valuedouble);
+    else snprintf(ce->value, sizeof ce->value, "a %s", cJSON_IsString(x) ? "string" : cJSON_IsBool(x) ? "boolean" :
+                  cJSON_IsNull(x) ? "null" : cJSON_IsArray(x) ? "array" : "object");
+}
+
+static int jint(cfg_err *ce, const cJSON *o, const char *k, int def) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
     if (cJSON_IsArray(x)) x = cJSON_GetArrayItem(x, 0);   /* eos_token_id may be a list */
-    return cJSON_IsNumber(x) ? (int)x->valuedouble : def;
+    if (x == NULL || cJSON_IsNull(x)) return def;
+    if (!cJSON_IsNumber(x) || !(x->valuedouble >= INT32_MIN && x->valuedouble <= INT32_MAX) ||
+        x->valuedouble != (double)(int)x->valuedouble) {
+        cfg_bad(ce, k, x, "is not an integer in the 32-bit range");
+        return def;
+    }
+    return (int)x->valuedouble;
 }
-static double jnum(const cJSON *o, const char *k, double def) {
+static double jnum(cfg_err *ce, const cJSON *o, const char *k, double def) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(x) ? x->valuedouble : def;
+    if (x == NULL || cJSON_IsNull(x)) return def;
+    if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= 3e38)) {   /* finite as a float */
+        cfg_bad(ce, k, x, "is not a number in the float range");
+        return def;
+    }
+    return x->valuedouble;
 }
 static int jbool(const cJSON *o, const char *k, int def) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -300,6 +328,7 @@ static rlaif_status parse_config(const char *path, rlaif_model_config *c) {
     cJSON *j = cJSON_Parse(text);
     free(text);
     rlaif_status st = RLAIF_OK;
+    cfg_err ce = {0};
     if (j == NULL || !cJSON_IsObject(j)) {
         st = rlaif_fail(RLAIF_EFORMAT, "model.load: %s is not a JSON object", path);
         goto done;
@@ -311,13 +340,13 @@ static rlaif_status parse_config(const char *path, rlaif_model_config *c) {
     }
     if (strcmp(mt, "gpt2") == 0) {
         rlaif_model_config_defaults(c, RLAIF_ARCH_GPT2);
-        c->vocab_size = jint(j, "vocab_size", 50257);
-        c->max_seq = jint(j, "n_positions", jint(j, "n_ctx", 1024));
-        c->d_model = jint(j, "n_embd", 768);
-        c->n_layer = jint(j, "n_layer", 12);
-        c->n_head = jint(j, "n_head", 12);
-        c->d_ff = jint(j, "n_inner", 4 * c->d_model);
-        c->norm_eps = (float)jnum(j, "layer_norm_epsilon", 1e-5);
+        c->vocab_size = jint(&ce, j, "vocab_size", 50257);
+        c->max_seq = jint(&ce, j, "n_positions", jint(&ce, j, "n_ctx", 1024));
+        c->d_model = jint(&ce, j, "n_embd", 768);
+        c->n_layer = jint(&ce, j, "n_layer", 12);
+        c->n_head = jint(&ce, j, "n_head", 12);
+        c->d_ff = jint(&ce, j, "n_inner", 0);   /* 0: 4 * n_embd, derived once n_embd is checked */
+        c->norm_eps = (float)jnum(&ce, j, "layer_norm_epsilon", 1e-5);
         const char *act = jstr(j, "activation_function");
         if (act && strcmp(act, "gelu_new") != 0 && strcmp(act, "gelu_pytorch_tanh") != 0 &&
             strcmp(act, "gelu_fast") != 0) {
@@ -328,16 +357,16 @@ static rlaif_status parse_config(const char *path, rlaif_model_config *c) {
     } else if (strcmp(mt, "llama") == 0 || strcmp(mt, "qwen2") == 0 || strcmp(mt, "mistral") == 0) {
         rlaif_model_config_defaults(c, RLAIF_ARCH_LLAMA);
         snprintf(c->model_type, sizeof c->model_type, "%s", mt);
-        c->vocab_size = jint(j, "vocab_size", 32000);
-        c->d_model = jint(j, "hidden_size", 4096);
-        c->d_ff = jint(j, "intermediate_size", 11008);
-        c->n_layer = jint(j, "num_hidden_layers", 32);
-        c->n_head = jint(j, "num_attention_heads", 32);
-        c->n_kv_head = jint(j, "num_key_value_heads", c->n_head);
-        c->head_dim = jint(j, "head_dim", 0);
-        c->max_seq = jint(j, "max_position_embeddings", 2048);
-        c->norm_eps = (float)jnum(j, "rms_norm_eps", 1e-6);
-        c->rope_theta = (float)jnum(j, "rope_theta", 10000.0);
+        c->vocab_size = jint(&ce, j, "vocab_size", 32000);
+        c->d_model = jint(&ce, j, "hidden_size", 4096);
+        c->d_ff = jint(&ce, j, "intermediate_size", 11008);
+        c->n_layer = jint(&ce, j, "num_hidden_layers", 32);
+        c->n_head = jint(&ce, j, "num_attention_heads", 32);
+        c->n_kv_head = jint(&ce, j, "num_key_value_heads", c->n_head);
+        c->head_dim = jint(&ce, j, "head_dim", 0);
+        c->max_seq = jint(&ce, j, "max_position_embeddings", 2048);
+        c->norm_eps = (float)jnum(&ce, j, "rms_norm_eps", 1e-6);
+        c->rope_theta = (float)jnum(&ce, j, "rope_theta", 10000.0);
         c->tie_embeddings = jbool(j, "tie_word_embeddings", 0);
         int qwen2 = strcmp(mt, "qwen2") == 0;
         int ab = jbool(j, "attention_bias", 0);
@@ -364,18 +393,20 @@ static rlaif_status parse_config(const char *path, rlaif_model_config *c) {
                                 "(default, linear, llama3)", rt);
                 goto done;
             }
-            c->rope_factor = (float)jnum(rs, "factor", 1.0);
-            c->rope_low_freq_factor = (float)jnum(rs, "low_freq_factor", 1.0);
-            c->rope_high_freq_factor = (float)jnum(rs, "high_freq_factor", 4.0);
-            c->rope_orig_max = jint(rs, "original_max_position_embeddings", 8192);
+            c->rope_factor = (float)jnum(&ce, rs, "factor", 1.0);
+            c->rope_low_freq_factor = (float)jnum(&ce, rs, "low_freq_factor", 1.0);
+            c->rope_high_freq_factor = (float)jnum(&ce, rs, "high_freq_factor", 4.0);
+            c->rope_orig_max = jint(&ce, rs, "original_max_position_embeddings", 8192);
         }
     } else {
         st = rlaif_fail(RLAIF_EFORMAT, "model.load: model_type '%s' is not supported (gpt2, llama, qwen2, mistral)", mt);
         goto done;
     }
-    c->bos_id = jint(j, "bos_token_id", -1);
-    c->eos_id = jint(j, "eos_token_id", -1);
-    c->pad_id = jint(j, "pad_token_id", -1);
+    c->bos_id = jint(&ce, j, "bos_token_id", -1);
+    c->eos_id = jint(&ce, j, "eos_token_id", -1);
+    c->pad_id = jint(&ce, j, "pad_token_id", -1);
+    if (ce.key)
+        st = rlaif_fail(RLAIF_EFORMAT, "model.load: %s: %s = %s %s", path, ce.key, ce.value, ce.why);
 done:
     cJSON_Delete(j);
     return st;
@@ -481,7 +512,12 @@ rlaif_status rlaif_model_load(rlaif_model **out, const char *dir, rlaif_head hea
     char *flags = NULL, *index_text = NULL;
     cJSON *index = NULL;
     int n = 0;
-    if ((st = rlaif_model_new(&m, &cfg, 0)) != RLAIF_OK) goto done;
+    if ((st = rlaif_model_new(&m, &cfg, 0)) != RLAIF_OK) {
+        char why[512];   /* name the file: the config's fields made the model invalid */
+        snprintf(why, sizeof why, "%s", rlaif_last_error());
+        st = rlaif_fail(st, "model.load: %s: %s", path, why);
+        goto done;
+    }
     if ((st = rlaif_model_hf_entries(m, &e, &n)) != RLAIF_OK) goto done;
     flags = calloc(n, 1);
     if (flags == NULL) {

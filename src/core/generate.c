@@ -12,7 +12,9 @@
  * Not here: beam search, speculative decoding, per-row different lengths of
  * output buffers. */
 #include <blis.h>
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,13 +170,18 @@ rlaif_status rlaif_model_generate(rlaif_model *m, const int32_t *prompts, const 
     const rlaif_model_config *c = &m->cfg;
     if (c->head != RLAIF_HEAD_LM) return rlaif_fail(RLAIF_EINVAL, "model.generate: a reward model cannot generate");
     if (B <= 0 || o->max_new_tokens <= 0) return rlaif_fail(RLAIF_EINVAL, "model.generate: nothing to do");
-    int Tp = 0, total = 0;
+    int Tp = 0;
+    size_t total = 0;
     for (int b = 0; b < B; b++) {
         if (lens[b] <= 0) return rlaif_fail(RLAIF_EINVAL, "model.generate: prompt %d is empty", b + 1);
         Tp = lens[b] > Tp ? lens[b] : Tp;
-        total += lens[b];
+        total += (size_t)lens[b];
     }
-    for (int k = 0; k < total; k++)
+    /* every size below is checked: B rows of S = Tp + max_new_tokens columns */
+    if ((int64_t)Tp + o->max_new_tokens > (1 << 24))
+        return rlaif_fail(RLAIF_EINVAL, "model.generate: prompt length %d + max_new_tokens %d is too long", Tp,
+                          o->max_new_tokens);
+    for (size_t k = 0; k < total; k++)
         if (prompts[k] < 0 || prompts[k] >= c->vocab_size)
             return rlaif_fail(RLAIF_EINVAL, "model.generate: token id %d is outside [0, %d)", prompts[k], c->vocab_size);
     int S = Tp + o->max_new_tokens, maxlen = 0;
@@ -184,11 +191,20 @@ rlaif_status rlaif_model_generate(rlaif_model *m, const int32_t *prompts, const 
                           c->max_seq);
     int C = c->d_model, H = c->n_head, KV = c->n_kv_head, hd = c->head_dim, V = c->vocab_size;
     size_t QKV = (size_t)(H + 2 * KV) * hd, FF = c->arch == RLAIF_ARCH_GPT2 ? c->d_ff : 2 * (size_t)c->d_ff;
-    size_t NP = (size_t)B * Tp, cache = (size_t)c->n_layer * B * KV * S * hd;
+    size_t NP = (size_t)B * Tp, cache, floats, att, t1, t2;
     gen_state g = {0};
     g.B = B, g.S = S, g.Tp = Tp;
-    size_t floats = 2 * cache + NP * (2 * C + QKV + (size_t)H * hd + FF + c->d_ff + 2) +
-                    (size_t)B * H * Tp * S + (size_t)B * V + (size_t)S * hd;
+    /* floats = 2 cache + NP (2C + QKV + QD + FF + F + 2) + B H Tp S + B V + S hd, with cache = L B KV S hd */
+    int big = __builtin_mul_overflow((size_t)c->n_layer * KV * hd, (size_t)B * S, &cache) ||
+              __builtin_mul_overflow(NP, 2 * (size_t)C + QKV + (size_t)H * hd + FF + c->d_ff + 2, &t1) ||
+              __builtin_mul_overflow((size_t)B * H, (size_t)Tp * S, &att) ||
+              cache > SIZE_MAX / 2 || __builtin_add_overflow(2 * cache, t1, &t2) ||
+              __builtin_add_overflow(t2, att, &t2) ||
+              __builtin_add_overflow(t2, (size_t)B * V + (size_t)S * hd, &floats) ||
+              floats > ((size_t)1 << 40) || (size_t)B * H > INT_MAX || NP > INT_MAX;
+    if (big)
+        return rlaif_fail(RLAIF_ENOMEM, "model.generate: %d prompts of up to %d tokens + %d new tokens are too "
+                          "large for this model's KV cache", B, Tp, o->max_new_tokens);
     float *mem = malloc(floats * sizeof(float));
     int32_t *imem = malloc(sizeof(int32_t) * ((size_t)B * S * 2 + NP * 3));
     cand *buf = malloc(sizeof(cand) * V);

@@ -8,6 +8,7 @@
  * Not here: file formats (ckpt.c), sampling (generate.c). */
 #include "model.h"
 
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -17,6 +18,21 @@
 #include "kernels.h"
 
 /* ---- configuration ---- */
+
+/* Every size a config or a batch implies is computed with overflow checks and
+ * refused beyond these limits, with a message naming the fields: a crafted
+ * config.json whose fields each pass could otherwise overflow size_t, allocate
+ * a small buffer and have the initialiser write far past it. */
+#define MAX_DIM (1 << 24)                 /* any one dimension, and QKV        */
+#define MAX_FLOATS ((size_t)1 << 40)      /* one buffer family (4 TB)           */
+
+/* a * b * c into *out; 0 when it overflows */
+static int mul3(size_t a, size_t b, size_t c, size_t *out) {
+    size_t ab;
+    return !__builtin_mul_overflow(a, b, &ab) && !__builtin_mul_overflow(ab, c, out);
+}
+
+static rlaif_status param_sizes(const rlaif_model_config *c, size_t *s);
 
 void rlaif_model_config_defaults(rlaif_model_config *cfg, rlaif_arch arch) {
     memset(cfg, 0, sizeof *cfg);
@@ -39,7 +55,7 @@ rlaif_status rlaif_model_config_check(rlaif_model_config *c) {
     if (c->arch != RLAIF_ARCH_GPT2 && c->arch != RLAIF_ARCH_LLAMA)
         return rlaif_fail(RLAIF_EINVAL, "model config: unknown arch %d", (int)c->arch);
 #define POS(f)                                                                           \
-    if (c->f <= 0 || c->f > (1 << 24))                                                   \
+    if (c->f <= 0 || c->f > MAX_DIM)                                                     \
         return rlaif_fail(RLAIF_EINVAL, "model config: " #f " must be positive (got %d)", c->f)
     POS(vocab_size);
     POS(n_layer);
@@ -59,6 +75,11 @@ rlaif_status rlaif_model_config_check(rlaif_model_config *c) {
     if (c->max_seq == 0) c->max_seq = 1024;
     POS(max_seq);
 #undef POS
+    /* derived widths the kernels hold in an int */
+    int64_t qd = (int64_t)c->n_head * c->head_dim, qkv = ((int64_t)c->n_head + 2 * (int64_t)c->n_kv_head) * c->head_dim;
+    if (qkv > MAX_DIM)
+        return rlaif_fail(RLAIF_EINVAL, "model config: (n_head %d + 2 n_kv_head %d) x head_dim %d = %lld is too large "
+                          "(at most %d)", c->n_head, c->n_kv_head, c->head_dim, (long long)qkv, MAX_DIM);
     if (c->n_head % c->n_kv_head != 0)
         return rlaif_fail(RLAIF_EINVAL, "model config: n_head %d is not a multiple of n_kv_head %d", c->n_head,
                           c->n_kv_head);
@@ -66,43 +87,58 @@ rlaif_status rlaif_model_config_check(rlaif_model_config *c) {
         if (c->n_kv_head != c->n_head)
             return rlaif_fail(RLAIF_EINVAL, "model config: gpt2 has no grouped-query attention (n_kv_head %d != n_head %d)",
                               c->n_kv_head, c->n_head);
-        if (c->head_dim * c->n_head != c->d_model)
+        if (qd != c->d_model)
             return rlaif_fail(RLAIF_EINVAL, "model config: gpt2 needs head_dim * n_head == d_model");
         c->qkv_bias = c->o_bias = 1;
     } else if (c->head_dim % 2 != 0) {
         return rlaif_fail(RLAIF_EINVAL, "model config: RoPE needs an even head_dim (got %d)", c->head_dim);
     }
-    if (!(c->norm_eps > 0)) return rlaif_fail(RLAIF_EINVAL, "model config: norm_eps must be positive");
-    if (!(c->rope_theta > 0)) return rlaif_fail(RLAIF_EINVAL, "model config: rope_theta must be positive");
-    if (!(c->rope_factor > 0)) return rlaif_fail(RLAIF_EINVAL, "model config: rope scaling factor must be positive");
-    return RLAIF_OK;
+    if (!(c->norm_eps > 0) || !isfinite(c->norm_eps))
+        return rlaif_fail(RLAIF_EINVAL, "model config: norm_eps must be positive and finite");
+    if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
+        return rlaif_fail(RLAIF_EINVAL, "model config: rope_theta must be positive and finite");
+    if (!(c->rope_factor > 0) || !isfinite(c->rope_factor))
+        return rlaif_fail(RLAIF_EINVAL, "model config: rope scaling factor must be positive and finite");
+    size_t sizes[NUM_PARAMETER_TENSORS];
+    return param_sizes(c, sizes);
 }
 
 /* ---- sizes and pointer structs ---- */
 
-static void param_sizes(const rlaif_model_config *c, size_t *s) {
+/* Floats per parameter tensor (0 = absent); RLAIF_ENOMEM naming the fields when
+ * a size or the total overflows or exceeds MAX_FLOATS. Needs checked fields. */
+static rlaif_status param_sizes(const rlaif_model_config *c, size_t *s) {
     size_t V = c->vocab_size, C = c->d_model, L = c->n_layer, P = c->max_seq, F = c->d_ff;
     size_t QD = (size_t)c->n_head * c->head_dim, QKV = (size_t)(c->n_head + 2 * c->n_kv_head) * c->head_dim;
     int gpt2 = c->arch == RLAIF_ARCH_GPT2;
-    size_t FF = gpt2 ? F : 2 * F;
+    size_t FF = gpt2 ? F : 2 * F, big = 0, total = 0;
+    /* dims are <= 2^24, so products of two cannot overflow; three can */
     s[P_WTE] = V * C;
     s[P_WPE] = gpt2 ? P * C : 0;
     s[P_LN1W] = L * C;
     s[P_LN1B] = gpt2 ? L * C : 0;
-    s[P_QKVW] = L * QKV * C;
+    if (!mul3(L, QKV, C, &s[P_QKVW])) big = 1;
     s[P_QKVB] = c->qkv_bias ? L * QKV : 0;
-    s[P_ATTPROJW] = L * C * QD;
+    if (!mul3(L, C, QD, &s[P_ATTPROJW])) big = 1;
     s[P_ATTPROJB] = c->o_bias ? L * C : 0;
     s[P_LN2W] = L * C;
     s[P_LN2B] = gpt2 ? L * C : 0;
-    s[P_FCW] = L * FF * C;
+    if (!mul3(L, FF, C, &s[P_FCW])) big = 1;
     s[P_FCB] = gpt2 ? L * FF : 0;
-    s[P_FCPROJW] = L * C * F;
+    if (!mul3(L, C, F, &s[P_FCPROJW])) big = 1;
     s[P_FCPROJB] = gpt2 ? L * C : 0;
     s[P_LNFW] = C;
     s[P_LNFB] = gpt2 ? C : 0;
     s[P_LMHEAD] = (!c->tie_embeddings && c->head == RLAIF_HEAD_LM) ? V * C : 0;
     s[P_SCORE] = c->head == RLAIF_HEAD_REWARD ? C : 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS && !big; i++)
+        if (__builtin_add_overflow(total, s[i], &total) || total > MAX_FLOATS) big = 1;
+    if (big)
+        return rlaif_fail(RLAIF_ENOMEM, "model config: vocab_size %d, d_model %d, n_layer %d, n_head %d, n_kv_head "
+                          "%d, head_dim %d, d_ff %d, max_seq %d%s make more than 2^40 parameters", c->vocab_size,
+                          c->d_model, c->n_layer, c->n_head, c->n_kv_head, c->head_dim, c->d_ff, c->max_seq,
+                          c->tie_embeddings ? "" : " (untied)");
+    return RLAIF_OK;
 }
 
 static void point_params(rlaif_params *p, float *mem, const size_t *sizes) {
@@ -121,24 +157,43 @@ int rlaif_model_param_decays(int i) {
            i == P_LMHEAD || i == P_SCORE;
 }
 
-static void act_sizes(const rlaif_model *m, int B, int T, size_t *s) {
+/* Floats per activation tensor for a (B, T) forward. RLAIF_ENOMEM naming B and
+ * T when a size overflows, the total exceeds MAX_FLOATS, or a count the
+ * kernels keep in an int (B*T, B*H, B*T*F, the LM head's scratch) would not fit. */
+static rlaif_status act_sizes(const rlaif_model *m, int B, int T, size_t *s) {
     const rlaif_model_config *c = &m->cfg;
-    size_t N = (size_t)B * T, C = c->d_model, L = c->n_layer, H = c->n_head, F = c->d_ff;
+    size_t N = (size_t)B * T, C = c->d_model, L = c->n_layer, H = c->n_head, F = c->d_ff, V = c->vocab_size;
     size_t QD = H * c->head_dim, QKV = (size_t)(c->n_head + 2 * c->n_kv_head) * c->head_dim;
-    size_t FF = c->arch == RLAIF_ARCH_GPT2 ? F : 2 * F, ATT = (size_t)B * H * T * T;
+    size_t FF = c->arch == RLAIF_ARCH_GPT2 ? F : 2 * F, ATT = 0, LATT = 0, total = 0;
     size_t rope = c->arch == RLAIF_ARCH_LLAMA ? (size_t)T * c->head_dim / 2 : 0;
-    size_t v[NUM_ACTIVATION_TENSORS] = {
-        [A_ENCODED] = N * C, [A_LN1] = L * N * C, [A_LN1_MEAN] = L * N, [A_LN1_RSTD] = L * N,
-        [A_QKV] = L * N * QKV, [A_ATT] = L * ATT, [A_ATTY] = L * N * QD, [A_RES2] = L * N * C,
-        [A_LN2] = L * N * C, [A_LN2_MEAN] = L * N, [A_LN2_RSTD] = L * N, [A_FCH] = L * N * FF,
-        [A_FCH_ACT] = L * N * F, [A_RES3] = L * N * C, [A_LNF] = N * C, [A_LNF_MEAN] = N, [A_LNF_RSTD] = N,
-        [A_LOGITS] = c->head == RLAIF_HEAD_LM ? N * c->vocab_size : 0, [A_LSE] = N,
-        [A_ROPE_COS] = rope, [A_ROPE_SIN] = rope,
-        [A_LM_SCRATCH] = c->head == RLAIF_HEAD_LM ? (size_t)lmhead_scratch_floats((int)N, c->vocab_size) : 0,
-        [A_DRES] = N * C, [A_DLN] = N * C, [A_DQKV] = N * QKV, [A_DATTY] = N * QD, [A_DATT] = ATT,
-        [A_DFCH] = N * FF, [A_DFCH_ACT] = N * F,
-    };
+    size_t nch = (V + LM_CHUNK - 1) / LM_CHUNK, scratch = 2 * N * nch;   /* N < 2^31, nch < 2^15 */
+    int ok = N <= INT_MAX && (size_t)B * H <= INT_MAX && N * F <= (size_t)INT_MAX - 4096 && scratch <= INT_MAX &&
+             mul3((size_t)B * H, T, T, &ATT) && !__builtin_mul_overflow(ATT, L, &LATT);
+    /* N < 2^31 and every width < 2^25: N * width fits; L * N * width is checked */
+    size_t v[NUM_ACTIVATION_TENSORS] = {0};
+    if (ok) {
+        size_t w[NUM_ACTIVATION_TENSORS] = {
+            [A_ENCODED] = N * C, [A_LN1_MEAN] = L * N, [A_LN1_RSTD] = L * N,
+            [A_ATT] = LATT, [A_LN2_MEAN] = L * N, [A_LN2_RSTD] = L * N,
+            [A_LNF] = N * C, [A_LNF_MEAN] = N, [A_LNF_RSTD] = N,
+            [A_LSE] = N, [A_ROPE_COS] = rope, [A_ROPE_SIN] = rope,
+            [A_LM_SCRATCH] = c->head == RLAIF_HEAD_LM ? scratch : 0,
+            [A_DRES] = N * C, [A_DLN] = N * C, [A_DQKV] = N * QKV, [A_DATTY] = N * QD, [A_DATT] = ATT,
+            [A_DFCH] = N * FF, [A_DFCH_ACT] = N * F,
+        };
+        memcpy(v, w, sizeof w);
+        ok = mul3(L, N, C, &v[A_LN1]) && mul3(L, N, QKV, &v[A_QKV]) && mul3(L, N, QD, &v[A_ATTY]) &&
+             mul3(L, N, C, &v[A_RES2]) && mul3(L, N, C, &v[A_LN2]) && mul3(L, N, FF, &v[A_FCH]) &&
+             mul3(L, N, F, &v[A_FCH_ACT]) && mul3(L, N, C, &v[A_RES3]) &&
+             mul3(c->head == RLAIF_HEAD_LM, N, V, &v[A_LOGITS]);
+        for (int i = 0; i < NUM_ACTIVATION_TENSORS && ok; i++)
+            ok = !__builtin_add_overflow(total, v[i], &total) && total <= MAX_FLOATS;
+    }
+    if (!ok)
+        return rlaif_fail(RLAIF_ENOMEM, "model.forward: a batch of B=%d x T=%d is too large for this model "
+                          "(activations beyond 2^40 floats or the kernels' int range)", B, T);
     memcpy(s, v, sizeof v);
+    return RLAIF_OK;
 }
 
 static void point_acts(rlaif_acts *a, float *mem, const size_t *sizes) {
@@ -173,7 +228,10 @@ rlaif_status rlaif_model_new(rlaif_model **out, const rlaif_model_config *cfg, u
         free(m);
         return st;
     }
-    param_sizes(&m->cfg, m->param_sizes);
+    if ((st = param_sizes(&m->cfg, m->param_sizes)) != RLAIF_OK) {
+        free(m);
+        return st;
+    }
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) m->num_params += m->param_sizes[i];
     m->params_memory = malloc(m->num_params * sizeof(float));
     if (m->params_memory == NULL) {
@@ -221,7 +279,8 @@ static rlaif_status ensure_grads(rlaif_model *m) {
 
 static rlaif_status ensure_acts(rlaif_model *m, int B, int T) {
     size_t sizes[NUM_ACTIVATION_TENSORS], total = 0;
-    act_sizes(m, B, T, sizes);
+    rlaif_status st = act_sizes(m, B, T, sizes);
+    if (st != RLAIF_OK) return st;
     for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) total += sizes[i];
     if (total > m->act_capacity) {
         free(m->acts_memory);
@@ -302,11 +361,14 @@ rlaif_status rlaif_model_forward(rlaif_model *m, const int32_t *ids, const int32
         return rlaif_fail(RLAIF_EINVAL, "model.forward: sequence length %d exceeds max_seq %d", T, c->max_seq);
     if (want_logits && c->head != RLAIF_HEAD_LM)
         return rlaif_fail(RLAIF_EINVAL, "model.forward: a reward model has no LM head (no logits)");
+    size_t sizes[NUM_ACTIVATION_TENSORS];
+    rlaif_status st = act_sizes(m, B, T, sizes);   /* B * T fits an int from here on */
+    if (st != RLAIF_OK) return st;
     for (int i = 0; i < B * T; i++)
         if (ids[i] < 0 || ids[i] >= c->vocab_size)
             return rlaif_fail(RLAIF_EINVAL, "model.forward: token id %d at row %d, position %d is outside [0, %d)",
                               ids[i], i / T + 1, i % T + 1, c->vocab_size);
-    rlaif_status st = ensure_acts(m, B, T);
+    st = ensure_acts(m, B, T);
     if (st != RLAIF_OK) return st;
     m->B = B;
     m->T = T;

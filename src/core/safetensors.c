@@ -6,7 +6,12 @@
  * Two levels. rlaif_safetensors_open maps a file read-only and checks every
  * entry's dtype, shape and byte range against the file once, recording what is
  * wrong per entry; rlaif_safetensors_check turns that into RLAIF_EFORMAT naming
- * the file and tensor, and rlaif_safetensors_convert widens F32/F16/BF16/F64 to
+ * the file and tensor. Numbers in the header are exact: every number token must
+ * be a plain unsigned integer literal below 2^53 (the format only has shapes and
+ * offsets; anything else, like 1e2, 4.0, -0 or 2^64, is rejected before cJSON's
+ * doubles are read), so the offsets used are exactly the ones written, and
+ * begin <= end <= data length and end - begin == numel * dtype size are
+ * checked in integers; and rlaif_safetensors_convert widens F32/F16/BF16/F64 to
  * float32 (strided, so ckpt.c transposes while converting). A corrupt or
  * truncated file is an error, never a read out of bounds. On top of that,
  * rlaif_safetensors_load makes new float32 tensors and rlaif_safetensors_save
@@ -26,6 +31,7 @@
 #include <unistd.h>
 
 #define MAX_HEADER (100u << 20)  /* the reference implementation's limit */
+#define MAX_EXACT ((uint64_t)1 << 53)  /* every integer up to here is a double */
 
 /* ---- dtypes ---- */
 
@@ -92,6 +98,36 @@ void rlaif_safetensors_convert(float *dst, int64_t dst_stride, const void *src, 
 
 /* ---- the checked, mapped view ---- */
 
+/* Check that every number token of the JSON text h[0..n) (outside strings) is
+ * an unsigned integer literal below 2^53, so that cJSON's double holds it
+ * exactly. Tokens are delimited the way cJSON reads them. Returns 0 and fills
+ * bad/at with the first offending token otherwise. */
+static int numbers_exact(const char *h, size_t n, char *bad, size_t badlen, size_t *at) {
+    for (size_t i = 0; i < n; i++) {
+        if (h[i] == '"') {   /* skip a string, escapes included */
+            for (i++; i < n && h[i] != '"'; i++)
+                if (h[i] == '\\') i++;
+            continue;
+        }
+        if (h[i] != '-' && (h[i] < '0' || h[i] > '9')) continue;
+        size_t j = i;
+        uint64_t v = 0;
+        int ok = 1;
+        while (j < n && strchr("0123456789+-.eE", h[j]) != NULL && h[j] != '\0') {
+            if (h[j] < '0' || h[j] > '9') ok = 0;
+            else if (ok && (v = v * 10 + (uint64_t)(h[j] - '0')) > MAX_EXACT) ok = 0;
+            j++;
+        }
+        if (!ok) {
+            snprintf(bad, badlen, "%.*s", (int)(j - i < 40 ? j - i : 40), h + i);
+            *at = i;
+            return 0;
+        }
+        i = j - 1;
+    }
+    return 1;
+}
+
 /* Parse one header entry into x, recording the first thing wrong with it in
  * x->problem (the order of the checks decides which message a bad entry gets). */
 static void parse_entry(const cJSON *e, const unsigned char *data, uint64_t data_len,
@@ -131,18 +167,25 @@ static void parse_entry(const cJSON *e, const unsigned char *data, uint64_t data
         numel *= (uint64_t)x->shape[i];
     }
     x->numel = (int64_t)numel;
+    /* numbers_exact has made every number an integer in [0, 2^53]; check anyway */
     const cJSON *jb = cJSON_GetArrayItem(joff, 0), *je = cJSON_GetArrayItem(joff, 1);
-    if (!cJSON_IsNumber(jb) || !cJSON_IsNumber(je) || jb->valuedouble < 0 || je->valuedouble < jb->valuedouble) {
+    if (!cJSON_IsNumber(jb) || !cJSON_IsNumber(je) || !(jb->valuedouble >= 0) ||
+        !(je->valuedouble <= (double)MAX_EXACT) || jb->valuedouble != (double)(uint64_t)jb->valuedouble ||
+        je->valuedouble != (double)(uint64_t)je->valuedouble) {
         x->problem = RLAIF_ST_OFFSETS;
         return;
     }
     x->begin = (uint64_t)jb->valuedouble, x->end = (uint64_t)je->valuedouble;
+    if (x->end < x->begin) {
+        x->problem = RLAIF_ST_OFFSETS;
+        return;
+    }
     x->nbytes = x->end - x->begin;
     if (x->end > data_len) {
         x->problem = RLAIF_ST_PAST_END;
         return;
     }
-    if (x->nbytes != numel * (uint64_t)x->elem_size) {
+    if (numel > UINT64_MAX / (uint64_t)x->elem_size || x->nbytes != numel * (uint64_t)x->elem_size) {
         x->problem = RLAIF_ST_SIZE;
         return;
     }
@@ -168,7 +211,8 @@ rlaif_status rlaif_safetensors_check(const rlaif_safetensors_file *f, const rlai
         return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': shape entry %d is not a non-negative integer",
                           path, name, e->bad_dim);
     case RLAIF_ST_OFFSETS:
-        return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': bad data_offsets", path, name);
+        return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': bad data_offsets (need integers 0 <= begin <= end)",
+                          path, name);
     case RLAIF_ST_PAST_END:
         return rlaif_fail(RLAIF_EFORMAT, "%s: tensor '%s': data ends at byte %" PRIu64 " but the file holds "
                           "%" PRIu64 " data bytes (truncated?)", path, name, e->end, f->data_len);
@@ -237,6 +281,13 @@ rlaif_status rlaif_safetensors_open(const char *path, rlaif_safetensors_file **o
         size_t at = parse_end ? (size_t)(parse_end - (const char *)map - 8) : 0;
         st = rlaif_fail(RLAIF_EFORMAT, "%s: header is not a JSON object (error near byte %zu of %" PRIu64 ")",
                         path, at, hlen);
+        goto done;
+    }
+    char bad[48];
+    size_t at = 0;
+    if (!numbers_exact((const char *)map + 8, (size_t)(parse_end - (const char *)map - 8), bad, sizeof bad, &at)) {
+        st = rlaif_fail(RLAIF_EFORMAT, "%s: header number '%s' at byte %zu is not an unsigned integer below 2^53 "
+                        "(shape and data_offsets entries must be)", path, bad, at + 8);
         goto done;
     }
     f->data_len = size - 8 - hlen;

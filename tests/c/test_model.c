@@ -528,6 +528,101 @@ static void test_new_and_errors(void) {
     rlaif_model_free(m);
 }
 
+/* Crafted config.json and batch sizes (issue 15, item 2): every field passes
+ * its own bound while the products overflow size_t (the allocation was small
+ * and the initialiser wrote past it), floats were cast into ints, B*T and
+ * Tp + max_new_tokens overflowed an int. Each is refused naming the fields. */
+static void write_config_json(const char *dir, const char *json) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs(json, f);
+    fclose(f);
+}
+
+/* rlaif.model.load of a safetensors file whose wte offsets wrap around 2^64
+ * (issue 15, item 1): the model reader used to copy 2048 bytes from before the
+ * mapping into the embedding. */
+static void test_crafted_offsets_load(void) {
+    char dir[] = "/tmp/rlaif_model_off_XXXXXX", path[256], cmd[300];
+    CHECK(mkdtemp(dir) != NULL);
+    write_config_json(dir, "{\"model_type\": \"gpt2\", \"vocab_size\": 64, \"n_embd\": 8, \"n_layer\": 1, "
+                      "\"n_head\": 1, \"n_positions\": 4}");
+    const char *h = "{\"transformer.wte.weight\":{\"dtype\":\"F32\",\"shape\":[64,8],"
+                    "\"data_offsets\":[18446744073709549568,18446744073709551616]}}";
+    unsigned char len8[8];
+    uint64_t hl = strlen(h);
+    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)(hl >> (8 * i));
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    fwrite(len8, 1, 8, f);
+    fwrite(h, 1, hl, f);
+    static const float zero[512];
+    fwrite(zero, 1, sizeof zero, f);
+    fclose(f);
+    rlaif_model *m = NULL;
+    CHECK_FAIL(rlaif_model_load(&m, dir, RLAIF_HEAD_LM), RLAIF_EFORMAT,
+               "header number '18446744073709549568' at byte 80 is not an unsigned integer");
+    CHECK(m == NULL);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
+static void test_crafted_config(void) {
+    char dir[] = "/tmp/rlaif_model_cfg_XXXXXX", cmd[300];
+    CHECK(mkdtemp(dir) != NULL);
+    rlaif_model *m = NULL;
+    /* L * QKV * C = 2^24 * 3*2^20 * 2^20 wraps around 2^64 */
+    write_config_json(dir, "{\"model_type\": \"llama\", \"vocab_size\": 16777216, \"hidden_size\": 1048576, "
+                      "\"intermediate_size\": 16777216, \"num_hidden_layers\": 16777216, "
+                      "\"num_attention_heads\": 8, \"tie_word_embeddings\": false}");
+    CHECK_FAIL(rlaif_model_load(&m, dir, RLAIF_HEAD_LM), RLAIF_ENOMEM,
+               "vocab_size 16777216, d_model 1048576, n_layer 16777216, n_head 8, n_kv_head 8, head_dim 131072, "
+               "d_ff 16777216, max_seq 2048 (untied) make more than 2^40 parameters");
+    CHECK(strstr(rlaif_last_error(), "config.json") != NULL);
+    /* no overflow, but 2^41 embedding floats */
+    write_config_json(dir, "{\"model_type\": \"gpt2\", \"vocab_size\": 16777216, \"n_embd\": 131072, "
+                      "\"n_layer\": 1, \"n_head\": 1}");
+    CHECK_FAIL(rlaif_model_load(&m, dir, RLAIF_HEAD_LM), RLAIF_ENOMEM, "make more than 2^40 parameters");
+    /* the int width of QKV */
+    write_config_json(dir, "{\"model_type\": \"llama\", \"vocab_size\": 8, \"hidden_size\": 16777216, "
+                      "\"num_attention_heads\": 1, \"num_hidden_layers\": 1}");
+    CHECK_FAIL(rlaif_model_load(&m, dir, RLAIF_HEAD_LM), RLAIF_EINVAL,
+               "(n_head 1 + 2 n_kv_head 1) x head_dim 16777216 = 50331648 is too large");
+    /* numbers that are not ints */
+    write_config_json(dir, "{\"model_type\": \"gpt2\", \"vocab_size\": 8, \"n_embd\": 4, \"n_head\": 1, "
+                      "\"n_layer\": 1e40}");
+    CHECK_FAIL(rlaif_model_load(&m, dir, RLAIF_HEAD_LM), RLAIF_EFORMAT,
+               "n_layer = 1e+40 is not an integer");
+    write_config_json(dir, "{\"model_type\": \"gpt2\", \"vocab_size\": 8, \"n_embd\": 4.5, \"n_head\": 1}");
+    CHECK_FAIL(rlaif_model_load(&m, dir, RLAIF_HEAD_LM), RLAIF_EFORMAT, "n_embd = 4.5 is not an integer");
+    write_config_json(dir, "{\"model_type\": \"gpt2\", \"vocab_size\": \"many\", \"n_embd\": 4}");
+    CHECK_FAIL(rlaif_model_load(&m, dir, RLAIF_HEAD_LM), RLAIF_EFORMAT, "vocab_size = a string is not an integer");
+    write_config_json(dir, "{\"model_type\": \"llama\", \"vocab_size\": 8, \"hidden_size\": 4, "
+                      "\"num_attention_heads\": 1, \"rms_norm_eps\": 1e300}");
+    CHECK_FAIL(rlaif_model_load(&m, dir, RLAIF_HEAD_LM), RLAIF_EFORMAT, "rms_norm_eps = 1e+300 is not a number");
+    /* n_inner defaults to 4 * n_embd only once n_embd is known to be sane */
+    write_config_json(dir, "{\"model_type\": \"gpt2\", \"vocab_size\": 8, \"n_embd\": 2147483647, \"n_head\": 1}");
+    CHECK_FAIL(rlaif_model_load(&m, dir, RLAIF_HEAD_LM), RLAIF_EINVAL, "d_model must be positive (got 2147483647)");
+    CHECK(m == NULL);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+
+    /* batch sizes whose element counts overflow an int */
+    rlaif_model_config c;
+    rlaif_model_config_defaults(&c, RLAIF_ARCH_LLAMA);
+    c.vocab_size = 11, c.n_layer = 1, c.n_head = 1, c.d_model = 4;
+    CHECK_OK(rlaif_model_new(&m, &c, 1));
+    int32_t ids[4] = {1, 2, 3, 4}, lens[1] = {4}, toks[4];
+    float lps[4];
+    int outlen[1];
+    CHECK_FAIL(rlaif_model_forward(m, ids, NULL, 65536, 65536, 1), RLAIF_ENOMEM, "B=65536 x T=65536 is too large");
+    rlaif_gen_opts go = {.max_new_tokens = 2147483647, .temperature = 0, .top_p = 1};
+    CHECK_FAIL(rlaif_model_generate(m, ids, lens, 1, &go, toks, lps, outlen), RLAIF_EINVAL,
+               "prompt length 4 + max_new_tokens 2147483647 is too long");
+    rlaif_model_free(m);
+}
+
 int main(void) {
     rlaif_init();
     rlaif_rng_seed(&rng, 42);
@@ -545,5 +640,7 @@ int main(void) {
     test_roundtrip();
     test_bad_files();
     test_new_and_errors();
+    test_crafted_config();
+    test_crafted_offsets_load();
     return check_report("test_model");
 }

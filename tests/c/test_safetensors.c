@@ -111,7 +111,7 @@ static void test_corrupt(void) {
                "tensor 'w' has 5 dims");
     expect_bad("fields", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1]}}", data, 24, "tensor 'w': entry needs");
     expect_bad("negshape", "{\"w\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", data, 24,
-               "shape entry 1");
+               "header number '-1' at byte 37");
     expect_bad("badoff", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", data, 24,
                "bad data_offsets");
     /* header length larger than the file */
@@ -125,10 +125,54 @@ static void test_corrupt(void) {
     unlink(path);
 }
 
+/* Offsets must be exact unsigned integers inside the data section (issue 15,
+ * item 1). Before the fix they went through a double: 2^64 wrapped to 0, so
+ * [2^64 - 2048, 2^64] became a 2048-byte tensor starting 2048 bytes *before*
+ * the mapping; 1e2 and 4.5 were accepted as 100 and 4. */
+static void test_crafted_offsets(void) {
+    float data[512] = {0};
+    expect_bad("wrap", "{\"w\":{\"dtype\":\"F32\",\"shape\":[512],"
+               "\"data_offsets\":[18446744073709549568,18446744073709551616]}}", data, sizeof data,
+               "data_offsets");
+    expect_bad("wrap2", "{\"w\":{\"dtype\":\"F32\",\"shape\":[512],"
+               "\"data_offsets\":[18446744073709549568,18446744073709549568]}}", data, sizeof data,
+               "not an unsigned integer below 2^53");
+    expect_bad("exp", "{\"w\":{\"dtype\":\"F32\",\"shape\":[25],\"data_offsets\":[0,1e2]}}", data, 100,
+               "'1e2'");
+    expect_bad("frac", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4.5]}}", data, 8,
+               "'4.5'");
+    expect_bad("frac0", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4.0]}}", data, 8,
+               "'4.0'");
+    expect_bad("neg0", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-0,4]}}", data, 8,
+               "'-0'");
+    expect_bad("big53", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],"
+               "\"data_offsets\":[9007199254740993,9007199254740997]}}", data, 8, "'9007199254740993'");
+    expect_bad("shape1e1", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1e1],\"data_offsets\":[0,40]}}", data,
+               40, "'1e1'");
+    expect_bad("meta_num", "{\"__metadata__\":{\"n\":1.5},\"w\":{\"dtype\":\"F32\",\"shape\":[1],"
+               "\"data_offsets\":[0,4]}}", data, 4, "'1.5'");
+    /* a shape whose byte size overflows 64 bits next to offsets that fit */
+    expect_bad("bytes_overflow", "{\"w\":{\"dtype\":\"F64\",\"shape\":[1000000000000000,1000000],"
+               "\"data_offsets\":[0,8]}}", data, 8, "shape is too large");
+    /* still fine: integers as the reference writes them, strings holding digits */
+    char path[128];
+    unsigned char buf[256];
+    snprintf(path, sizeof path, "%s/okints.safetensors", dir);
+    write_file(path, buf, build(buf, "{\"__metadata__\":{\"n\":\"1.5e3\"},\"w\":{\"dtype\":\"F32\","
+                                "\"shape\":[2],\"data_offsets\":[0,8]}}   ", data, 8));
+    rlaif_named_tensor *items = NULL;
+    int n = 0;
+    CHECK_OK(rlaif_safetensors_load(path, &items, &n));
+    CHECK(n == 1 && items && items[0].tensor->shape[0] == 2);
+    rlaif_safetensors_free(items, n);
+    unlink(path);
+}
+
 int main(void) {
     if (mkdtemp(dir) == NULL) return 1;
     test_round_trip();
     test_corrupt();
+    test_crafted_offsets();
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) return 1;
