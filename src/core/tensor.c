@@ -23,17 +23,28 @@ char *rlaif_shape_str(char *buf, size_t len, int ndim, const int64_t *shape) {
     return buf;
 }
 
+/* i + 1 (a 0-based position shown 1-based) in buf, without overflowing at INT64_MAX. */
+static const char *pos1(char *buf, size_t len, int64_t i) {
+    if (i >= -1) snprintf(buf, len, "%" PRIu64, (uint64_t)i + 1);
+    else snprintf(buf, len, "%" PRId64, i + 1);
+    return buf;
+}
+
 rlaif_status rlaif_tensor_dim(const char *op, int ndim, int64_t dim, int *out) {
+    char p[32];
     int64_t d = dim < 0 ? dim + ndim : dim;
-    if (d < 0 || d >= ndim)
-        return rlaif_fail(RLAIF_EINVAL, "%s: dim %" PRId64 " out of range for a %d-d tensor", op,
-                          dim >= 0 ? dim + 1 : dim, ndim);
+    if (d < 0 || d >= ndim) {   /* shown 1-based, negative dims as given */
+        if (dim < 0) snprintf(p, sizeof p, "%" PRId64, dim);
+        return rlaif_fail(RLAIF_EINVAL, "%s: dim %s out of range for a %d-d tensor", op,
+                          dim < 0 ? p : pos1(p, sizeof p, dim), ndim);
+    }
     *out = (int)d;
     return RLAIF_OK;
 }
 
 /* Validate a shape and compute numel without overflow. */
 static rlaif_status check_shape(const char *op, int ndim, const int64_t *shape, int64_t *numel) {
+    char buf[96];
     if (ndim < 0 || ndim > RLAIF_MAX_DIMS)
         return rlaif_fail(RLAIF_EINVAL, "%s: %d dims given, at most %d supported", op, ndim,
                           RLAIF_MAX_DIMS);
@@ -43,7 +54,8 @@ static rlaif_status check_shape(const char *op, int ndim, const int64_t *shape, 
             return rlaif_fail(RLAIF_EINVAL, "%s: size %" PRId64 " of dim %d is negative", op,
                               shape[i], i + 1);
         if (shape[i] > 0 && n > (INT64_MAX / 8) / shape[i])
-            return rlaif_fail(RLAIF_ENOMEM, "%s: shape is too large", op);
+            return rlaif_fail(RLAIF_ENOMEM, "%s: shape %s is too large (more than 2^60 elements)", op,
+                              rlaif_shape_str(buf, sizeof buf, ndim, shape));
         n *= shape[i];
     }
     *numel = n;
@@ -371,12 +383,13 @@ rlaif_status rlaif_tensor_permute(rlaif_tensor **out, rlaif_tensor *t, const int
 
 rlaif_status rlaif_tensor_narrow(rlaif_tensor **out, rlaif_tensor *t, int dim, int64_t start,
                                  int64_t length) {
+    char p[32];
     *out = NULL;
     rlaif_status st = rlaif_tensor_dim("narrow", t->ndim, dim, &dim);
     if (st != RLAIF_OK) return st;
     if (start < 0 || length < 0 || start > t->shape[dim] || length > t->shape[dim] - start)
-        return rlaif_fail(RLAIF_EINVAL, "narrow: elements %" PRId64 "..%" PRId64 " are outside dim "
-                          "%d of size %" PRId64, start + 1, start + length, dim + 1, t->shape[dim]);
+        return rlaif_fail(RLAIF_EINVAL, "narrow: %" PRId64 " elements from element %s are outside dim %d of size "
+                          "%" PRId64, length, pos1(p, sizeof p, start), dim + 1, t->shape[dim]);
     if ((st = view_of(out, t)) != RLAIF_OK) return st;
     (*out)->shape[dim] = length;
     if (length > 0) (*out)->data += start * t->stride[dim];
@@ -384,13 +397,14 @@ rlaif_status rlaif_tensor_narrow(rlaif_tensor **out, rlaif_tensor *t, int dim, i
 }
 
 rlaif_status rlaif_tensor_select(rlaif_tensor **out, rlaif_tensor *t, int dim, int64_t index) {
+    char p[32];
     *out = NULL;
     if (t->ndim == 0) return rlaif_fail(RLAIF_EINVAL, "select: cannot index a 0-d tensor");
     rlaif_status st = rlaif_tensor_dim("select", t->ndim, dim, &dim);
     if (st != RLAIF_OK) return st;
     if (index < 0 || index >= t->shape[dim])
-        return rlaif_fail(RLAIF_EINVAL, "index %" PRId64 " is out of range for dim %d of size %" PRId64,
-                          index + 1, dim + 1, t->shape[dim]);
+        return rlaif_fail(RLAIF_EINVAL, "index %s is out of range for dim %d of size %" PRId64,
+                          pos1(p, sizeof p, index), dim + 1, t->shape[dim]);
     if ((st = view_of(out, t)) != RLAIF_OK) return st;
     rlaif_tensor *v = *out;
     v->data += index * t->stride[dim];
@@ -419,7 +433,10 @@ rlaif_status rlaif_tensor_expand(rlaif_tensor **out, rlaif_tensor *t, int ndim, 
                               rlaif_shape_str(b, sizeof b, ndim, shape));
         stride[i] = 0;
     }
-    rlaif_status st = view_of(out, t);
+    int64_t numel;   /* a view, but every loop over it runs numel times */
+    rlaif_status st = check_shape("expand", ndim, shape, &numel);
+    if (st != RLAIF_OK) return st;
+    st = view_of(out, t);
     if (st != RLAIF_OK) return st;
     (*out)->ndim = ndim;
     memcpy((*out)->shape, shape, (size_t)ndim * sizeof *shape);

@@ -5,6 +5,7 @@
  * (negative counts from the end) and converted to 0-based only here.
  * Ownership: a box owns one reference; views retain their base through the
  * shared storage, so a view keeps its data alive after the base is freed. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,7 @@ int rlaifL_checkshape(lua_State *L, int i, int64_t *shape) {
         lua_pop(L, 1);
         if (!isint) return luaL_argerror(L, i, lua_pushfstring(L, "shape entry %d is not an integer", d + 1));
         if (v < 0 && v != -1)
-            return luaL_argerror(L, i, lua_pushfstring(L, "shape entry %d is negative (%d)", d + 1, (int)v));
+            return luaL_argerror(L, i, lua_pushfstring(L, "shape entry %d is negative (%I)", d + 1, (LUAI_UACINT)v));
         shape[d] = v;
     }
     return (int)n;
@@ -66,7 +67,7 @@ int rlaifL_checkdim(lua_State *L, int i, int ndim) {
     lua_Integer d = luaL_checkinteger(L, i);
     if (d >= 1 && d <= ndim) return (int)d - 1;
     if (d < 0 && d >= -ndim) return ndim + (int)d;
-    return luaL_argerror(L, i, lua_pushfstring(L, "dim %d out of range for a %d-d tensor", (int)d, ndim));
+    return luaL_argerror(L, i, lua_pushfstring(L, "dim %I out of range for a %d-d tensor", (LUAI_UACINT)d, ndim));
 }
 
 /* A shape table whose entries must all be known (no -1). */
@@ -165,12 +166,12 @@ static void nested_fill(lua_State *L, int depth, int ndim, const int64_t *shape,
         return;
     }
     if (lua_type(L, -1) != LUA_TTABLE)
-        luaL_error(L, "tensor.new: element %s is a %s, expected a table of %d", path[0] ? path : "[]",
-                   luaL_typename(L, -1), (int)shape[depth]);
+        luaL_error(L, "tensor.new: element %s is a %s, expected a table of %I", path[0] ? path : "[]",
+                   luaL_typename(L, -1), (LUAI_UACINT)shape[depth]);
     lua_Integer n = luaL_len(L, -1);
     if (n != shape[depth])
-        luaL_error(L, "tensor.new: ragged table: %s has %d elements, expected %d", path[0] ? path : "the table",
-                   (int)n, (int)shape[depth]);
+        luaL_error(L, "tensor.new: ragged table: %s has %I elements, expected %I", path[0] ? path : "the table",
+                   (LUAI_UACINT)n, (LUAI_UACINT)shape[depth]);
     size_t len = strlen(path);
     for (lua_Integer k = 1; k <= n; k++) {
         snprintf(path + len, plen - len, "[%lld]", (long long)k);
@@ -269,8 +270,8 @@ static int tensor_item(lua_State *L) {
     rlaif_tensor *t = rlaifL_checktensor(L, 1);
     if (rlaif_tensor_numel(t) != 1) {
         char s[64];
-        return luaL_error(L, "tensor.item: tensor of shape %s has %d elements, expected 1",
-                          rlaif_shape_str(s, sizeof s, t->ndim, t->shape), (int)rlaif_tensor_numel(t));
+        return luaL_error(L, "tensor.item: tensor of shape %s has %I elements, expected 1",
+                          rlaif_shape_str(s, sizeof s, t->ndim, t->shape), (LUAI_UACINT)rlaif_tensor_numel(t));
     }
     int64_t zero[RLAIF_MAX_DIMS] = {0};
     lua_pushnumber(L, rlaif_tensor_get(t, zero));
@@ -337,7 +338,8 @@ static int tensor_permute(lua_State *L) {
         lua_geti(L, 2, i + 1);
         lua_Integer d = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
         lua_pop(L, 1);
-        perm[i] = d < 0 ? t->ndim + (int)d : (int)d - 1;
+        /* range-check before the int cast (2^32 + 2 is not 2); -1 makes the core refuse it */
+        perm[i] = d >= 1 && d <= t->ndim ? (int)d - 1 : d < 0 && d >= -t->ndim ? t->ndim + (int)d : -1;
     }
     NEW_RESULT(L, "tensor.permute", rlaif_tensor_permute(&out, t, perm));
 }
@@ -525,7 +527,9 @@ static int reduce(lua_State *L, rlaif_reduce op) {
     int whole = lua_isnoneornil(L, 2);
     int dim = whole ? -1 : rlaifL_checkdim(L, 2, a->ndim);
     int keepdim = lua_toboolean(L, 3);
-    int correction = (int)luaL_optinteger(L, 4, 1);
+    lua_Integer corr = luaL_optinteger(L, 4, 1);
+    luaL_argcheck(L, corr >= INT_MIN && corr <= INT_MAX, 4, "correction out of range");
+    int correction = (int)corr;
     char name[32];
     snprintf(name, sizeof name, "tensor.%s", rlaif_reduce_name(op));
     tensor_box *b = rlaifL_newbox(L);

@@ -248,6 +248,38 @@ static void test_rng(void) {
     rlaif_tensor_release(a), rlaif_tensor_release(b), rlaif_tensor_release(c);
 }
 
+/* Sizes and indices at the int64 edges (issue 15, item 3): expand to a shape
+ * whose element count overflows was accepted (numel wrapped, fill_ looped for
+ * ever); narrow, select and dim errors overflowed while formatting. */
+static void test_overflow_edges(void) {
+    int64_t one[1] = {1}, huge3[3] = {4294967296LL, 4294967296LL, 4294967296LL}, s23[2] = {2, 3};
+    rlaif_tensor *t = NULL, *v = NULL;
+    CHECK_OK(rlaif_tensor_new(&t, 1, one));
+    CHECK_FAIL(rlaif_tensor_expand(&v, t, 3, huge3), RLAIF_ENOMEM,
+               "expand: shape [4294967296,4294967296,4294967296] is too large");
+    CHECK(v == NULL);
+    int64_t big2[2] = {INT64_MAX, 2};
+    CHECK_FAIL(rlaif_tensor_expand(&v, t, 2, big2), RLAIF_ENOMEM, "expand: shape");
+    int64_t fine[2] = {1 << 20, 1 << 20};   /* 2^40 elements: a valid view of one float */
+    CHECK_OK(rlaif_tensor_expand(&v, t, 2, fine));
+    CHECK(v && rlaif_tensor_numel(v) == (int64_t)1 << 40);
+    rlaif_tensor_release(v), v = NULL;
+    rlaif_tensor_release(t);
+    CHECK_OK(rlaif_tensor_new(&t, 2, s23));
+    CHECK_FAIL(rlaif_tensor_narrow(&v, t, 1, 2, INT64_MAX), RLAIF_EINVAL,
+               "narrow: 9223372036854775807 elements from element 3 are outside dim 2 of size 3");
+    CHECK_FAIL(rlaif_tensor_narrow(&v, t, 1, INT64_MAX, 1), RLAIF_EINVAL,
+               "from element 9223372036854775808 are outside");
+    CHECK_FAIL(rlaif_tensor_narrow(&v, t, 1, INT64_MIN, INT64_MAX), RLAIF_EINVAL, "from element -9223372036854775807");
+    CHECK_FAIL(rlaif_tensor_select(&v, t, 0, INT64_MAX), RLAIF_EINVAL, "index 9223372036854775808 is out of range");
+    CHECK_FAIL(rlaif_tensor_select(&v, t, 0, INT64_MIN), RLAIF_EINVAL, "index -9223372036854775807 is out of range");
+    int d;
+    CHECK_FAIL(rlaif_tensor_dim("op", 2, INT64_MAX, &d), RLAIF_EINVAL, "op: dim 9223372036854775808 out of range");
+    CHECK_FAIL(rlaif_tensor_dim("op", 2, INT64_MIN, &d), RLAIF_EINVAL, "op: dim -9223372036854775808 out of range");
+    CHECK(v == NULL);
+    rlaif_tensor_release(t);
+}
+
 int main(void) {
     rlaif_init();
     test_lifetime_and_views();
@@ -257,5 +289,6 @@ int main(void) {
     test_matmul();
     test_norms();
     test_rng();
+    test_overflow_edges();
     return check_report("test_tensor");
 }

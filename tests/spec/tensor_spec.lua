@@ -167,6 +167,31 @@ describe("rlaif.tensor #unit", function()
         "tensor.reshape: reshape: cannot infer -1 in [3,-1] for 4 elements")
     end)
 
+    -- issue 15, item 3: sizes and indices at the integer edges
+    it("on sizes and indices at the 64-bit edges", function()
+      local t = T.arange(6):reshape { 2, 3 }
+      -- 2^32 + 2 used to become dim 2 after an int cast
+      assert.has_error(function() t:permute { 2 ^ 32 + 2 // 1, 1 } end,
+        "tensor.permute: permute: the dims must be a permutation of 1..2")
+      assert.has_error(function() t:permute { -(2 ^ 32) // 1 + 1, 1 } end,
+        "tensor.permute: permute: the dims must be a permutation of 1..2")
+      local huge = 2 ^ 32 // 1
+      assert.has_error(function() T.ones { 1 }:expand { huge, huge, huge } end,
+        "tensor.expand: expand: shape [4294967296,4294967296,4294967296] is too large (more than 2^60 elements)")
+      assert.has_error(function() t:narrow(2, 3, math.maxinteger) end,
+        "tensor.narrow: narrow: 9223372036854775807 elements from element 3 are outside dim 2 of size 3")
+      assert.has_error(function() t:narrow(2, math.maxinteger, 1) end,
+        "tensor.narrow: narrow: 1 elements from element 9223372036854775807 are outside dim 2 of size 3")
+      assert.has_error(function() t:slice(2, 2, math.maxinteger) end)
+      assert.has_error(function() return t[math.mininteger] end)
+      assert.has_error(function() t:size(math.maxinteger) end,
+        "bad argument #1 to 'size' (dim 9223372036854775807 out of range for a 2-d tensor)")
+      assert.has_error(function() T.zeros { 2, -(2 ^ 40) // 1 } end,
+        "bad argument #1 to 'zeros' (shape entry 2 is negative (-1099511627776))")
+      assert.has_error(function() t:var(1, false, 2 ^ 40 // 1) end,
+        "bad argument #3 to 'var' (correction out of range)")
+    end)
+
     it("on shape mismatches", function()
       assert.has_error(function() T.zeros { 2, 3 }:matmul(T.zeros { 4, 5 }) end,
         "tensor.matmul: matmul: shapes [2,3] and [4,5] are incompatible (inner dims 3 and 4)")
