@@ -10,6 +10,7 @@
  * fields go in `extra`, merged into the body last.
  * Not here: headers and keys (llm_client.c), transport.
  * Ownership: the request is borrowed; the wire strings are new allocations. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -428,7 +429,14 @@ rlaif_status rlaif_llm_build(rlaif_llm_api api, const char *base_url, const char
     const cJSON *t = get(req, "temperature");
     out->sampled = !cJSON_IsNumber(t) || t->valuedouble > 0;
     const cJSON *smp = get(req, "sample");
-    if (cJSON_IsNumber(smp) && smp->valuedouble >= 0) out->sample = (int)smp->valuedouble;
+    if (cJSON_IsNumber(smp) && smp->valuedouble >= 0) {
+        if (!(smp->valuedouble <= INT_MAX) || smp->valuedouble != (double)(int)smp->valuedouble) {
+            cJSON_Delete(b);   /* never cast 1e40 or 2.5 into an int */
+            rlaif_llm_wire_clear(out);
+            return rlaif_fail(RLAIF_EINVAL, "llm: sample %g is not an integer in [0, 2^31)", smp->valuedouble);
+        }
+        out->sample = (int)smp->valuedouble;
+    }
     cJSON_Delete(b);
     if (out->url == NULL || out->body == NULL || out->model == NULL) {
         rlaif_llm_wire_clear(out);

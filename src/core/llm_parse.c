@@ -69,6 +69,26 @@ typedef struct acc {
     rlaif_llm_error *err;
 } acc;
 
+/* A choice's `index` from the server: an integer in [0, MAX_CHOICE] (n is at
+ * most a few hundred), never 1e40 or INT_MIN cast into an int. pos is its
+ * place in the array, the index when the field is absent. -1 (bad set) if not. */
+#define MAX_CHOICE 1000000
+static void set_bad(acc *a, const char *msg);
+static int choice_index(acc *a, const cJSON *ch, int pos) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(ch, "index");
+    if (v == NULL) return pos;
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= MAX_CHOICE) ||
+        v->valuedouble != (double)(int)v->valuedouble) {
+        char msg[96];
+        if (cJSON_IsNumber(v)) snprintf(msg, sizeof msg, "choice index %.15g is not an integer in [0, %d]",
+                                        v->valuedouble, MAX_CHOICE);
+        else snprintf(msg, sizeof msg, "choice index is not a number");
+        set_bad(a, msg);
+        return -1;
+    }
+    return (int)v->valuedouble;
+}
+
 static choice_acc *choice_get(acc *a, int index) {
     for (int i = 0; i < a->nch; i++)
         if (a->ch[i].index == index) return &a->ch[i];
@@ -175,17 +195,23 @@ static cJSON *mk_token(const char *tok, int has_lp, double lp, const cJSON *byte
         cJSON_AddStringToObject(t, "bytes", buf);
     } else {
         cJSON_AddStringToObject(t, "token", tok);
-        if (cJSON_IsArray(bytes)) {
-            int n = cJSON_GetArraySize(bytes);
+        if (cJSON_IsArray(bytes)) {   /* only when every entry is a byte 0..255; else like null */
+            int n = cJSON_GetArraySize(bytes), k = 0, ok = 1;
             char *b = malloc((size_t)n + 1);
-            if (b != NULL) {
-                int k = 0;
-                const cJSON *e;
-                cJSON_ArrayForEach(e, bytes) if (cJSON_IsNumber(e)) b[k++] = (char)(int)e->valuedouble;
+            const cJSON *e;
+            cJSON_ArrayForEach(e, bytes) {
+                if (!cJSON_IsNumber(e) || !(e->valuedouble >= 0 && e->valuedouble <= 255) ||
+                    e->valuedouble != (double)(int)e->valuedouble) {
+                    ok = 0;
+                    break;
+                }
+                if (b != NULL) b[k++] = (char)(unsigned char)(int)e->valuedouble;
+            }
+            if (b != NULL && ok) {
                 b[k] = '\0';
                 cJSON_AddStringToObject(t, "bytes", b);
-                free(b);
             }
+            free(b);
         } else if (bytes == NULL) {
             cJSON_AddStringToObject(t, "bytes", tok);
         }
@@ -207,8 +233,8 @@ typedef struct { cJSON *item; double lp; int pos; } top_ent;
 
 static int top_cmp(const void *x, const void *y) {
     const top_ent *a = x, *b = y;
-    if (a->lp != b->lp) return a->lp > b->lp ? -1 : 1;
-    return a->pos - b->pos;
+    if (a->lp != b->lp) return a->lp > b->lp ? -1 : 1;   /* NaN ties, then position decides */
+    return (a->pos > b->pos) - (a->pos < b->pos);
 }
 
 /* Sort an array of {token, logprob} by logprob, highest first (stable). */
@@ -461,9 +487,8 @@ static void merge_openai(acc *a, const cJSON *o) {
     const cJSON *ch;
     int pos = 0;
     cJSON_ArrayForEach(ch, choices) {
-        double idx = pos++;
-        jnum(ch, "index", &idx);
-        choice_acc *c = choice_get(a, (int)idx);
+        int idx = choice_index(a, ch, pos++);
+        choice_acc *c = idx < 0 ? NULL : choice_get(a, idx);
         if (c == NULL) return;
         const char *text = jstr(ch, "text");
         if (text == NULL) {
@@ -661,9 +686,8 @@ static void merge_gemini(acc *a, const cJSON *o) {
     const cJSON *cand;
     int pos = 0;
     cJSON_ArrayForEach(cand, cands) {
-        double idx = pos++;
-        jnum(cand, "index", &idx);
-        choice_acc *c = choice_get(a, (int)idx);
+        int idx = choice_index(a, cand, pos++);
+        choice_acc *c = idx < 0 ? NULL : choice_get(a, idx);
         if (c == NULL) return;
         const cJSON *part;
         cJSON_ArrayForEach(part, jget(jget(cand, "content"), "parts")) {
@@ -792,7 +816,8 @@ static int on_event(void *ud, const char *event, const char *data, size_t len) {
 /* ---- finishing ---- */
 
 static int choice_cmp(const void *x, const void *y) {
-    return ((const choice_acc *)x)->index - ((const choice_acc *)y)->index;
+    int a = ((const choice_acc *)x)->index, b = ((const choice_acc *)y)->index;
+    return (a > b) - (a < b);
 }
 
 static cJSON *acc_result(acc *a) {
@@ -804,7 +829,7 @@ static cJSON *acc_result(acc *a) {
     if (a->has_prompt) cJSON_AddNumberToObject(u, "prompt_tokens", a->prompt_tokens);
     if (a->has_completion) cJSON_AddNumberToObject(u, "completion_tokens", a->completion_tokens);
     cJSON *chs = cJSON_AddArrayToObject(r, "choices");
-    qsort(a->ch, (size_t)a->nch, sizeof *a->ch, choice_cmp);
+    if (a->nch > 1) qsort(a->ch, (size_t)a->nch, sizeof *a->ch, choice_cmp);   /* a->ch is NULL with none */
     for (int i = 0; i < a->nch; i++) {
         choice_acc *c = &a->ch[i];
         cJSON *o = cJSON_CreateObject();

@@ -485,6 +485,54 @@ static void test_engine(void) {
     rlaif_http_free(h);
 }
 
+/* Hostile server answers (issue 15, item 4): a choice index of INT_MIN or
+ * 1e40 (float-to-int and signed overflow in the sort), bytes beyond a byte, a
+ * stream with no choices (qsort(NULL, 0)), a 1e40 `sample` in a request. */
+static void test_hostile_responses(void) {
+    cJSON *out = NULL;
+    const char *b = "{\"choices\":[{\"index\":-2147483648,\"text\":\"a\"},{\"index\":1,\"text\":\"b\"}]}";
+    CHECK_FAIL(rlaif_llm_parse(RLAIF_LLM_FMT_OPENAI_COMPLETIONS, 0, b, strlen(b), &out, NULL), RLAIF_EFORMAT,
+               "choice index -2147483648 is not an integer in [0, 1000000]");
+    b = "{\"choices\":[{\"index\":1e40,\"text\":\"a\"},{\"index\":0,\"text\":\"b\"}]}";
+    CHECK_FAIL(rlaif_llm_parse(RLAIF_LLM_FMT_OPENAI_COMPLETIONS, 0, b, strlen(b), &out, NULL), RLAIF_EFORMAT,
+               "choice index 1e+40 is not an integer");
+    b = "{\"choices\":[{\"index\":0.5,\"text\":\"a\"}]}";
+    CHECK_FAIL(rlaif_llm_parse(RLAIF_LLM_FMT_OPENAI_CHAT, 0, b, strlen(b), &out, NULL), RLAIF_EFORMAT,
+               "choice index 0.5");
+    b = "{\"candidates\":[{\"index\":-1e300,\"content\":{\"parts\":[{\"text\":\"x\"}]}}]}";
+    CHECK_FAIL(rlaif_llm_parse(RLAIF_LLM_FMT_GEMINI, 0, b, strlen(b), &out, NULL), RLAIF_EFORMAT,
+               "choice index -1e+300");
+    CHECK(out == NULL);
+    /* two valid indices out of order still sort */
+    b = "{\"choices\":[{\"index\":7,\"text\":\"b\"},{\"index\":2,\"text\":\"a\"}]}";
+    cJSON *r = parse_ok(RLAIF_LLM_FMT_OPENAI_COMPLETIONS, 0, b);
+    CHECK(r && strcmp(ctext(r, 0), "a") == 0 && num(choice(r, 1), "index") == 7);
+    cJSON_Delete(r);
+    /* bytes that are not bytes: the token keeps no `bytes` (as with null) */
+    b = "{\"choices\":[{\"index\":0,\"message\":{\"content\":\"A\"},\"logprobs\":{\"content\":["
+        "{\"token\":\"A\",\"logprob\":-1,\"bytes\":[1e40,65]},{\"token\":\"B\",\"logprob\":-1,\"bytes\":[-1]},"
+        "{\"token\":\"C\",\"logprob\":-1,\"bytes\":[256]},{\"token\":\"D\",\"logprob\":-1,\"bytes\":[68.5]},"
+        "{\"token\":\"E\",\"logprob\":-1,\"bytes\":[69]}]}}]}";
+    r = parse_ok(RLAIF_LLM_FMT_OPENAI_CHAT, 0, b);
+    for (int j = 0; r && j < 4; j++) CHECK(cJSON_GetObjectItemCaseSensitive(tok(r, 0, j), "bytes") == NULL);
+    CHECK(r && strcmp(str(tok(r, 0, 4), "bytes"), "E") == 0);
+    cJSON_Delete(r);
+    /* a stream whose chunks carry no choice at all (usage only) */
+    b = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":0}}\n\ndata: [DONE]\n\n";
+    rlaif_status st = rlaif_llm_parse(RLAIF_LLM_FMT_OPENAI_CHAT, 1, b, strlen(b), &out, NULL);
+    CHECK(st == RLAIF_OK || st == RLAIF_EFORMAT);
+    cJSON_Delete(out);
+    out = NULL;
+    /* a request's `sample` that is not an int */
+    rlaif_llm_wire w;
+    memset(&w, 0, sizeof w);
+    cJSON *req = cJSON_Parse("{\"prompt\":\"x\",\"sample\":1e40}");
+    CHECK_FAIL(rlaif_llm_build(RLAIF_LLM_OPENAI_COMPLETIONS, "http://127.0.0.1:1", "m", req, &w), RLAIF_EINVAL,
+               "sample 1e+40 is not an integer");
+    cJSON_Delete(req);
+    rlaif_llm_wire_clear(&w);
+}
+
 int main(void) {
     test_engine();
     test_sse();
@@ -498,5 +546,6 @@ int main(void) {
     test_retry_helpers();
     test_build();
     test_cache();
+    test_hostile_responses();
     return check_report("test_llm");
 }
