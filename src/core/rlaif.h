@@ -48,7 +48,9 @@ typedef rlaif_status (*rlaif_write_fn)(FILE *f, void *ud);
  * `mode`, less the umask) is filled by fill(f, ud), flushed, fsynced and
  * renamed over `path`, then the directory is fsynced. On any failure the
  * temporary file is removed and `path` is untouched; I/O failures are
- * RLAIF_EIO "<who> <path>: <what failed>: <reason>". Borrows everything. */
+ * RLAIF_EIO "<who> <path>: <what failed>: <reason>". After a successful save,
+ * temporaries of `path` left by writers that were killed ("<path>.tmp.<pid>.<n>"
+ * of a dead process, our own regular files) are removed. Borrows everything. */
 rlaif_status rlaif_write_file_atomic(const char *path, const char *who, unsigned mode, rlaif_write_fn fill,
                                      void *ud);
 

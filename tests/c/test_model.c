@@ -2,11 +2,14 @@
  * differences and PyTorch goldens (tests/fixtures/model, written by
  * scripts/gen_model_fixtures.py), checkpoint round trips and bad-file errors.
  * Small configurations only: this runs under ASan+UBSan. */
+#include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -568,6 +571,64 @@ static void test_crafted_offsets_load(void) {
     CHECK(system(cmd) == 0);
 }
 
+/* A checkpoint save killed by SIGKILL before its rename leaves a temporary as
+ * big as the checkpoint (issue 15, item 10); the next save of the same path
+ * removes it, and only it: live writers' temporaries, other names and other
+ * targets stay. */
+static rlaif_status fill_then_die(FILE *f, void *ud) {
+    static const char junk[65536];
+    for (int i = 0; i < 16; i++) fwrite(junk, 1, sizeof junk, f);
+    fflush(f);
+    raise(SIGKILL);
+    return RLAIF_OK;
+}
+
+static int exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+static void test_stale_temporaries(void) {
+    char dir[] = "/tmp/rlaif_model_tmp_XXXXXX", path[256], left[300], live[300], other[300], foreign[300], cmd[300];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/state.bin", dir);
+    pid_t child = fork();
+    if (child == 0) {
+        rlaif_write_file_atomic(path, "test", 0644, fill_then_die, NULL);
+        _exit(0);
+    }
+    int ws = 0;
+    waitpid(child, &ws, 0);
+    CHECK(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
+    char prefix[64];   /* the serial number is whatever the child's counter was */
+    snprintf(prefix, sizeof prefix, "state.bin.tmp.%ld.", (long)child);
+    left[0] = '\0';
+    DIR *dd = opendir(dir);
+    for (struct dirent *de; dd && (de = readdir(dd)) != NULL;)
+        if (strncmp(de->d_name, prefix, strlen(prefix)) == 0) snprintf(left, sizeof left, "%s/%s", dir, de->d_name);
+    if (dd) closedir(dd);
+    struct stat lsb;
+    CHECK(left[0] && stat(left, &lsb) == 0 && lsb.st_size == 16 * 65536);   /* what a killed save leaves */
+    snprintf(live, sizeof live, "%s/state.bin.tmp.%ld.3", dir, (long)getppid());   /* a live writer's */
+    snprintf(other, sizeof other, "%s/other.bin.tmp.%ld.0", dir, (long)child);       /* another target's */
+    snprintf(foreign, sizeof foreign, "%s/state.bin.tmp.%ld.x", dir, (long)child);   /* not our pattern */
+    FILE *f;
+    if ((f = fopen(live, "w")) != NULL) fclose(f);
+    if ((f = fopen(other, "w")) != NULL) fclose(f);
+    if ((f = fopen(foreign, "w")) != NULL) fclose(f);
+    rlaif_model_config c;
+    rlaif_model_config_defaults(&c, RLAIF_ARCH_GPT2);
+    c.vocab_size = 8, c.n_layer = 1, c.n_head = 1, c.d_model = 4, c.max_seq = 4;
+    rlaif_model *m = NULL;
+    CHECK_OK(rlaif_model_new(&m, &c, 1));
+    CHECK_OK(rlaif_model_save_state(m, path, NULL, 0));
+    CHECK(!exists(left));
+    CHECK(exists(live) && exists(other) && exists(foreign) && exists(path));
+    rlaif_model_free(m);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 static void test_crafted_config(void) {
     char dir[] = "/tmp/rlaif_model_cfg_XXXXXX", cmd[300];
     CHECK(mkdtemp(dir) != NULL);
@@ -642,5 +703,6 @@ int main(void) {
     test_new_and_errors();
     test_crafted_config();
     test_crafted_offsets_load();
+    test_stale_temporaries();
     return check_report("test_model");
 }
