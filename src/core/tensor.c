@@ -89,6 +89,19 @@ int rlaif_tensor_is_contiguous(const rlaif_tensor *t) {
     return 1;
 }
 
+int rlaif_tensor_overlaps(const rlaif_tensor *t) {
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] > 1 && t->stride[i] == 0) return 1;
+    return 0;
+}
+
+rlaif_status rlaif_tensor_check_writable(const char *op, const rlaif_tensor *t) {
+    char a[64];
+    if (!rlaif_tensor_overlaps(t)) return RLAIF_OK;
+    return rlaif_fail(RLAIF_EINVAL, "%s: cannot write into an expanded view of shape %s (its elements share "
+                      "memory); clone() it first", op, SHAPE_STR(a, t));
+}
+
 float rlaif_tensor_get(const rlaif_tensor *t, const int64_t *index) {
     const float *p = t->data;
     for (int i = 0; i < t->ndim; i++) p += index[i] * t->stride[i];
@@ -188,6 +201,8 @@ static rlaif_status view_of(rlaif_tensor **out, rlaif_tensor *t) {
 /* ---- creation ---- */
 
 rlaif_status rlaif_tensor_fill(rlaif_tensor *t, float value) {
+    rlaif_status st = rlaif_tensor_check_writable("fill_", t);
+    if (st != RLAIF_OK) return st;
     view4 v = view4_of(t);
     for (int64_t i = 0; i < v.shape[0]; i++)
         for (int64_t j = 0; j < v.shape[1]; j++)
@@ -466,6 +481,8 @@ rlaif_status rlaif_tensor_contiguous(rlaif_tensor **out, rlaif_tensor *t) {
 
 rlaif_status rlaif_tensor_copy_(rlaif_tensor *dst, const rlaif_tensor *src) {
     char a[64], b[64];
+    rlaif_status st = rlaif_tensor_check_writable("copy_", dst);
+    if (st != RLAIF_OK) return st;
     if (src->ndim > dst->ndim) goto bad;
     for (int i = 0; i < src->ndim; i++) {
         int64_t s = src->shape[src->ndim - 1 - i], d = dst->shape[dst->ndim - 1 - i];

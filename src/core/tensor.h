@@ -48,6 +48,13 @@ void   rlaif_tensor_release(rlaif_tensor *t);      /* NULL-safe */
 int64_t rlaif_tensor_numel(const rlaif_tensor *t);
 size_t  rlaif_tensor_nbytes(const rlaif_tensor *t);     /* numel * 4 */
 int     rlaif_tensor_is_contiguous(const rlaif_tensor *t);
+/* 1 when several elements share memory (a stride-0 dim of size > 1, from
+ * expand). In-place operations refuse such a target (RLAIF_EINVAL), like
+ * PyTorch: writing it would be ambiguous, and a broadcast view of 2^60
+ * elements over one float would take for ever to fill. */
+int     rlaif_tensor_overlaps(const rlaif_tensor *t);
+/* RLAIF_EINVAL "<op>: cannot write into an expanded view ..." when t overlaps. */
+rlaif_status rlaif_tensor_check_writable(const char *op, const rlaif_tensor *t);
 /* "[2,3]" into buf (always NUL-terminated); returns buf. */
 char   *rlaif_shape_str(char *buf, size_t len, int ndim, const int64_t *shape);
 /* Normalise a possibly negative dim (-1 = last) against ndim; RLAIF_EINVAL with
@@ -58,7 +65,7 @@ float   rlaif_tensor_get(const rlaif_tensor *t, const int64_t *index);
 
 /* ---- creation ---- */
 
-rlaif_status rlaif_tensor_fill(rlaif_tensor *t, float value);            /* in place */
+rlaif_status rlaif_tensor_fill(rlaif_tensor *t, float value);            /* in place; not into an expanded view */
 /* 1-d [start, start+step, ...) stopping before `stop`. */
 rlaif_status rlaif_tensor_arange(rlaif_tensor **out, double start, double stop, double step);
 

@@ -168,8 +168,11 @@ rlaif_status rlaif_tensor_binary(rlaif_tensor **out, rlaif_binop op, const rlaif
 rlaif_status rlaif_tensor_binary_(rlaif_tensor *a, rlaif_binop op, const rlaif_tensor *b) {
     int ndim;
     int64_t shape[RLAIF_MAX_DIMS];
-    char sa[64], sb[64];
-    rlaif_status st = rlaif_broadcast_shape(rlaif_binop_name(op), a, b, &ndim, shape);
+    char sa[64], sb[64], name[32];
+    snprintf(name, sizeof name, "%s_", rlaif_binop_name(op));
+    rlaif_status st = rlaif_tensor_check_writable(name, a);
+    if (st != RLAIF_OK) return st;
+    st = rlaif_broadcast_shape(rlaif_binop_name(op), a, b, &ndim, shape);
     if (st != RLAIF_OK) return st;
     if (ndim != a->ndim || memcmp(shape, a->shape, (size_t)ndim * sizeof *shape) != 0)
         return rlaif_fail(RLAIF_EINVAL, "%s_: in-place result of %s and %s would not have shape %s",
@@ -201,6 +204,10 @@ rlaif_status rlaif_tensor_binary_scalar(rlaif_tensor **out, rlaif_binop op, cons
 }
 
 rlaif_status rlaif_tensor_binary_scalar_(rlaif_tensor *a, rlaif_binop op, float s) {
+    char name[32];
+    snprintf(name, sizeof name, "%s_", rlaif_binop_name(op));
+    rlaif_status st = rlaif_tensor_check_writable(name, a);
+    if (st != RLAIF_OK) return st;
     rlaif_tensor st_ = scalar_tensor(&s);
     binary_into(a, op, a, &st_);
     return RLAIF_OK;
@@ -223,6 +230,10 @@ rlaif_status rlaif_tensor_unary(rlaif_tensor **out, rlaif_unop op, const rlaif_t
 }
 
 rlaif_status rlaif_tensor_unary_(rlaif_tensor *a, rlaif_unop op) {
+    char name[32];
+    snprintf(name, sizeof name, "%s_", rlaif_unop_name(op));
+    rlaif_status st = rlaif_tensor_check_writable(name, a);
+    if (st != RLAIF_OK) return st;
     unary_into(a, op, a);
     return RLAIF_OK;
 }
@@ -494,11 +505,17 @@ rlaif_status rlaif_tensor_matmul(rlaif_tensor **out, const rlaif_tensor *a_in, c
     if (!vec_b) oshape[ondim++] = m;
     if (*out != NULL) {
         res = *out;
+        if ((st = rlaif_tensor_check_writable("matmul", res)) != RLAIF_OK) return st;
         if (res->ndim != ondim || memcmp(res->shape, oshape, (size_t)ondim * sizeof *oshape) != 0)
             return rlaif_fail(RLAIF_EINVAL, "matmul: out has shape %s, the product has shape %s",
                               SHAPE_STR(so, res), rlaif_shape_str(sa, sizeof sa, ondim, oshape));
     } else if ((st = rlaif_tensor_empty(&res, ondim, oshape)) != RLAIF_OK) {
         return st;
+    }
+    if (n == 0 || m == 0 || k == 0) {   /* nothing to multiply: an empty sum is 0 (and BLIS */
+        rlaif_tensor_fill(res, 0.0f);     /* takes no stride-0 [n, 0] operand, so no copy helps) */
+        *out = res;
+        return RLAIF_OK;
     }
     /* 4-d batch views of operands and result (result viewed as [.., n, m]). */
     int64_t b4[2] = {1, 1};

@@ -394,13 +394,13 @@ static int tensor_copy_(lua_State *L) {
 
 static int tensor_fill_(lua_State *L) {
     rlaif_tensor *t = rlaifL_checktensor(L, 1);
-    rlaif_tensor_fill(t, (float)luaL_checknumber(L, 2));
+    if (rlaif_tensor_fill(t, (float)luaL_checknumber(L, 2)) != RLAIF_OK) return rlaifL_fail(L, "tensor.fill_");
     lua_settop(L, 1);
     return 1;
 }
 
 static int tensor_zero_(lua_State *L) {
-    rlaif_tensor_fill(rlaifL_checktensor(L, 1), 0.0f);
+    if (rlaif_tensor_fill(rlaifL_checktensor(L, 1), 0.0f) != RLAIF_OK) return rlaifL_fail(L, "tensor.zero_");
     lua_settop(L, 1);
     return 1;
 }
@@ -436,7 +436,7 @@ static int tensor_newindex(lua_State *L) {
     rlaif_tensor *v = NULL, *src;
     if (rlaif_tensor_select(&v, t, 0, i - 1) != RLAIF_OK) return rlaifL_fail(L, "tensor[]");
     rlaif_status st = RLAIF_OK;
-    if (lua_type(L, 3) == LUA_TNUMBER) rlaif_tensor_fill(v, (float)lua_tonumber(L, 3));
+    if (lua_type(L, 3) == LUA_TNUMBER) st = rlaif_tensor_fill(v, (float)lua_tonumber(L, 3));
     else if ((src = rlaifL_testtensor(L, 3)) != NULL) st = rlaif_tensor_copy_(v, src);
     else st = rlaif_fail(RLAIF_EINVAL, "can only assign a number or a tensor, got %s", luaL_typename(L, 3));
     rlaif_tensor_release(v);
@@ -487,7 +487,7 @@ static int unary(lua_State *L, rlaif_unop op) {
 }
 
 static int unary_(lua_State *L, rlaif_unop op) {
-    rlaif_tensor_unary_(rlaifL_checktensor(L, 1), op);
+    if (rlaif_tensor_unary_(rlaifL_checktensor(L, 1), op) != RLAIF_OK) return rlaifL_fail(L, "tensor");   /* names the op */
     lua_settop(L, 1);
     return 1;
 }

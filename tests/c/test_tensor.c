@@ -278,6 +278,38 @@ static void test_overflow_edges(void) {
     CHECK_FAIL(rlaif_tensor_dim("op", 2, INT64_MIN, &d), RLAIF_EINVAL, "op: dim -9223372036854775808 out of range");
     CHECK(v == NULL);
     rlaif_tensor_release(t);
+    /* found by the Lua binding fuzzer: an empty inner dim recursed for ever
+     * (the contiguous copy of a [2,0] operand still has a 0 row stride) */
+    int64_t s20[2] = {2, 0}, s03[2] = {0, 3};
+    rlaif_tensor *a = NULL, *b = NULL, *c = NULL;
+    CHECK_OK(rlaif_tensor_new(&a, 2, s20));
+    CHECK_OK(rlaif_tensor_new(&b, 2, s03));
+    CHECK_OK(rlaif_tensor_matmul(&c, a, b));   /* zeros [2,3], like torch.zeros(2,0) @ torch.zeros(0,3) */
+    CHECK(c && c->ndim == 2 && c->shape[0] == 2 && c->shape[1] == 3);
+    for (int i = 0; c && i < 6; i++) CHECK(c->data[i] == 0.0f);
+    rlaif_tensor_release(c), c = NULL;
+    CHECK_FAIL(rlaif_tensor_matmul(&c, b, b), RLAIF_EINVAL, "inner dims 3 and 0");
+    /* found by the Lua binding fuzzer: fill_ into a broadcast view of 2^40 elements over one float ran for
+     * hours; every in-place write into an expanded view is refused, like PyTorch */
+    rlaif_tensor *one1 = NULL, *e = NULL, *row = NULL;
+    int64_t s1[1] = {1}, wide[2] = {1 << 20, 1 << 20}, s3[1] = {3};
+    CHECK_OK(rlaif_tensor_new(&one1, 1, s1));
+    CHECK_OK(rlaif_tensor_expand(&e, one1, 2, wide));
+    CHECK_FAIL(rlaif_tensor_fill(e, 1.0f), RLAIF_EINVAL, "fill_: cannot write into an expanded view of shape "
+               "[1048576,1048576]");
+    CHECK_FAIL(rlaif_tensor_binary_scalar_(e, RLAIF_MUL, 2.0f), RLAIF_EINVAL, "mul_: cannot write");
+    CHECK_FAIL(rlaif_tensor_unary_(e, RLAIF_EXP), RLAIF_EINVAL, "exp_: cannot write");
+    CHECK_FAIL(rlaif_tensor_binary_(e, RLAIF_ADD, one1), RLAIF_EINVAL, "add_: cannot write");
+    CHECK_FAIL(rlaif_tensor_copy_(e, one1), RLAIF_EINVAL, "copy_: cannot write");
+    CHECK_OK(rlaif_tensor_new(&row, 1, s3));
+    rlaif_tensor *e3 = NULL, *prod = e;   /* matmul into an overlapping out */
+    int64_t s33[2] = {3, 3};
+    CHECK_OK(rlaif_tensor_expand(&e3, one1, 2, s33));
+    prod = e3;
+    CHECK_FAIL(rlaif_tensor_matmul(&prod, row, row), RLAIF_EINVAL, "matmul: cannot write");
+    CHECK(rlaif_tensor_fill(one1, 2.0f) == RLAIF_OK && one1->data[0] == 2.0f);   /* size-1 dims are fine */
+    rlaif_tensor_release(e3), rlaif_tensor_release(row), rlaif_tensor_release(e), rlaif_tensor_release(one1);
+    rlaif_tensor_release(a), rlaif_tensor_release(b);
 }
 
 int main(void) {

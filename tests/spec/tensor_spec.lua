@@ -188,6 +188,16 @@ describe("rlaif.tensor #unit", function()
         "bad argument #1 to 'size' (dim 9223372036854775807 out of range for a 2-d tensor)")
       assert.has_error(function() T.zeros { 2, -(2 ^ 40) // 1 } end,
         "bad argument #1 to 'zeros' (shape entry 2 is negative (-1099511627776))")
+      -- found by tests/fuzz/lua_bindings.lua: an empty inner dim recursed until the stack overflowed
+      assert.same({ { 0, 0, 0 }, { 0, 0, 0 } }, T.zeros { 2, 0 }:matmul(T.zeros { 0, 3 }):totable())
+      -- and fill_ into a broadcast view of 2^40 elements ran for hours: writes into expanded views are refused
+      local wide = T.ones { 1 }:expand { 2 ^ 20 // 1, 2 ^ 20 // 1 }
+      assert.has_error(function() wide:fill_(2) end,
+        "tensor.fill_: fill_: cannot write into an expanded view of shape [1048576,1048576] (its elements share "
+        .. "memory); clone() it first")
+      assert.has_error(function() wide:exp_() end)
+      assert.has_error(function() wide[1] = 3 end)
+      assert.same({ { 1, 1 }, { 1, 1 } }, T.ones { 1 }:expand { 2, 2 }:clone():totable())
       assert.has_error(function() t:var(1, false, 2 ^ 40 // 1) end,
         "bad argument #3 to 'var' (correction out of range)")
     end)
