@@ -4,6 +4,8 @@
 #   make             build/librlaif.a, build/rlaif/core.so, build/bin/rlaif (+ ./rlaif link)
 #   make quickstart  build, then run examples/quickstart.lua
 #   make test        C tests under ASan+UBSan, busted specs (also under ASan), luacheck, check
+#   make fuzz        libFuzzer harnesses (clang, ASan+UBSan) FUZZ_TIME s each, then the
+#                    random-argument fuzzer of every Lua binding; crashes go to build/fuzz/
 #   make bench       benchmarks, one JSON line per measurement
 #   make check       the pure C core never includes Lua headers
 #   make install     PREFIX/bin, PREFIX/lib/lua/5.4, PREFIX/share/lua/5.4, PREFIX/share/rlaif
@@ -42,7 +44,7 @@ ASAN_LUA_OBJ  = $(LUA_SRC:src/lua/%.c=$(BUILD)/asan/lua/%.o)
 HEADERS  = $(wildcard src/core/*.h src/lua/*.h)
 C_TESTS  = $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps quickstart test test-c test-lua test-lua-asan lint check bench install clean
+.PHONY: all deps quickstart test test-c test-lua test-lua-asan test-fuzz lint check bench fuzz install clean
 .DELETE_ON_ERROR:
 
 all: deps $(BUILD)/librlaif.a $(BUILD)/rlaif/core.so $(BUILD)/bin/rlaif rlaif
@@ -99,7 +101,7 @@ $(BUILD)/asan/rlaif/core.so: $(ASAN_LUA_OBJ) $(ASAN_CORE_OBJ)
 	@mkdir -p $(@D)
 	$(CC) -shared $(SAN) -Wl,-z,nodelete -o $@ $^ $(CORE_LIBS)
 
-test: all test-c test-lua test-lua-asan lint check
+test: all test-c test-lua test-lua-asan test-fuzz lint check
 
 test-c: deps $(C_TESTS)
 	@set -e; for t in $(C_TESTS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $$t; done
@@ -112,6 +114,51 @@ ASAN_RT = $(shell $(CC) -print-file-name=libasan.so) $(shell $(CC) -print-file-n
 test-lua-asan: all $(BUILD)/asan/rlaif/core.so
 	LD_PRELOAD="$(ASAN_RT)" ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
 	    $(LUA) $(BUSTED) --run=asan
+
+# ---- fuzzing ----
+# Harnesses in tests/fuzz/fuzz_<name>.c; fuzz_llm.c is built once per response
+# format. `make test` replays the seeds and the committed crash fixtures through
+# gcc ASan+UBSan builds (no clang needed) and runs the Lua binding fuzzer
+# briefly; `make fuzz` builds them with clang's libFuzzer and fuzzes each for
+# FUZZ_TIME seconds (scripts/fuzz.sh has the corpus folders and options).
+FUZZ_CC   ?= clang
+FUZZ_TIME ?= 10
+LLM_FORMATS = openai-chat openai-completions llamacpp ollama tgi gemini anthropic
+FUZZ_NAMES = safetensors model state tokenizer_json tiktoken sse gz json $(LLM_FORMATS:%=llm_%)
+FUZZ_SAN  = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# clang 14 drops target("avx512f") on OpenMP-outlined regions, so the fuzz build
+# compiles the OpenMP pragmas away (one thread; the targets are the parsers)
+FUZZ_CFLAGS = $(filter-out -fopenmp,$(BASE_CFLAGS)) -Wno-unknown-pragmas -Wno-unused-variable -O1 -g $(FUZZ_SAN)
+FUZZ_CORE_OBJ = $(CORE_SRC:src/core/%.c=$(BUILD)/fuzz/core/%.o)
+FUZZ_BINS   = $(FUZZ_NAMES:%=$(BUILD)/fuzz/bin/fuzz_%)
+REPLAY_BINS = $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay/fuzz_%)
+FUZZ_FMT = $(if $(filter llm_%,$*),-DFUZZ_FORMAT='"$(patsubst llm_%,%,$*)"')
+FUZZ_SRC = tests/fuzz/fuzz_$(if $(filter llm_%,$*),llm,$*).c
+
+.SECONDARY: $(FUZZ_CORE_OBJ) $(BUILD)/fuzz/lua_json.o
+$(BUILD)/fuzz/core/%.o: src/core/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(BUILD)/fuzz/lua_json.o: src/lua/l_json.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(LUA_INCDIR) -fsanitize=fuzzer-no-link -c $< -o $@
+.SECONDEXPANSION:
+$(BUILD)/fuzz/bin/fuzz_%: $$(FUZZ_SRC) tests/fuzz/fuzz.h $(FUZZ_CORE_OBJ) $(BUILD)/fuzz/lua_json.o
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(LUA_INCDIR) -Itests/fuzz -fsanitize=fuzzer $(FUZZ_FMT) \
+	    -o $@ $(FUZZ_SRC) $(FUZZ_CORE_OBJ) $(BUILD)/fuzz/lua_json.o $(LUA_STATIC) $(CORE_LIBS) -ldl
+$(BUILD)/fuzz/replay/fuzz_%: $$(FUZZ_SRC) tests/fuzz/replay.c tests/fuzz/fuzz.h $(ASAN_CORE_OBJ) $(BUILD)/asan/lua/l_json.o
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -I$(LUA_INCDIR) -Itests/fuzz -O1 -g $(SAN) $(FUZZ_FMT) -o $@ $(FUZZ_SRC) \
+	    tests/fuzz/replay.c $(ASAN_CORE_OBJ) $(BUILD)/asan/lua/l_json.o $(LUA_STATIC) $(CORE_LIBS) -ldl
+
+test-fuzz: deps $(REPLAY_BINS) $(BUILD)/asan/rlaif/core.so
+	@sh scripts/fuzz.sh replay $(BUILD) $(FUZZ_NAMES)
+	@CC=$(CC) LUA=$(LUA) sh scripts/fuzz.sh lua $(BUILD) --calls 3000 --seed 1
+
+fuzz: deps all $(FUZZ_BINS) $(BUILD)/asan/rlaif/core.so
+	@sh scripts/fuzz.sh run $(BUILD) $(FUZZ_TIME) $(FUZZ_NAMES)
+	@CC=$(CC) LUA=$(LUA) sh scripts/fuzz.sh lua $(BUILD) --seconds $(FUZZ_TIME)
 
 lint:
 	$(LUACHECK) -q --no-color lua tests scripts examples
