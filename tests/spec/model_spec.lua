@@ -142,6 +142,40 @@ describe("rlaif.model #unit", function()
       "model.new: model config: d_model 8 is not a multiple of n_head 3")
   end)
 
+  -- issue 15, items 1 and 2, through the Lua entry point (and the ASan module in the asan run)
+  it("refuses crafted checkpoints naming the problem", function()
+    local d = os.tmpname()
+    os.remove(d)
+    assert(os.execute("mkdir -p " .. d))
+    local function write(name, s)
+      local f = assert(io.open(d .. "/" .. name, "wb"))
+      f:write(s)
+      f:close()
+    end
+    write("config.json", '{"model_type": "gpt2", "vocab_size": 64, "n_embd": 8, "n_layer": 1, "n_head": 1}')
+    -- wte's offsets wrap around 2^64: the reader used to copy 2048 bytes from before the mapping
+    local h = '{"transformer.wte.weight":{"dtype":"F32","shape":[64,8],'
+      .. '"data_offsets":[18446744073709549568,18446744073709551616]}}'
+    write("model.safetensors", string.pack("<I8", #h) .. h .. string.rep("\0", 2048))
+    local nm, err = M.try_load(d)
+    assert.is_nil(nm)
+    assert.matches("header number '18446744073709549568' at byte 80 is not an unsigned integer below 2^53", err, 1,
+      true)
+    -- sizes that overflow: each field passes its own bound
+    write("config.json", '{"model_type": "llama", "vocab_size": 16777216, "hidden_size": 1048576, '
+      .. '"intermediate_size": 16777216, "num_hidden_layers": 16777216, "num_attention_heads": 8, '
+      .. '"tie_word_embeddings": false}')
+    nm, err = M.try_load(d)
+    assert.is_nil(nm)
+    assert.matches("n_layer 16777216, n_head 8, n_kv_head 8, head_dim 131072, d_ff 16777216, max_seq 2048 (untied) "
+      .. "make more than 2^40 parameters", err, 1, true)
+    write("config.json", '{"model_type": "gpt2", "n_layer": 1e40}')
+    nm, err = M.try_load(d)
+    assert.is_nil(nm)
+    assert.matches("n_layer = 1e+40 is not an integer", err, 1, true)
+    os.execute("rm -rf " .. d)
+  end)
+
   it("AdamW, clipping and schedules", function()
     local m = M.new { arch = "llama", vocab_size = 32, n_layer = 1, n_head = 2, n_kv_head = 1, d_model = 16,
                       d_ff = 24, seed = 3 }
