@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """scripts/fuzz_seeds.py -- write the small seed inputs of the fuzz harnesses
-into tests/fuzz/seeds/<harness>/ (committed; rerun after changing a format).
+into tests/fuzz/seeds/<harness>/ (committed; rerun after changing a format),
+and the hand-made inputs that crashed the code before issue 15's fixes into
+tests/fuzz/regress/<harness>/ (fuzzer-found crashes are copied there as-is).
 
 Every seed is a valid or nearly valid input of its harness, a few hundred bytes,
 so libFuzzer starts from the formats' structure rather than from nothing. The
@@ -11,8 +13,8 @@ import base64, gzip, io, json, os, struct, sys
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fuzz", "seeds")
 
 
-def put(harness, name, data):
-    d = os.path.join(ROOT, harness)
+def put(harness, name, data, root=None):
+    d = os.path.join(root or ROOT, harness)
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, name), "wb") as f:
         f.write(data if isinstance(data, bytes) else data.encode())
@@ -241,4 +243,21 @@ put("gz", "truncated.gz", buf.getvalue()[:-9])
 # ---- json ----
 put("json", "record", b'{"prompt":"a\\u00e9\\ud83d\\ude00","n":-1.5e-3,"ok":true,"none":null,"arr":[[],{}],"big":12345678901234567890}')
 put("json", "nested", b"[" * 50 + b"1" + b"]" * 50)
+# ---- regressions: each crashed or misread before the fix named ----
+REG = os.path.join(ROOT, "..", "regress")
+wrap = ('{"w":{"dtype":"F32","shape":[512],"data_offsets":[18446744073709549568,18446744073709551616]}}').encode()
+put("safetensors", "offsets-wrap-2pow64", struct.pack("<Q", len(wrap)) + wrap + bytes(2048), REG)   # read before the map
+put("model", "untied-params-overflow", json.dumps({
+    "model_type": "llama", "vocab_size": 16777216, "hidden_size": 1048576, "intermediate_size": 16777216,
+    "num_hidden_layers": 16777216, "num_attention_heads": 8, "tie_word_embeddings": False}), REG)
+put("model", "n_inner-int-overflow", json.dumps({"model_type": "gpt2", "n_embd": 2147483647, "n_head": 1}), REG)
+put("model", "wte-offsets-wrap", json.dumps({"model_type": "gpt2", "vocab_size": 64, "n_embd": 8, "n_layer": 1,
+    "n_head": 1, "n_positions": 4}).encode() + b"\0" + struct.pack("<Q", len(wrap)) +
+    wrap.replace(b'"w"', b'"transformer.wte.weight"').replace(b'[512]', b'[64,8]') + bytes(2048), REG)
+put("llm_openai-completions", "index-int-min", W + b'{"choices":[{"index":-2147483648,"text":"a"},'
+    b'{"index":1,"text":"b"}]}', REG)
+put("llm_gemini", "index-1e40", W + b'{"candidates":[{"index":1e40},{"index":0}]}', REG)
+put("llm_openai-chat", "bytes-1e40", W + b'{"choices":[{"index":0,"logprobs":{"content":[{"token":"A",'
+    b'"logprob":-1,"bytes":[1e40,-5,300]}]}}]}', REG)
+put("llm_openai-chat", "stream-no-choices", S + b'data: {"choices":[]}\n\ndata: [DONE]\n\n', REG)
 print("seeds written to", os.path.relpath(ROOT))

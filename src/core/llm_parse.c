@@ -629,7 +629,8 @@ static void merge_tgi(acc *a, const cJSON *o) {
     if (take_error_doc(a, o)) return;
     const cJSON *gen = jget(o, "generated_text");
     const cJSON *tok = jget(o, "token");
-    if (!cJSON_IsString(gen) && !cJSON_IsObject(tok)) {
+    /* a stream event carries a token (the last one the text too); a whole body needs the text */
+    if (!cJSON_IsString(gen) && (!a->stream || !cJSON_IsObject(tok))) {
         set_bad(a, "response has no `generated_text`");
         return;
     }

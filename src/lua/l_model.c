@@ -182,6 +182,15 @@ static double opt_num(lua_State *L, int t, const char *k, double def) {
     lua_pop(L, 1);
     return v;
 }
+/* A seed: any integer (a float must hold one); never a double cast into an int. */
+static uint64_t opt_seed(lua_State *L, int t, const char *op) {
+    lua_getfield(L, t, "seed");
+    int isint = 1;
+    lua_Integer v = lua_isnil(L, -1) ? 0 : lua_tointegerx(L, -1, &isint);
+    if (!isint) luaL_error(L, "%s: seed must be an integer", op);
+    lua_pop(L, 1);
+    return (uint64_t)v;
+}
 static int opt_bool(lua_State *L, int t, const char *k, int def) {
     lua_getfield(L, t, k);
     int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
@@ -231,9 +240,9 @@ static int model_new(lua_State *L) {
     c.eos_id = opt_int(L, 1, "eos_id", -1);
     c.pad_id = opt_int(L, 1, "pad_id", -1);
     c.head = check_head(L, 1);
-    lua_Integer seed = (lua_Integer)opt_num(L, 1, "seed", 0);
+    uint64_t seed = opt_seed(L, 1, "model.new");
     model_box *b = new_model_box(L);
-    if (rlaif_model_new(&b->m, &c, (uint64_t)seed) != RLAIF_OK) return model_fail(L, "model.new");
+    if (rlaif_model_new(&b->m, &c, seed) != RLAIF_OK) return model_fail(L, "model.new");
     return 1;
 }
 
@@ -525,7 +534,7 @@ static int model_generate(lua_State *L) {
         o.temperature = (float)opt_num(L, 3, "temperature", 1.0);
         o.top_k = opt_int(L, 3, "top_k", 0);
         o.top_p = (float)opt_num(L, 3, "top_p", 1.0);
-        o.seed = (uint64_t)opt_num(L, 3, "seed", 0);
+        o.seed = opt_seed(L, 3, "model.generate");
         lua_getfield(L, 3, "stop");
         if (lua_isinteger(L, -1)) {
             stop = scratch(L, sizeof(int32_t));

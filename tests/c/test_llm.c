@@ -523,6 +523,14 @@ static void test_hostile_responses(void) {
     CHECK(st == RLAIF_OK || st == RLAIF_EFORMAT);
     cJSON_Delete(out);
     out = NULL;
+    /* found by fuzz_llm_tgi: a whole TGI body with a token object but no generated_text
+     * dereferenced the missing text (tests/fuzz/regress/llm_tgi/) */
+    b = "{\"token\":{\"id\":5,\"text\":\"Hi\"},\"generated_text\":null}";
+    CHECK_FAIL(rlaif_llm_parse(RLAIF_LLM_FMT_TGI, 0, b, strlen(b), &out, NULL), RLAIF_EFORMAT,
+               "tgi: response has no `generated_text`");
+    b = "{\"token\":{\"id\":5,\"text\":\"Hi\"}}";
+    CHECK_FAIL(rlaif_llm_parse(RLAIF_LLM_FMT_TGI, 0, b, strlen(b), &out, NULL), RLAIF_EFORMAT,
+               "tgi: response has no `generated_text`");
     /* a request's `sample` that is not an int */
     rlaif_llm_wire w;
     memset(&w, 0, sizeof w);
