@@ -134,7 +134,8 @@ FUZZ_SAN  = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-om
 FUZZ_CFLAGS = $(filter-out -fopenmp,$(BASE_CFLAGS)) -Wno-unknown-pragmas -Wno-unused-variable -O1 -g $(FUZZ_SAN)
 FUZZ_CORE_OBJ = $(CORE_SRC:src/core/%.c=$(BUILD)/fuzz/core/%.o)
 FUZZ_BINS   = $(FUZZ_NAMES:%=$(BUILD)/fuzz/bin/fuzz_%)
-REPLAY_BINS = $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay/fuzz_%)
+REPLAY_OBJ  = $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay/fuzz_%.o)
+FUZZ_ID   = $(subst -,_,$*)
 FUZZ_FMT = $(if $(filter llm_%,$*),-DFUZZ_FORMAT='"$(patsubst llm_%,%,$*)"')
 FUZZ_SRC = tests/fuzz/fuzz_$(if $(filter llm_%,$*),llm,$*).c
 
@@ -150,12 +151,16 @@ $(BUILD)/fuzz/bin/fuzz_%: $$(FUZZ_SRC) tests/fuzz/fuzz.h $(FUZZ_CORE_OBJ) $(BUIL
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(LUA_INCDIR) -Itests/fuzz -fsanitize=fuzzer $(FUZZ_FMT) \
 	    -o $@ $(FUZZ_SRC) $(FUZZ_CORE_OBJ) $(BUILD)/fuzz/lua_json.o $(LUA_STATIC) $(CORE_LIBS) -ldl
-$(BUILD)/fuzz/replay/fuzz_%: $$(FUZZ_SRC) tests/fuzz/replay.c tests/fuzz/fuzz.h $(ASAN_CORE_OBJ) $(BUILD)/asan/lua/l_json.o
+# the replay: every harness in one gcc ASan binary, entry points renamed per harness
+$(BUILD)/fuzz/replay/fuzz_%.o: $$(FUZZ_SRC) tests/fuzz/fuzz.h $(HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -I$(LUA_INCDIR) -Itests/fuzz -O1 -g $(SAN) $(FUZZ_FMT) -o $@ $(FUZZ_SRC) \
-	    tests/fuzz/replay.c $(ASAN_CORE_OBJ) $(BUILD)/asan/lua/l_json.o $(LUA_STATIC) $(CORE_LIBS) -ldl
+	$(CC) $(BASE_CFLAGS) -I$(LUA_INCDIR) -Itests/fuzz -O1 -g $(SAN) $(FUZZ_FMT) \
+	    -DLLVMFuzzerTestOneInput=fuzz_one_$(FUZZ_ID) -DLLVMFuzzerInitialize=fuzz_init_$(FUZZ_ID) -c $(FUZZ_SRC) -o $@
+$(BUILD)/fuzz/replay/replay: tests/fuzz/replay.c tests/fuzz/fuzz.h $(REPLAY_OBJ) $(ASAN_CORE_OBJ) $(BUILD)/asan/lua/l_json.o
+	$(CC) $(BASE_CFLAGS) -Itests/fuzz -O1 -g $(SAN) '-DFUZZ_LIST=$(foreach n,$(subst -,_,$(FUZZ_NAMES)),X($(n)))' \
+	    -o $@ tests/fuzz/replay.c $(REPLAY_OBJ) $(ASAN_CORE_OBJ) $(BUILD)/asan/lua/l_json.o $(LUA_STATIC) $(CORE_LIBS) -ldl
 
-test-fuzz: deps $(REPLAY_BINS) $(BUILD)/asan/rlaif/core.so
+test-fuzz: deps $(BUILD)/fuzz/replay/replay $(BUILD)/asan/rlaif/core.so
 	@sh scripts/fuzz.sh replay $(BUILD) $(FUZZ_NAMES)
 	@CC=$(CC) LUA=$(LUA) sh scripts/fuzz.sh lua $(BUILD) --calls 3000 --seed 1
 

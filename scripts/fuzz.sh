@@ -54,7 +54,7 @@ for name in "$@"; do
     seeds=tests/fuzz/seeds/$name regress=tests/fuzz/regress/$name
     if [ "$mode" = replay ]; then
         ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:max_allocation_size_mb=$(alloc_mb "$name") \
-            "$build/fuzz/replay/fuzz_$name" "$seeds" "$regress" $(extra_dirs "$name") || status=1
+            "$build/fuzz/replay/replay" "$name" "$seeds" "$regress" $(extra_dirs "$name") || status=1
         continue
     fi
     corpus=$build/fuzz/corpus/$name art=$build/fuzz/artifacts/$name extra=$build/fuzz/extra/$name
