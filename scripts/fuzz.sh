@@ -63,14 +63,16 @@ for name in "$@"; do
     for p in $(extra_dirs "$name"); do   # libFuzzer takes folders: single files go into one
         if [ -d "$p" ]; then dirs="$dirs $p"; else mkdir -p "$extra" && cp "$p" "$extra/" && dirs="$dirs $extra"; fi
     done
-    log=$build/fuzz/$name.log
+    log=$build/fuzz/$name.log tmp=$(pwd)/$build/fuzz/tmp
+    mkdir -p "$tmp"
     # inputs up to 64 KB; allocations over 256 MB fail (and are tested as such)
-    ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=$(alloc_mb "$name"):detect_leaks=1 \
+    TMPDIR=$tmp ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=$(alloc_mb "$name"):detect_leaks=1 \
         "$build/fuzz/bin/fuzz_$name" -max_total_time="$secs" -print_final_stats=1 -max_len=65536 \
         -timeout=30 -rss_limit_mb=2048 -artifact_prefix="$art/" "$corpus" \
         $( [ -d "$seeds" ] && echo "$seeds" ) $( [ -d "$regress" ] && echo "$regress" ) $(echo $dirs | tr ' ' '\n' | sort -u) \
         >"$log" 2>&1
     rc=$?
+    rm -rf "$tmp"   # the harness's files, also when it crashed
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     size=$(ls "$corpus" | wc -l)
     if [ $rc -eq 0 ]; then result=clean; else result="FAILED (exit $rc, see $log and $art)"; status=1; fi

@@ -26,16 +26,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         }                                                                           \
     } while (0)
 
-/* A directory of our own for this process, made once, removed at exit. */
-static char fuzz_dir_[64];
+/* A directory of our own for this process under $TMPDIR (scripts/fuzz.sh points
+ * it into build/ and removes it, also after a crash), made once, removed at exit. */
+static char fuzz_dir_[4096];
 static inline void fuzz_rmdir_(void) {
-    char cmd[128];
+    char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", fuzz_dir_);
     if (system(cmd) != 0) fprintf(stderr, "fuzz: could not remove %s\n", fuzz_dir_);
 }
 static inline const char *fuzz_dir(void) {
     if (fuzz_dir_[0] == '\0') {
-        snprintf(fuzz_dir_, sizeof fuzz_dir_, "/tmp/rlaif-fuzz-XXXXXX");
+        const char *tmp = getenv("TMPDIR");
+        snprintf(fuzz_dir_, sizeof fuzz_dir_, "%s/rlaif-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
         if (mkdtemp(fuzz_dir_) == NULL) abort();
         atexit(fuzz_rmdir_);
     }
@@ -45,7 +47,7 @@ static inline const char *fuzz_dir(void) {
 /* Write data to <fuzz_dir>/name and return the path (static buffer per call site
  * is not needed: the caller copies or uses it at once). */
 static inline const char *fuzz_file(const char *name, const void *data, size_t size) {
-    static char path[256];
+    static char path[4200];
     snprintf(path, sizeof path, "%s/%s", fuzz_dir(), name);
     FILE *f = fopen(path, "wb");
     if (f == NULL) abort();
