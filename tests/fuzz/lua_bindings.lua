@@ -5,8 +5,9 @@
 --   cd SCRATCH && lua5.4 ROOT/tests/fuzz/lua_bindings.lua --root ROOT [--calls N] [--seconds S] [--seed K]
 --
 -- Run it from an empty scratch folder (scripts/fuzz.sh lua does): calls get
--- strings like "x" or "-1" as paths, so anything a binding creates lands there,
--- and the fixture files it reads are copies made there, never the originals.
+-- strings like "x" or "-1" as paths (every path in the pool is relative), so
+-- anything a binding creates lands there, and the fixture files it reads are
+-- copies made there, never the originals.
 --
 -- It walks the rlaif.core tables and the metatables of every object it gets
 -- back, so bindings added later are fuzzed without listing them here. Each call
@@ -55,6 +56,9 @@ local SKIP = {
   ["core.tokenizer.train"] = "writes a tokenizer file at any path it is given",
   ["core.gz.truncate"] = "truncates files at any path it is given",
   ["core.gz.fsync"] = "fsyncs any file descriptor",
+  ["core.gz.fsync_dir"] = "fsyncs any folder (slow on a shared disk)",
+  ["core.gz.mkdir"] = "creates folders at any path it is given",
+  ["core.gz.write_atomic"] = "writes files at any path it is given",
   ["Model.save"] = "writes a checkpoint directory at any path it is given",
   ["Model.save_state"] = "writes a file at any path it is given",
   ["Model.generate"] = "max_new_tokens up to 2^24 runs for minutes by design (sizes fuzzed in C)",
@@ -97,7 +101,7 @@ local function rebuild()
     false, true, 0, 1, -1, 2, 3, 4, 7, 2 ^ 31 // 1, 2 ^ 31 // 1 - 1, -(2 ^ 31) // 1, 2 ^ 32 // 1 + 2, 2 ^ 53 // 1,
     math.maxinteger, math.mininteger, 0.5, -0.0, 2.5, 1e308, -1e308, 1 / 0, -1 / 0, 0 / 0, 1e-300,
     "", "x", "abc", "\0\255\254", string.rep("ab", 600), "openai-chat", "gpt2", "F32", "tanh", "none", "reward",
-    "/nonexistent/file", FIX .. "tensor_ops.safetensors", FIX .. "model/gpt2", FIX .. "tokenizer/trained.json",
+    "nonexistent/file", FIX .. "tensor_ops.safetensors", FIX .. "model/gpt2", FIX .. "tokenizer/trained.json",
     FIX .. "tokenizer/corpus.jsonl",
     {}, { 1, 2, 3 }, { { 1, 2 }, { 3 } }, { -1 }, { 0 }, { 2, 3 }, { math.maxinteger }, { 2 ^ 32 // 1 + 2, 1 },
     { 0 / 0 }, { 1.5 }, { "x" }, { {} }, { a = 1 }, { 1, 2, 3, 4, 5 }, { 2, 0, 3 }, { -2, -1 },
