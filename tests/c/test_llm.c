@@ -517,12 +517,14 @@ static void test_hostile_responses(void) {
     for (int j = 0; r && j < 4; j++) CHECK(cJSON_GetObjectItemCaseSensitive(tok(r, 0, j), "bytes") == NULL);
     CHECK(r && strcmp(str(tok(r, 0, 4), "bytes"), "E") == 0);
     cJSON_Delete(r);
-    /* a stream whose chunks carry no choice at all (usage only) */
+    /* answers that carry no choice at all: sorting the empty choice list was qsort(NULL, 0) */
     b = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":0}}\n\ndata: [DONE]\n\n";
-    rlaif_status st = rlaif_llm_parse(RLAIF_LLM_FMT_OPENAI_CHAT, 1, b, strlen(b), &out, NULL);
-    CHECK(st == RLAIF_OK || st == RLAIF_EFORMAT);
-    cJSON_Delete(out);
-    out = NULL;
+    CHECK_FAIL(rlaif_llm_parse(RLAIF_LLM_FMT_OPENAI_CHAT, 1, b, strlen(b), &out, NULL), RLAIF_EINVAL,
+               "the answer has no choices");
+    b = "{\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":3}}";
+    r = parse_ok(RLAIF_LLM_FMT_GEMINI, 0, b);   /* still one empty choice, as before */
+    CHECK(r && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "choices")) == 1 && strcmp(ctext(r, 0), "") == 0);
+    cJSON_Delete(r);
     /* found by fuzz_llm_tgi: a whole TGI body with a token object but no generated_text
      * dereferenced the missing text (tests/fuzz/regress/llm_tgi/) */
     b = "{\"token\":{\"id\":5,\"text\":\"Hi\"},\"generated_text\":null}";
