@@ -672,7 +672,7 @@ static void test_crafted_config(void) {
     /* batch sizes whose element counts overflow an int */
     rlaif_model_config c;
     rlaif_model_config_defaults(&c, RLAIF_ARCH_LLAMA);
-    c.vocab_size = 11, c.n_layer = 1, c.n_head = 1, c.d_model = 4;
+    c.vocab_size = 11, c.n_layer = 1, c.n_head = 1, c.d_model = 4, c.max_seq = 65536;
     CHECK_OK(rlaif_model_new(&m, &c, 1));
     int32_t ids[4] = {1, 2, 3, 4}, lens[1] = {4}, toks[4];
     float lps[4];
