@@ -4,8 +4,10 @@
 #   make             build/librlaif.a, build/rlaif/core.so, build/bin/rlaif (+ ./rlaif link)
 #   make quickstart  build, then run examples/quickstart.lua
 #   make test        C tests under ASan+UBSan, busted specs (also under ASan), luacheck, check
+#                    (the model tests once more with RLAIF_KERNELS=scalar)
 #   make fuzz        libFuzzer harnesses (clang, ASan+UBSan) FUZZ_TIME s each, then the
 #                    random-argument fuzzer of every Lua binding; crashes go to build/fuzz/
+#   make mutate      plant each bug of scripts/mutations.txt in a copy; report the survivors
 #   make bench       benchmarks, one JSON line per measurement
 #   make check       the pure C core never includes Lua headers
 #   make install     PREFIX/bin, PREFIX/lib/lua/5.4, PREFIX/share/lua/5.4, PREFIX/share/rlaif
@@ -47,7 +49,7 @@ ASAN_LUA_OBJ  = $(LUA_SRC:src/lua/%.c=$(BUILD)/asan/lua/%.o)
 HEADERS  = $(wildcard src/core/*.h src/lua/*.h)
 C_TESTS  = $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps quickstart test test-c test-lua test-lua-asan test-fuzz lint check bench fuzz install clean
+.PHONY: all deps quickstart test test-c test-lua test-lua-asan test-fuzz lint check bench fuzz mutate install clean
 .DELETE_ON_ERROR:
 
 all: deps $(BUILD)/librlaif.a $(BUILD)/rlaif/core.so $(BUILD)/bin/rlaif rlaif
@@ -106,11 +108,19 @@ $(BUILD)/asan/rlaif/core.so: $(ASAN_LUA_OBJ) $(ASAN_CORE_OBJ)
 
 test: all test-c test-lua test-lua-asan test-fuzz lint check
 
+# Kernels with a SIMD version (src/core/kernels.c) run twice: on this CPU's
+# path and with RLAIF_KERNELS=scalar, the portable loops a CPU without AVX-512 runs.
+SCALAR_C_TESTS = $(BUILD)/tests/test_model
+SCALAR_SPECS   = tests/spec/model_spec.lua tests/spec/train_resume_spec.lua tests/spec/generate_spec.lua
+
 test-c: deps $(C_TESTS)
 	@set -e; for t in $(C_TESTS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $$t; done
+	@set -e; for t in $(SCALAR_C_TESTS); do echo "== $$t (RLAIF_KERNELS=scalar)"; \
+	    RLAIF_KERNELS=scalar ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $$t; done
 
 test-lua: all
 	$(LUA) $(BUSTED)
+	RLAIF_KERNELS=scalar $(LUA) $(BUSTED) $(SCALAR_SPECS)
 
 # The same specs with the module built under ASan+UBSan, preloaded into stock lua5.4.
 ASAN_RT = $(shell $(CC) -print-file-name=libasan.so) $(shell $(CC) -print-file-name=libubsan.so)
@@ -179,6 +189,10 @@ check:
 bench: all
 	@sh scripts/bench/setup.sh
 	@sh scripts/bench/run.sh
+
+# Not part of `make test`: minutes per run. MUTATE_ONLY=name,... runs a subset.
+mutate:
+	@bash scripts/mutate.sh $(MUTATE_ONLY)
 
 # ---- install ----
 install: all

@@ -182,6 +182,9 @@ static void print_version(void) {
            rlaif_blas_arch(),
            rlaif_blas_arch_forced() ? "selected by rlaif" : "chosen by BLIS or BLIS_ARCH_TYPE");
     if (rlaif_blas_note()[0]) printf("note: %s\n", rlaif_blas_note());
+    printf("kernels: %s (%s)\n", rlaif_kernels_name(),
+           rlaif_kernels_scalar_forced() ? "forced by RLAIF_KERNELS=scalar" : "chosen for this CPU");
+    if (rlaif_kernels_note()[0]) printf("note: %s\n", rlaif_kernels_note());
     printf("threads: %d\n", rlaif_get_threads());
     fflush(stdout);
 }

@@ -42,7 +42,8 @@ rlaif.get_threads = core.get_threads
 --- rlaif.manual_seed(n): seed the generator of tensors made without a seed
 rlaif.manual_seed = rlaif.tensor.manual_seed
 
---- rlaif.info() -> {version, blis_version, blis_arch, blis_arch_forced, threads}
+--- rlaif.info() -> {version, blis_version, blis_arch, blis_arch_forced, threads, kernels, kernels_forced}
+--- kernels: "avx512" | "scalar" (RLAIF_KERNELS=scalar forces the portable loops; kernels_forced)
 function rlaif.info()
   return core.info()
 end

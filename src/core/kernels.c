@@ -14,6 +14,14 @@
  * thread pools. Element-wise kernels are OpenMP loops over rows; the heavy
  * ones (exp, tanh, AdamW, decoding GEMVs) have AVX-512 versions chosen at run
  * time, with the portable loops as the fallback.
+ * SIMD convention (every vectorised kernel, present and future, follows it):
+ * the SIMD body is a static <name>512 (or <name>256, ...) function, and the
+ * public/static <name> dispatches with `if (rlaif_kernels_avx512()) return
+ * <name>512(...)` (or a sibling predicate), falling through to the portable
+ * loop. Those predicates answer 0 when RLAIF_KERNELS=scalar was set at start-up,
+ * so `make test` runs the model tests once per path (the scalar one is what a
+ * CPU without AVX-512 runs) and scripts/mutations.txt can plant bugs in either.
+ * Never test a CPU flag directly inside a kernel.
  * Backward kernels accumulate (+=) into the gradients they are given.
  * Not here: allocation (the caller owns every buffer), error handling (shapes
  * are validated by model.c before any kernel runs). */
@@ -21,6 +29,8 @@
 
 #include <blis.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model.h"
@@ -37,6 +47,30 @@
 
 /* ---- vector math (AVX-512, chosen at run time) ---- */
 
+/* RLAIF_KERNELS, read once: "scalar" forces the portable loops, "auto" (or
+ * unset/empty) lets the CPU decide; anything else is ignored with a note. */
+static int kernels_env = -1;   /* 1 scalar forced, 0 not; benign race as below */
+static char kernels_note_buf[128];
+
+int rlaif_kernels_scalar_forced(void) {
+    if (kernels_env < 0) {
+        const char *e = getenv("RLAIF_KERNELS");
+        int forced = e != NULL && strcmp(e, "scalar") == 0;
+        if (e != NULL && *e && !forced && strcmp(e, "auto") != 0)
+            snprintf(kernels_note_buf, sizeof kernels_note_buf,
+                     "ignored RLAIF_KERNELS=%.40s: expected scalar or auto", e);
+        kernels_env = forced;
+    }
+    return kernels_env;
+}
+
+const char *rlaif_kernels_name(void) { return rlaif_kernels_avx512() ? "avx512" : "scalar"; }
+
+const char *rlaif_kernels_note(void) {
+    rlaif_kernels_scalar_forced();
+    return kernels_note_buf;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define HAVE_X86 1
@@ -45,9 +79,9 @@
 int rlaif_kernels_avx512(void) {
     static int have = -1;  /* benign race: every thread computes the same value */
     if (have < 0)
-        have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-               __builtin_cpu_supports("fma");
+        have = !rlaif_kernels_scalar_forced() && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
     return have;
 }
 

@@ -52,7 +52,8 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float 
 /* log(sum(exp(x[0..n)))), max-shifted, vectorised. */
 float logsumexp_row(const float *x, int n);
 
-/* 1 when the AVX-512 versions of the kernels run on this CPU. */
+/* 1 when the AVX-512 versions of the kernels run: the CPU has them and
+ * RLAIF_KERNELS=scalar was not set at start-up (read once, then fixed). */
 int rlaif_kernels_avx512(void);
 
 /* Causal self-attention with grouped KV heads and a key padding mask (B,T):

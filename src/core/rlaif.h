@@ -85,6 +85,13 @@ int         rlaif_blas_arch_forced(void);
 const char *rlaif_blas_version(void);
 /* Why a user-set BLIS_ARCH_TYPE was ignored ("" when it was not). */
 const char *rlaif_blas_note(void);
+/* The element-wise kernels in use: "avx512" or "scalar" (portable loops: a CPU
+ * without AVX-512, or RLAIF_KERNELS=scalar, read once at the first call);
+ * whether RLAIF_KERNELS=scalar forced them; why a RLAIF_KERNELS value other
+ * than scalar/auto was ignored ("" when none). Defined in kernels.c. */
+const char *rlaif_kernels_name(void);
+int         rlaif_kernels_scalar_forced(void);
+const char *rlaif_kernels_note(void);
 
 /* Set (value non-NULL) or remove an environment variable of this process, for
  * the children it starts. RLAIF_EINVAL on a bad name. */

@@ -23,9 +23,9 @@ static int pkg_get_threads(lua_State *L) {
     return 1;
 }
 
-/* info() -> {version=, blas=, blas_arch=, blas_arch_forced=, threads=} */
+/* info() -> {version=, blis_version=, blis_arch=, blis_arch_forced=, threads=, kernels=, kernels_forced=} */
 static int pkg_info(lua_State *L) {
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 8);
     lua_pushstring(L, RLAIF_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushstring(L, rlaif_blas_version());
@@ -39,6 +39,14 @@ static int pkg_info(lua_State *L) {
     if (rlaif_blas_note()[0]) {
         lua_pushstring(L, rlaif_blas_note());
         lua_setfield(L, -2, "blis_note");
+    }
+    lua_pushstring(L, rlaif_kernels_name());
+    lua_setfield(L, -2, "kernels");
+    lua_pushboolean(L, rlaif_kernels_scalar_forced());
+    lua_setfield(L, -2, "kernels_forced");
+    if (rlaif_kernels_note()[0]) {
+        lua_pushstring(L, rlaif_kernels_note());
+        lua_setfield(L, -2, "kernels_note");
     }
     return 1;
 }

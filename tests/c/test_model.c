@@ -687,6 +687,10 @@ static void test_crafted_config(void) {
 int main(void) {
     rlaif_init();
     rlaif_rng_seed(&rng, 42);
+    /* `make test` runs this twice: the CPU's kernels, then RLAIF_KERNELS=scalar */
+    const char *want = getenv("RLAIF_KERNELS");
+    printf("test_model: %s kernels\n", rlaif_kernels_name());
+    if (want && strcmp(want, "scalar") == 0) CHECK(strcmp(rlaif_kernels_name(), "scalar") == 0);
     test_norms();
     test_matmul();
     test_linear_paths();

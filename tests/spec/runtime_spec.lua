@@ -46,6 +46,26 @@ describe("rlaif runtime #unit", function()
     assert.matches("kernel configuration: generic %(chosen by BLIS or BLIS_ARCH_TYPE%)", out)
   end)
 
+  it("runs the AVX-512 kernels where the CPU has them, the portable ones with RLAIF_KERNELS=scalar", function()
+    local f = io.open("/proc/cpuinfo")
+    local cpuinfo = f and f:read("a") or ""
+    if f then f:close() end
+    local avx512 = cpuinfo:find("avx512f") and cpuinfo:find("avx512dq") and cpuinfo:find("avx512bw")
+      and cpuinfo:find("avx512vl") and cpuinfo:find(" fma")
+    local probe = "/rlaif -e 'local i = require(\"rlaif\").info(); print(i.kernels, i.kernels_forced, i.kernels_note)'"
+    local out, code = capture("env -u RLAIF_KERNELS " .. ROOT .. probe)
+    assert.equal(0, code, out)
+    assert.equal((avx512 and "avx512" or "scalar") .. "\tfalse\tnil\n", out)
+    out = capture("env RLAIF_KERNELS=scalar " .. ROOT .. probe)
+    assert.equal("scalar\ttrue\tnil\n", out)
+    out = capture("env RLAIF_KERNELS=scalar " .. ROOT .. "/rlaif --version")
+    assert.matches("kernels: scalar %(forced by RLAIF_KERNELS=scalar%)", out)
+    -- an unknown value is ignored, and says so
+    out = capture("env RLAIF_KERNELS=sse9 " .. ROOT .. "/rlaif --version")
+    assert.matches("kernels: " .. (avx512 and "avx512" or "scalar") .. " %(chosen for this CPU%)", out)
+    assert.matches("note: ignored RLAIF_KERNELS=sse9: expected scalar or auto", out, 1, true)
+  end)
+
   it("ignores a BLIS_ARCH_TYPE that would make BLIS abort, instead of crashing", function()
     -- 13 is ARMSVE, not in an x86-64 build: BLIS itself would abort()
     local out, code = capture("BLIS_ARCH_TYPE=13 " .. ROOT ..

@@ -30,6 +30,9 @@ local function main(args)
   io.write(string.format("BLIS %s, kernel configuration: %s (%s)\n",
     tostring(info.blis_version), tostring(info.blis_arch), chooser))
   if info.blis_note then io.write("note: ", info.blis_note, "\n") end
+  io.write(string.format("kernels: %s (%s)\n", tostring(info.kernels),
+    info.kernels_forced and "forced by RLAIF_KERNELS=scalar" or "chosen for this CPU"))
+  if info.kernels_note then io.write("note: ", info.kernels_note, "\n") end
   io.write(string.format("threads: %s\n", tostring(info.threads)))
   io.write(string.format("lua files: %s\n",
     package.searchpath("rlaif", package.path) or "(not found)"))
