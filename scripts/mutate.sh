@@ -29,10 +29,14 @@
 #   to   = buf[v].v = logits[v]                      its replacement
 #   run  = spec tests/spec/generate_spec.lua         one or more; cheapest first
 #
-# Values are trimmed; inside them \n stands for a newline and \t for a tab. A
-# `run` line is a shell command run in the copy with two helpers defined:
+# Values are trimmed and taken literally (no escapes); `from+ = text` and
+# `to+ = text` continue the value on a new line (a newline, then text), for
+# multi-line edits. A `run` line is a shell command run in the copy with two
+# helpers defined:
 #   c NAME            build and run tests/c/NAME.c (ASan+UBSan, as make test)
-#   spec PATH [ARGS]  build the module and run busted on PATH (ARGS e.g. --filter=...)
+#   spec PATH [ARGS]  build the module and run busted on PATH (ARGS e.g. --filter=...,
+#                     a Lua pattern: write `should.retry`, not `should-retry`); a
+#                     filter that selects no test is an error, not a pass
 # A leading VAR=value applies to that command, e.g. `RLAIF_KERNELS=scalar c test_model`.
 #
 # Adding mutations for a new feature (RL losses, evaluation metrics, ...): for
@@ -70,6 +74,8 @@ parse() {
             file) files[cur]=$val ;;
             from) froms[cur]=$val ;;
             to)   tos[cur]=$val ;;
+            from+) froms[cur]+=$'\n'$val ;;
+            to+)   tos[cur]+=$'\n'$val ;;
             gap)  gaps[cur]=$val ;;
             run)  runs[cur]+="$val"$'\n' ;;
             *) echo "mutate: $LIST: unknown key '$key' in [${names[cur]}]" >&2; exit 2 ;;
@@ -87,10 +93,13 @@ fi
 declare -A want=()
 for a in "$@"; do for n in ${a//,/ }; do want[$n]=1; done; done
 sel=()
+declare -A found=()
 for i in "${!names[@]}"; do
-    if [ ${#want[@]} -eq 0 ] || [ -n "${want[${names[i]}]:-}" ]; then sel+=("$i"); unset "want[${names[i]}]"; fi
+    if [ ${#want[@]} -eq 0 ] || [ -n "${want[${names[i]}]:-}" ]; then sel+=("$i"); found[${names[i]}]=1; fi
 done
-for n in "${!want[@]}"; do echo "mutate: no mutation named '$n' in $LIST" >&2; exit 2; done
+for n in "${!want[@]}"; do
+    [ -n "${found[$n]:-}" ] || { echo "mutate: no mutation named '$n' in $LIST" >&2; exit 2; }
+done
 for i in "${sel[@]}"; do
     if [ -z "${files[i]}" ] || [ -z "${froms[i]}" ] || [ -z "${runs[i]}" ]; then
         echo "mutate: [${names[i]}] needs file, from and at least one run" >&2; exit 2
@@ -114,18 +123,24 @@ c() {
 }
 spec() {
     make -s -j2 build/rlaif/core.so build/bin/rlaif >>"$LOG" 2>&1 || return 3
-    lua5.4 /usr/bin/busted -o utfTerminal "$@" >>"$LOG" 2>&1
+    local out rc
+    out=$(lua5.4 /usr/bin/busted -o utfTerminal "$@" 2>&1); rc=$?
+    printf '%s\n' "$out" >>"$LOG"
+    # a --filter that matches nothing must not pass for a kill-proof test
+    if printf '%s\n' "$out" | grep -q '^0 successes / 0 failures / 0 errors'; then
+        echo "mutate: no test ran for: spec $*" | tee -a "$LOG" >&2
+        return 4
+    fi
+    return $rc
 }
 export -f c spec
 export LOG
 
-# Replace the one occurrence of $2 by $3 in file $1 (with \n and \t unescaped);
+# Replace the one occurrence of $2 by $3 in file $1;
 # prints how many occurrences there were and changes nothing unless exactly one.
 substitute() {
     lua5.4 - "$1" "$2" "$3" <<'EOF'
 local path, from, to = arg[1], arg[2], arg[3]
-local function unescape(s) return (s:gsub("\\([nt\\])", { n = "\n", t = "\t", ["\\"] = "\\" })) end
-from, to = unescape(from), unescape(to)
 local f = assert(io.open(path, "rb")); local src = f:read("a"); f:close()
 local n, at = 0, 1
 while true do
@@ -150,7 +165,7 @@ run_tests() {
         echo "---- $cmd" >>"$LOG"
         timeout "$TIMEOUT" bash -c "$cmd" >>"$LOG" 2>&1
         rc=$?
-        if [ $rc -eq 3 ]; then echo "$cmd"; return 3; fi
+        if [ $rc -eq 3 ] || [ $rc -eq 4 ]; then echo "$cmd"; return $rc; fi
         if [ $rc -ne 0 ]; then
             [ $rc -eq 124 ] && echo "$cmd (timed out)" || echo "$cmd"
             return 0
@@ -202,7 +217,8 @@ for i in "${sel[@]}"; do
     case $rc in
         0) killed=$((killed + 1)); printf 'killed    %-38s %4ss  by: %s\n' "$name" "$dt" "$by" ;;
         1) survived+=("$name"); printf 'SURVIVED  %-38s %4ss  (%s)\n' "$name" "$dt" "$file" ;;
-        *) broken+=("$name (does not build)"); printf 'NOBUILD   %-38s %4ss\n' "$name" "$dt" ;;
+        3) broken+=("$name (does not build)"); printf 'NOBUILD   %-38s %4ss\n' "$name" "$dt" ;;
+        *) broken+=("$name (no test ran: $by)"); printf 'NOTEST    %-38s %4ss  %s\n' "$name" "$dt" "$by" ;;
     esac
 done
 

@@ -48,7 +48,34 @@ static void check_sse(const char *s, const char *want) {
     CHECK(1);
 }
 
+/* Feed `s` as three chunks cut at every pair of byte offsets i <= j (so every
+ * single cut, every two cuts and an empty middle chunk: a '\r' ending one chunk
+ * with its '\n' starting the next, or one chunk later) and check the events. */
+static void check_sse_splits(const char *s, const char *want) {
+    size_t len = strlen(s), bad = 0;
+    for (size_t i = 0; i <= len; i++)
+        for (size_t j = i; j <= len; j++) {
+            events e = {{0}, 0};
+            rlaif_sse p;
+            rlaif_sse_init(&p, collect, &e);
+            rlaif_sse_feed(&p, s, i);
+            rlaif_sse_feed(&p, s + i, j - i);
+            rlaif_sse_feed(&p, s + j, len - j);
+            rlaif_sse_finish(&p);
+            rlaif_sse_free(&p);
+            if (strcmp(e.log, want) != 0 && bad++ < 2)
+                fprintf(stderr, "sse cut at %zu,%zu: got %s\n  want %s\n", i, j, e.log, want);
+        }
+    CHECK(bad == 0);
+}
+
 static void test_sse(void) {
+    /* multi-line data with CRLF, CR and LF line ends, cut everywhere */
+    check_sse_splits("data: 1\r\ndata: 2\r\ndata: 3\r\n\r\ndata: x\r\n\r\n", "<message|1\n2\n3><message|x>");
+    check_sse_splits("data: a\r\ndata: b\n\ndata: c\rdata: d\r\r", "<message|a\nb><message|c\nd>");
+    check_sse_splits("event: e\r\n: c\r\ndata: {\"x\":\r\ndata: 1}\r\n\r\n", "<e|{\"x\":\n1}>");
+    check_sse_splits("data:\r\ndata\r\ndata: z\r\n\r\ndata: [DONE]\r\n", "<message|\n\nz><message|[DONE]>");
+    check_sse("data: 1\r\ndata: 2\r\n\r\n", "<message|1\n2>");
     check_sse("data: a\n\n", "<message|a>");
     check_sse("data:a\n\n", "<message|a>");                       /* no space (TGI) */
     check_sse("data:  a\n\n", "<message| a>");                    /* only one space stripped */
@@ -321,6 +348,48 @@ static void test_errors(void) {
     const char *old = "{\"object\":\"error\",\"message\":\"Cannot request more than 5 logprobs.\",\"type\":\"BadRequestError\",\"code\":400}";
     rlaif_llm_error_from_body(400, old, strlen(old), &e);
     CHECK(e.capability && strstr(e.message, "5 logprobs") != NULL);
+    /* every status the rules name, as a JSON error and as a bare body: retried
+     * exactly for 408, 409, 424, 429 and >= 500 except 501 (not implemented) */
+    static const struct { int status, retry; } st[] = {
+        {400, 0}, {401, 0}, {403, 0}, {404, 0}, {407, 0}, {408, 1}, {409, 1}, {410, 0}, {422, 0}, {423, 0},
+        {424, 1}, {425, 0}, {428, 0}, {429, 1}, {430, 0}, {499, 0}, {500, 1}, {501, 0}, {502, 1}, {503, 1},
+        {504, 1}, {529, 1}, {599, 1}};
+    for (size_t k = 0; k < sizeof st / sizeof st[0]; k++) {
+        const char *js = "{\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}";
+        rlaif_llm_error_from_body(st[k].status, js, strlen(js), &e);
+        if (e.retryable != st[k].retry || e.quota || e.capability != (st[k].status == 501) || e.status != st[k].status)
+            fprintf(stderr, "status %d (json): retryable %d quota %d capability %d\n", st[k].status, e.retryable,
+                    e.quota, e.capability);
+        CHECK(e.retryable == st[k].retry && !e.quota && e.capability == (st[k].status == 501));
+        if (st[k].status != 501) CHECK(rlaif_http_status_retryable(st[k].status) == st[k].retry);
+        rlaif_llm_error_from_body(st[k].status, "upstream said no", 16, &e);
+        CHECK(e.retryable == rlaif_http_status_retryable(st[k].status) && !e.quota);
+    }
+    /* each quota marker makes a 429 final, in the message or anywhere in the body */
+    static const char *quota[] = {"insufficient_quota", "spend_limit", "billing_hard_limit", "PerDay", "per day",
+                                  "daily"};
+    for (size_t k = 0; k < sizeof quota / sizeof quota[0]; k++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"error\":{\"message\":\"limit reached\",\"details\":[\"%s\"]}}", quota[k]);
+        rlaif_llm_error_from_body(429, body, strlen(body), &e);
+        if (!(e.quota && !e.retryable)) fprintf(stderr, "quota marker '%s' missed\n", quota[k]);
+        CHECK(e.quota && !e.retryable);
+    }
+    /* logprobs refused: a capability error for 400/403/404/422/501, a plain one otherwise */
+    static const struct { int status, cap; } lps[] = {{400, 1}, {403, 1}, {404, 1}, {422, 1}, {501, 1}, {401, 0},
+                                                       {429, 0}, {500, 0}};
+    for (size_t k = 0; k < sizeof lps / sizeof lps[0]; k++) {
+        const char *js = "{\"error\":{\"message\":\"top_logprobs is not supported\"}}";
+        rlaif_llm_error_from_body(lps[k].status, js, strlen(js), &e);
+        CHECK(e.capability == lps[k].cap);
+        CHECK(e.retryable == (!lps[k].cap && rlaif_http_status_retryable(lps[k].status)));
+    }
+    /* an error inside a 200 stream: retried, unless it carries a final code */
+    const char *ov = "{\"error\":{\"message\":\"overloaded\"}}", *bad = "{\"error\":{\"message\":\"bad\",\"code\":422}}";
+    rlaif_llm_error_from_body(200, ov, strlen(ov), &e);
+    CHECK(e.retryable && e.status == 200);
+    rlaif_llm_error_from_body(200, bad, strlen(bad), &e);
+    CHECK(!e.retryable && e.status == 422);
     char s[64] = "key sk-SECRET123 and sk-SECRET123!";
     rlaif_llm_scrub(s, "sk-SECRET123");
     CHECK(strcmp(s, "key *** and ***!") == 0);

@@ -264,6 +264,35 @@ describe("rlaif.llm against the fake server #unit", function()
       assert.are.equal(2, r.attempts)
     end)
 
+    it("x-should-retry: true never turns a quota or capability error into a retry", function()
+      for _, case in ipairs { { "openai-chat", "/v1" }, { "anthropic", "" }, { "gemini", "/v1beta" } } do
+        local p = P("[[fail=429,body=quota,should_retry=true]]")
+        local _, err = client { api = case[1], base_url = srv.url .. case[2] }:try_complete { prompt = p, max_tokens = 1 }
+        assert.are.equal(429, err.status)
+        assert.are.equal("http", err.kind)
+        assert.are.equal(1, err.attempts, case[1])
+        assert.are.equal(1, #srv:requests(p), case[1])
+        assert.truthy(err.message:find("quota exhausted: not retried", 1, true), err.message)
+      end
+      local p = P("[[fail=403,body=logprobs,should_retry=true]]")
+      local _, err = client():try_complete { prompt = p, max_tokens = 1, logprobs = 5 }
+      assert.are.equal("capability", err.kind)
+      assert.are.equal(1, err.attempts)
+      assert.are.equal(1, #srv:requests(p))
+      -- and a plain 429 with the header is retried as usual
+      local r = client():complete { prompt = P("[[fail=429,times=1,should_retry=true]]"), max_tokens = 1 }
+      assert.are.equal(2, r.attempts)
+    end)
+
+    it("501 is final: the server cannot do what was asked", function()
+      local p = P("[[fail=501]]")
+      local _, err = client():try_complete { prompt = p, max_tokens = 1 }
+      assert.are.equal("capability", err.kind)
+      assert.are.equal(501, err.status)
+      assert.are.equal(1, err.attempts)
+      assert.are.equal(1, #srv:requests(p))
+    end)
+
     it("quota errors are not retried (OpenAI, Anthropic spend limit, Gemini daily quota)", function()
       local cases = { { "openai-chat", "/v1" }, { "anthropic", "" }, { "gemini", "/v1beta" } }
       for _, case in ipairs(cases) do
