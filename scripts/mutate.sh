@@ -31,7 +31,8 @@
 #
 # Values are trimmed and taken literally (no escapes); `from+ = text` and
 # `to+ = text` continue the value on a new line (a newline, then text), for
-# multi-line edits. A `run` line is a shell command run in the copy with two
+# multi-line edits: there only the one space after `=` is dropped, so the
+# indentation written after it is kept. A `run` line is a shell command run in the copy with two
 # helpers defined:
 #   c NAME            build and run tests/c/NAME.c (ASan+UBSan, as make test)
 #   spec PATH [ARGS]  build the module and run busted on PATH (ARGS e.g. --filter=...,
@@ -56,7 +57,7 @@ TIMEOUT=${MUTATE_TIMEOUT:-300}
 # ---- parse the list into parallel arrays ----
 names=() files=() froms=() tos=() runs=() gaps=()
 parse() {
-    local line key val cur=-1
+    local line key val raw cur=-1
     while IFS= read -r line || [ -n "$line" ]; do
         case "$line" in
             '#'*|'') continue ;;
@@ -74,8 +75,8 @@ parse() {
             file) files[cur]=$val ;;
             from) froms[cur]=$val ;;
             to)   tos[cur]=$val ;;
-            from+) froms[cur]+=$'\n'$val ;;
-            to+)   tos[cur]+=$'\n'$val ;;
+            from+) raw=${line#*=}; froms[cur]+=$'\n'"${raw# }" ;;
+            to+)   raw=${line#*=}; tos[cur]+=$'\n'"${raw# }" ;;
             gap)  gaps[cur]=$val ;;
             run)  runs[cur]+="$val"$'\n' ;;
             *) echo "mutate: $LIST: unknown key '$key' in [${names[cur]}]" >&2; exit 2 ;;
