@@ -228,11 +228,12 @@ end
 
 --- Agreement of two label lists on the ids both labeled ok: the share with the
 --- same argmax, Cohen's kappa over {first, second} (ties excluded), and the
---- mean |p_a - p_b|. Returns {n, agree, rate, kappa, mean_abs_diff}.
+--- mean |p_a - p_b| over all of those ids (ties included). Returns {n, agree,
+--- rate, kappa, mean_abs_diff}.
 function M.agreement(a, b)
   local by = {}
   for _, r in ipairs(b) do if r.status == "ok" and r.p then by[r.id] = r end end
-  local n, agree, diff = 0, 0, 0
+  local n, agree, diff, both = 0, 0, 0, 0
   local a1, b1 = 0, 0
   for _, r in ipairs(a) do
     local o = by[r.id]
@@ -246,6 +247,7 @@ function M.agreement(a, b)
         if y == 1 then b1 = b1 + 1 end
       end
       diff = diff + math.abs(r.p - o.p)
+      both = both + 1
     end
   end
   local rate = n > 0 and agree / n or nil
@@ -254,7 +256,7 @@ function M.agreement(a, b)
     local pe = (a1 / n) * (b1 / n) + (1 - a1 / n) * (1 - b1 / n)
     kappa = pe < 1 and (rate - pe) / (1 - pe) or 1
   end
-  return { n = n, agree = agree, rate = rate, kappa = kappa, mean_abs_diff = n > 0 and diff / n or nil }
+  return { n = n, agree = agree, rate = rate, kappa = kappa, mean_abs_diff = both > 0 and diff / both or nil }
 end
 
 -- ---- cost ----
