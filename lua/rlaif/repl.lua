@@ -20,7 +20,7 @@ local MAX_INLINE = 60     -- characters of a multi-line value shown inside a tab
 
 repl.docs = {
   ["version"] = "rlaif.version -- version string of rlaif",
-  ["info"] = "rlaif.info() -> {version=, blis_version=, blis_arch=, blis_arch_forced=, threads=, kernels=, kernels_forced=}",
+  ["info"] = "rlaif.info() -> {version=, blis_version=, blis_arch=, blis_arch_forced=, threads=, kernels=, ...}",
   ["set_threads"] = "rlaif.set_threads(n) -- threads used by BLIS and the element-wise kernels",
   ["get_threads"] = "rlaif.get_threads() -> number of threads in use",
   ["core"] = "rlaif.core -- the C module the rest of rlaif is built on",

@@ -267,7 +267,8 @@ describe("rlaif.llm against the fake server #unit", function()
     it("x-should-retry: true never turns a quota or capability error into a retry", function()
       for _, case in ipairs { { "openai-chat", "/v1" }, { "anthropic", "" }, { "gemini", "/v1beta" } } do
         local p = P("[[fail=429,body=quota,should_retry=true]]")
-        local _, err = client { api = case[1], base_url = srv.url .. case[2] }:try_complete { prompt = p, max_tokens = 1 }
+        local c = client { api = case[1], base_url = srv.url .. case[2] }
+        local _, err = c:try_complete { prompt = p, max_tokens = 1 }
         assert.are.equal(429, err.status)
         assert.are.equal("http", err.kind)
         assert.are.equal(1, err.attempts, case[1])
