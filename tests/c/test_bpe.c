@@ -105,8 +105,8 @@ static void check_golden(const rlaif_bpe *b, const char *name, const doc *docs, 
     if (!g) return;
     rlaif_bpe_encode_opts o = {allow_special ? RLAIF_BPE_ALLOW_ALL_SPECIAL : 0, NULL, 0};
     char *p = strchr(g, '\n') + 1; /* skip the header */
-    size_t matched = 0, compared = 0, mismatched = 0, roundtrip_bad = 0;
-    for (size_t i = 0; i < ndocs && *p; i++) {
+    size_t matched = 0, compared = 0, mismatched = 0, roundtrip_bad = 0, i = 0;
+    for (; i < ndocs && *p; i++) {
         char *nl = strchr(p, '\n');
         *nl = 0;
         if (strcmp(p, "-") != 0) {
@@ -138,6 +138,10 @@ static void check_golden(const rlaif_bpe *b, const char *name, const doc *docs, 
         }
         p = nl + 1;
     }
+    /* one golden line per corpus document: a short or long file fails */
+    if (i != ndocs || *p) fprintf(stderr, "%s.golden: %zu lines for %zu documents%s\n", name, i, ndocs,
+                                  *p ? " (and more lines)" : "");
+    CHECK(i == ndocs && *p == '\0');
     printf("  %-12s golden: %zu/%zu documents match, %zu round-trip failures\n", name, matched, compared,
            roundtrip_bad);
     CHECK(compared > 0 && matched == compared);
@@ -200,18 +204,20 @@ static void check_hh(const rlaif_bpe *b, const char *name, const doc *docs, size
     CHECK_OK(rlaif_bpe_encode_batch(b, ndocs, texts, lens, &o, outs, 0));
     double dt = rlaif_clock() - t0;
     char *p = strchr(g, '\n') + 1;
-    size_t matched = 0, bad = 0;
-    for (size_t i = 0; i < ndocs && *p; i++) {
+    size_t matched = 0, bad = 0, i = 0;
+    for (; i < ndocs && *p; i++) {
         unsigned long cnt = strtoul(p, &p, 10), h = strtoul(p, &p, 16);
         if (outs[i].n == cnt && fnv(outs[i].ids, outs[i].n) == h) matched++;
         else if (bad++ < 3) fprintf(stderr, "%s: HH-RLHF document %zu differs (%zu ids, want %lu)\n", name, i + 1,
                                     outs[i].n, cnt);
         p = strchr(p, '\n') + 1;
     }
+    if (i != ndocs || *p) fprintf(stderr, "hh_%s.hash: %zu lines for %zu documents\n", name, i, ndocs);
+    CHECK(i == ndocs && *p == '\0');
     printf("  %-12s HH-RLHF: %zu/%zu documents match (%.1f MB, batch %.0f ms)\n", name, matched, ndocs,
            bytes / 1e6, dt * 1e3);
     CHECK(matched == ndocs);
-    for (size_t i = 0; i < ndocs; i++) rlaif_bpe_ids_free(&outs[i]);
+    for (size_t k = 0; k < ndocs; k++) rlaif_bpe_ids_free(&outs[k]);
     free(outs);
     free(texts);
     free(lens);

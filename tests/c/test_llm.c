@@ -548,7 +548,7 @@ static void test_engine(void) {
         rs[i].req.on_finish = eng_finish;
         CHECK_OK(rlaif_http_submit(h, &rs[i].req));
     }
-    CHECK(rlaif_http_run(h, eng_abort, NULL) == RLAIF_EINTR);
+    CHECK_FAIL(rlaif_http_run(h, eng_abort, NULL), RLAIF_EINTR, "http: cancelled (batch aborted)");
     for (int i = 0; i < 3; i++)
         CHECK(rs[i].finished == 1 && rs[i].req.kind == RLAIF_HTTP_ECANCELLED);
     rlaif_http_free(h);

@@ -62,5 +62,20 @@ function M.flatten(t)
   return out
 end
 
+--- Call fn, which must raise; the message must contain every plain string
+--- given (the operation and the bad value), so that an unrelated runtime error
+--- inside the code under test cannot pass for the intended rejection, as it
+--- would for a bare assert.has_error(fn). Returns the message.
+function M.raises(fn, ...)
+  local ok, err = pcall(fn)
+  if ok then error("expected an error, got none", 2) end
+  local msg = type(err) == "table" and tostring(err.message or err) or tostring(err)
+  for i = 1, select("#", ...) do
+    local s = select(i, ...)
+    if not msg:find(s, 1, true) then error(string.format("the error %q does not mention %q", msg, s), 2) end
+  end
+  return msg
+end
+
 package.loaded["spec.helper"] = M
 return M

@@ -2,6 +2,7 @@
 -- top-K log-probabilities from an in-process model, checked against values
 -- computed here independently from m:forward; the labeler end to end on it.
 local rlaif = require "rlaif"
+local helper = require "spec.helper"
 local labeler = require "rlaif.labeler"
 
 local TOKENIZER = "tests/fixtures/tokenizer/trained.json"
@@ -91,9 +92,11 @@ describe("rlaif.llm local backend #unit", function()
     for _, f in ipairs { "complete", "try_complete", "complete_many", "stats", "summary", "reset_stats", "close" } do
       assert.is_function(c[f])
     end
-    assert.has_error(function() rlaif.llm.client { api = "local", model = dir, bogus = 1 } end)
-    assert.has_error(function() rlaif.llm.client { api = "local" } end)
-    assert.has_error(function() rlaif.llm.client { api = "local", model = dir .. "/missing" } end)
+    helper.raises(function() rlaif.llm.client { api = "local", model = dir, bogus = 1 } end,
+      "llm.client", "'bogus'")
+    helper.raises(function() rlaif.llm.client { api = "local" } end, "llm.client", "`model`", "is required")
+    helper.raises(function() rlaif.llm.client { api = "local", model = dir .. "/missing" } end,
+      "llm.client", "cannot read " .. dir .. "/missing/config.json")
     -- the trained tokenizer has more tokens than the gpt2 fixture's vocabulary
     local ok, err = pcall(rlaif.llm.client, { api = "local", model = "tests/fixtures/model/gpt2",
       tokenizer = TOKENIZER })

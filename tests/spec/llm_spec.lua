@@ -451,9 +451,9 @@ describe("rlaif.llm against the fake server #unit", function()
       local c = client()
       local reqs = {}
       for i = 1, 20 do reqs[i] = { prompt = P("[[delay=50]]"), max_tokens = 1 } end
-      assert.has_error(function()
+      helper.raises(function()
         c:complete_many(reqs, { on_result = function(i) if i then error("stop here") end end })
-      end)
+      end, "stop here")
       -- the client still works
       assert.is_true(c:complete { prompt = P(), max_tokens = 1 }.ok)
     end)
@@ -684,7 +684,7 @@ describe("rlaif.llm against the fake server #unit", function()
         "llm.client: option 'concurrency' must be an integer >= 1 and <= 65536, got 0")
       assert.has_error(function() llm.client { api = "local", model = "x", batch_size = "8" } end,
         "llm.client{api = \"local\"}: option 'batch_size' must be an integer >= 1, got \"8\"")
-      assert.has_error(function() llm.client { base_url = "ftp://x" } end)
+      helper.raises(function() llm.client { base_url = "ftp://x" } end, "llm.client", "base_url must start with http")
       assert.has_error(function() client():complete { prompt = P(), extra = { f = print } } end,
         "llm.run: cannot convert a function to JSON")
     end)

@@ -133,11 +133,11 @@ describe("rlaif.model #unit", function()
     local m = M.load(FIX .. "gpt2")
     assert.has_error(function() m:forward({ 1, 61 }) end,
       "model.forward: token id 61 at row 1, position 2 is outside [0, 61)")
-    assert.has_error(function() m:forward({}) end)
+    helper.raises(function() m:forward({}) end, "forward", "empty sequences")
     local nm, err = M.try_load("/nonexistent/model")
     assert.is_nil(nm)
     assert.matches("cannot read /nonexistent/model/config.json", err, 1, true)
-    assert.has_error(function() M.load("/nonexistent/model") end)
+    helper.raises(function() M.load("/nonexistent/model") end, "model.load", "/nonexistent/model/config.json")
     assert.has_error(function() M.new { arch = "llama", vocab_size = 10, n_layer = 1, n_head = 3, d_model = 8 } end,
       "model.new: model config: d_model 8 is not a multiple of n_head 3")
   end)

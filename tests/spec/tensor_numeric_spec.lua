@@ -176,6 +176,22 @@ end
 local cases = dofile(DIR .. "tensor_ops.lua")
 
 describe("rlaif.tensor numeric goldens #unit", function()
+  it("the manifest covers every tensor of tensor_ops.safetensors (none dropped)", function()
+    -- a manifest cut short would silently run fewer cases: every stored tensor
+    -- must belong to a case, and the cases must still be all there
+    assert.is_true(#cases >= 286, "only " .. #cases .. " cases in tensor_ops.lua")
+    local used = {}
+    for _, c in ipairs(cases) do
+      for _, name in ipairs(c.inputs) do if type(name) == "string" then used[name] = true end end
+      for _, name in ipairs(c.expected) do used[name] = true end
+      if c.base_expected then used[c.base_expected] = true end
+    end
+    tensors()
+    for _, name in ipairs(fixture_names) do
+      assert.is_true(used[name] == true, "tensor '" .. name .. "' belongs to no case")
+    end
+  end)
+
   for _, c in ipairs(cases) do
     it(c.name .. " (" .. c.op .. ")", function()
       local ok, msg = run(c)

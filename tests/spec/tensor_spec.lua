@@ -159,7 +159,7 @@ describe("rlaif.tensor #unit", function()
       assert.has_error(function() T.zeros { 1, 1, 1, 1, 1 } end,
         "bad argument #1 to 'zeros' (a shape has at most 4 dims)")
       assert.has_error(function() T.ones { 2.5 } end, "bad argument #1 to 'ones' (shape entry 1 is not an integer)")
-      assert.has_error(function() T.zeros "2" end)
+      helper.raises(function() T.zeros "2" end, "'zeros'", "got string")
       assert.has_error(function() T.new { { 1, 2 }, { 3 } } end,
         "tensor.new: ragged table: [2] has 1 elements, expected 2")
       assert.has_error(function() T.new { 1, "x" } end, "tensor.new: element [2] is a string, expected a number")
@@ -211,7 +211,7 @@ describe("rlaif.tensor #unit", function()
         "tensor.matmul: matmul: out has shape [3,3], the product has shape [2,3]")
       assert.has_error(function() T.zeros { 2, 3 }:sum(3) end,
         "bad argument #1 to 'sum' (dim 3 out of range for a 2-d tensor)")
-      assert.has_error(function() T.zeros { 2 }:add_(T.zeros { 3, 2 }) end)
+      helper.raises(function() T.zeros { 2 }:add_(T.zeros { 3, 2 }) end, "tensor.add_", "[2] and [3,2]")
       assert.has_error(function() return T.zeros { 2 }[3] end,
         "tensor[]: index 3 is out of range for dim 1 of size 2")
       assert.has_error(function() T.zeros { 2, 2 }:item() end,
@@ -220,11 +220,11 @@ describe("rlaif.tensor #unit", function()
 
     it("on wrong types", function()
       assert.has_error(function() T.exp(42) end, "bad argument #1 to 'exp' (tensor expected, got number)")
-      assert.has_error(function() return T.zeros { 2 } + "a" end)
+      helper.raises(function() return T.zeros { 2 } + "a" end, "'add'", "got string")
       assert.has_error(function() T.zeros { 2 }:matmul({}) end,
         "bad argument #1 to 'matmul' (tensor expected, got table)")
-      assert.has_error(function() T.zeros { 2 }:gelu("fast") end)
-      assert.has_error(function() rlaif.set_threads(0) end)
+      helper.raises(function() T.zeros { 2 }:gelu("fast") end, "'gelu'", "'fast'")
+      helper.raises(function() rlaif.set_threads(0) end, "set_threads", "between 1 and 1024")
     end)
 
     it("on use after free, and <close> frees at once", function()
@@ -262,14 +262,16 @@ describe("rlaif.tensor #unit", function()
         ("tensor.load: %s: tensor 'weight': data ends at byte 36 but the file holds 32 data bytes (truncated?)")
         :format(path))
       write(bytes:sub(1, 20)) -- truncated header
-      assert.has_error(function() T.load(path) end)
+      helper.raises(function() T.load(path) end, "tensor.load: " .. path,
+        "is larger than the file (20 bytes)")
       write("garbage")
       assert.has_error(function() T.load(path) end,
         ("tensor.load: %s: 7 bytes is too short for a safetensors file"):format(path))
       os.remove(path)
       assert.has_error(function() T.load(path) end, ("tensor.load: %s: No such file or directory"):format(path))
       assert.has_error(function() T.save(path, { w = 1 }) end, "tensor.save: 'w' is a number, expected a tensor")
-      assert.has_error(function() T.save("/nonexistent-dir/x.safetensors", { w = T.ones { 1 } }) end)
+      helper.raises(function() T.save("/nonexistent-dir/x.safetensors", { w = T.ones { 1 } }) end,
+        "tensor.save", "/nonexistent-dir/x.safetensors")
     end)
   end)
 

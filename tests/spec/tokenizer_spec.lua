@@ -199,6 +199,8 @@ describe("rlaif.tokenizer goldens #unit", function()
       end
       local tok = assert(tokenizer.load(p))
       local golden = read_lines(FIX .. name .. ".golden")
+      -- a header, then one line per corpus document: a cut file must fail, not compare less
+      assert.equal(#docs + 1, #golden, name .. ".golden: lines for " .. #docs .. " documents + header")
       local opts = hf and { allowed_special = "all" } or nil
       local compared = 0
       for i, text in ipairs(docs) do
