@@ -47,9 +47,10 @@
 
 /* ---- vector math (AVX-512, chosen at run time) ---- */
 
-/* RLAIF_KERNELS, read once: "scalar" forces the portable loops, "auto" (or
- * unset/empty) lets the CPU decide; anything else is ignored with a note. */
-static int kernels_env = -1;   /* 1 scalar forced, 0 not; benign race as below */
+/* RLAIF_KERNELS, read once (rlaif_init does it at start-up): "scalar" forces
+ * the portable loops, "auto" (or unset/empty) lets the CPU decide; anything
+ * else is ignored with a note. */
+static int kernels_env = -1;   /* 1 scalar forced, 0 not */
 static char kernels_note_buf[128];
 
 int rlaif_kernels_scalar_forced(void) {

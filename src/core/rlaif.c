@@ -163,6 +163,7 @@ static void select_blis_arch(void) {
 
 static void init_runtime(void) {
     select_blis_arch();
+    rlaif_kernels_scalar_forced();   /* reads RLAIF_KERNELS once, before any kernel runs */
     int n = env_int("RLAIF_NUM_THREADS");
     if (n == 0) n = env_int("BLIS_NUM_THREADS");
     if (n == 0) n = env_int("OMP_NUM_THREADS");
