@@ -361,7 +361,7 @@ describe("rlaif.model options, limits and loaders #unit", function()
   end)
 
   it("loaders: tensor.load and model.load raise, try_load returns nil and the message", function()
-    assert.has_error(function() T.load("/nonexistent/x.safetensors") end)
+    helper.raises(function() T.load("/nonexistent/x.safetensors") end, "tensor.load", "/nonexistent/x.safetensors")
     local t, err = T.try_load("/nonexistent/x.safetensors")
     assert.is_nil(t)
     assert.matches("^tensor.load: .*/nonexistent/x.safetensors", err)
