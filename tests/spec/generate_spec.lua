@@ -55,8 +55,9 @@ end
 
 -- ---- the model with known logits ----
 
-local function exact_model(z)
-  local m = M.new { arch = "gpt2", vocab_size = #z, n_layer = 1, n_head = 1, d_model = 4, max_seq = 512, seed = 1 }
+local function exact_model(z, eos)
+  local m = M.new { arch = "gpt2", vocab_size = #z, n_layer = 1, n_head = 1, d_model = 4, max_seq = 512, seed = 1,
+                    eos_id = eos }
   m:param("transformer.ln_f.weight"):fill_(0)
   local b = m:param("transformer.ln_f.bias")
   b:fill_(0)
@@ -264,5 +265,36 @@ describe("model:generate sampler #unit", function()
       if #one[b] < 40 then ended = ended + 1 end
     end
     assert.is_true(ended >= 7)   -- P(no 3 in 40 draws) = 0.63^40 per row
+  end)
+
+  it("stops at the model's EOS by default, not with stop = false; stop lists replace it", function()
+    local m = exact_model(Z, 3)   -- EOS = the most likely token, P = 0.37
+    local toks = draws(m, 30, 40, { temperature = 1, seed = 21 })
+    local ended = 0
+    for b = 1, 30 do
+      local row = toks[b]
+      for t = 1, #row - 1 do assert.is_true(row[t] ~= 3, "EOS inside row " .. b) end
+      if #row < 40 then
+        assert.equal(3, row[#row])
+        ended = ended + 1
+      end
+    end
+    assert.is_true(ended >= 29)
+    local free = draws(m, 4, 40, { temperature = 1, seed = 21, stop = false })
+    local seen = 0
+    for b = 1, 4 do
+      assert.equal(40, #free[b])
+      for t = 1, 40 do if free[b][t] == 3 then seen = seen + 1 end end
+    end
+    assert.is_true(seen > 20)   -- about 0.37 * 160
+    local other = draws(m, 10, 40, { temperature = 1, seed = 4, stop = { 0 } })
+    local eos_inside = 0
+    for b = 1, 10 do
+      for t = 1, #other[b] - 1 do
+        assert.is_true(other[b][t] ~= 0)
+        if other[b][t] == 3 then eos_inside = eos_inside + 1 end
+      end
+    end
+    assert.is_true(eos_inside > 0)   -- the list replaced EOS
   end)
 end)
