@@ -268,6 +268,34 @@ void rlaif_model_free(rlaif_model *m) {
     free(m);
 }
 
+rlaif_status rlaif_model_clone(rlaif_model **out, const rlaif_model *m, rlaif_head head) {
+    *out = NULL;
+    rlaif_model_config cfg = m->cfg;
+    cfg.head = head;
+    rlaif_model *c = calloc(1, sizeof *c);
+    if (c == NULL) return rlaif_fail(RLAIF_ENOMEM, "model.clone: out of memory");
+    c->cfg = cfg;
+    param_sizes(&c->cfg, c->param_sizes);
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) c->num_params += c->param_sizes[i];
+    c->params_memory = malloc(c->num_params * sizeof(float));
+    if (c->params_memory == NULL) {
+        free(c);
+        return rlaif_fail(RLAIF_ENOMEM, "model.clone: cannot allocate %zu parameters", m->num_params);
+    }
+    point_params(&c->params, c->params_memory, c->param_sizes);
+    const float *src = m->params_memory;
+    float *dst = c->params_memory;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        size_t n = c->param_sizes[i];
+        if (n == m->param_sizes[i]) memcpy(dst, src, n * sizeof(float));
+        else memset(dst, 0, n * sizeof(float));   /* a fresh value head */
+        src += m->param_sizes[i];
+        dst += n;
+    }
+    *out = c;
+    return RLAIF_OK;
+}
+
 static rlaif_status ensure_grads(rlaif_model *m) {
     if (m->grads_memory) return RLAIF_OK;
     m->grads_memory = calloc(m->num_params, sizeof(float));
@@ -374,6 +402,7 @@ rlaif_status rlaif_model_forward(rlaif_model *m, const int32_t *ids, const int32
     m->T = T;
     m->have_logits = 0;
     m->logits_are_grads = 0;
+    m->logit_temp = 1.0f;
     int N = B * T, C = c->d_model, L = c->n_layer, H = c->n_head, KV = c->n_kv_head, hd = c->head_dim;
     int QD = H * hd, QKV = (H + 2 * KV) * hd, F = c->d_ff, gpt2 = c->arch == RLAIF_ARCH_GPT2;
     int FF = gpt2 ? F : 2 * F;
@@ -530,15 +559,55 @@ rlaif_status rlaif_model_backward_ce(rlaif_model *m, const int32_t *targets, con
     if (st != RLAIF_OK) return st;
     int N = m->B * m->T, C = m->cfg.d_model, V = m->cfg.vocab_size;
     rlaif_acts *a = &m->acts;
-    /* per-token weights live in lse's neighbour: reuse dres as an (N) scratch */
-    float *w = a->dres;
-    for (int i = 0; i < N; i++) w[i] = weights ? weights[i] : scale;
+    /* per-token weights live in lse's neighbour: reuse dres as an (N) scratch;
+     * tempered logits z / tau pass 1/tau on to z */
+    float *w = a->dres, inv_tau = 1.0f / m->logit_temp;
+    for (int i = 0; i < N; i++) w[i] = (weights ? weights[i] : scale) * inv_tau;
     m->logits_are_grads = 1;
     memset(a->dln, 0, sizeof(float) * N * C);
     int tied = m->params.lm_head == NULL;
     lmhead_backward(a->dln, tied ? m->grads.wte : m->grads.lm_head, a->logits, a->lse, targets, w, a->lnf,
                     tied ? m->params.wte : m->params.lm_head, N, C, V);
     return backward_trunk(m);
+}
+
+rlaif_status rlaif_model_temper(rlaif_model *m, float tau) {
+    rlaif_status st = need_logits(m, "model.temper");
+    if (st != RLAIF_OK) return st;
+    if (!(tau > 0) || !isfinite(tau))
+        return rlaif_fail(RLAIF_EINVAL, "model.temper: temperature must be > 0 (got %g)", (double)tau);
+    if (m->logit_temp != 1.0f)
+        return rlaif_fail(RLAIF_EINVAL, "model.temper: the logits are already tempered; run forward again");
+    if (tau == 1.0f) return RLAIF_OK;
+    int N = m->B * m->T, V = m->cfg.vocab_size;
+    float *lg = m->acts.logits, *lse = m->acts.lse;
+#pragma omp parallel for num_threads(N * (size_t)V >= (1 << 16) ? rlaif_get_threads() : 1)
+    for (int i = 0; i < N; i++) {
+        float *x = lg + (size_t)i * V;
+        for (int v = 0; v < V; v++) x[v] /= tau;   /* the same float32 division as logits / tau */
+        lse[i] = logsumexp_row(x, V);
+    }
+    m->logit_temp = tau;
+    return RLAIF_OK;
+}
+
+rlaif_status rlaif_model_entropy(rlaif_model *m, const int32_t *targets, float *out) {
+    rlaif_status st = need_logits(m, "model.entropy");
+    if (st != RLAIF_OK) return st;
+    int N = m->B * m->T, V = m->cfg.vocab_size;
+    const float *lg = m->acts.logits, *lse = m->acts.lse;
+#pragma omp parallel for num_threads(N * (size_t)V >= (1 << 16) ? rlaif_get_threads() : 1)
+    for (int i = 0; i < N; i++) {
+        if (targets[i] < 0) {
+            out[i] = 0;
+            continue;
+        }
+        const float *x = lg + (size_t)i * V;
+        double s = 0;   /* H = lse - sum p z */
+        for (int v = 0; v < V; v++) s += exp((double)x[v] - lse[i]) * x[v];
+        out[i] = (float)(lse[i] - s);
+    }
+    return RLAIF_OK;
 }
 
 rlaif_status rlaif_model_reward(rlaif_model *m, float *out) {
@@ -574,6 +643,39 @@ rlaif_status rlaif_model_backward_reward(rlaif_model *m, const float *dr) {
             d[i] = dr[b] * m->params.score[i];
             m->grads.score[i] += dr[b] * x[i];
         }
+    }
+    return backward_trunk(m);
+}
+
+rlaif_status rlaif_model_values(rlaif_model *m, float *out) {
+    if (m->cfg.head != RLAIF_HEAD_REWARD)
+        return rlaif_fail(RLAIF_EINVAL, "model.values: the model has no value head (load or create it with head = \"reward\")");
+    if (m->B == 0) return rlaif_fail(RLAIF_EINVAL, "model.values: needs a forward first");
+    int C = m->cfg.d_model, N = m->B * m->T;
+    for (int i = 0; i < N; i++) {
+        const float *x = m->acts.lnf + (size_t)i * C;
+        float s = 0;
+        for (int k = 0; k < C; k++) s += x[k] * m->params.score[k];
+        out[i] = m->mask[i] ? s : 0.0f;
+    }
+    return RLAIF_OK;
+}
+
+rlaif_status rlaif_model_backward_values(rlaif_model *m, const float *dv) {
+    if (m->cfg.head != RLAIF_HEAD_REWARD)
+        return rlaif_fail(RLAIF_EINVAL, "model.backward_values: the model has no value head");
+    if (m->B == 0) return rlaif_fail(RLAIF_EINVAL, "model.backward_values: needs a forward first");
+    rlaif_status st = ensure_grads(m);
+    if (st != RLAIF_OK) return st;
+    int C = m->cfg.d_model, N = m->B * m->T;
+    const float *sc = m->params.score;
+    float *gs = m->grads.score;
+    for (int i = 0; i < N; i++) {
+        float g = m->mask[i] ? dv[i] : 0.0f, *d = m->acts.dln + (size_t)i * C;
+        const float *x = m->acts.lnf + (size_t)i * C;
+        for (int k = 0; k < C; k++) d[k] = g * sc[k];
+        if (g != 0.0f)
+            for (int k = 0; k < C; k++) gs[k] += g * x[k];
     }
     return backward_trunk(m);
 }

@@ -147,6 +147,7 @@ typedef struct rlaif_model {
     size_t int_capacity;   /* int32 slots allocated for ids/pos/mask/last          */
     int B, T;              /* shape of the last forward, 0 before any             */
     int have_logits;       /* the last forward computed logits                    */
+    float logit_temp;      /* logits (and lse) were divided by this (rlaif_model_temper); 1 after a forward */
     int logits_are_grads;  /* a backward overwrote logits with dlogits            */
 } rlaif_model;
 
@@ -160,6 +161,11 @@ rlaif_status rlaif_model_config_check(rlaif_model_config *cfg);
  * residual projections scaled by 1/sqrt(2L), norms 1, biases 0). New model in *out. */
 rlaif_status rlaif_model_new(rlaif_model **out, const rlaif_model_config *cfg, uint64_t seed);
 void rlaif_model_free(rlaif_model *m);   /* NULL-safe */
+/* A new model with m's configuration and parameters but the given head: the trunk
+ * is copied; an LM head is copied when both have one; a reward head is copied from a
+ * reward model or starts at zero (a fresh value head on a policy). No gradients,
+ * optimizer state or activations. New model in *out. */
+rlaif_status rlaif_model_clone(rlaif_model **out, const rlaif_model *m, rlaif_head head);
 
 /* ---- computation ---- */
 
@@ -179,10 +185,23 @@ rlaif_status rlaif_model_backward_ce(rlaif_model *m, const int32_t *targets, con
 /* Log-probabilities of targets (B, T) under the last forward's logits into out (B, T);
  * 0 where targets < 0. */
 rlaif_status rlaif_model_token_logprobs(rlaif_model *m, const int32_t *targets, float *out);
+/* Sampling temperature tau > 0: divide the last forward's logits by tau in place and
+ * recompute their log-sum-exp, so token_logprobs gives log_softmax(logits / tau) and
+ * backward_ce the gradient through the division (weights are scaled by 1/tau). Once
+ * per forward; tau = 1 is a no-op. */
+rlaif_status rlaif_model_temper(rlaif_model *m, float tau);
+/* Entropy of softmax(logits) (tempered, if so) at rows with targets >= 0 into out (B, T),
+ * 0 elsewhere. Needs a forward with logits. */
+rlaif_status rlaif_model_entropy(rlaif_model *m, const int32_t *targets, float *out);
 /* Reward head: out (B) = score . lnf[b, last real token]. Needs a forward. */
 rlaif_status rlaif_model_reward(rlaif_model *m, float *out);
 /* Backward of sum_b dr[b] * reward[b]; accumulates gradients. */
 rlaif_status rlaif_model_backward_reward(rlaif_model *m, const float *dr);
+/* Value head: out (B, T) = score . lnf[b, t] at every position (0 at padding): the
+ * reward head applied everywhere. Needs a forward. */
+rlaif_status rlaif_model_values(rlaif_model *m, float *out);
+/* Backward of sum_{b,t} dv[b,t] * value[b,t] (dv (B, T); padding ignored); accumulates. */
+rlaif_status rlaif_model_backward_values(rlaif_model *m, const float *dv);
 
 /* ---- gradients and the optimizer ---- */
 

@@ -25,6 +25,8 @@ static rlaif_model *check_model(lua_State *L, int i) {
     return b->m;
 }
 
+rlaif_model *rlaifL_checkmodel(lua_State *L, int i) { return check_model(L, i); }
+
 static int model_gc(lua_State *L) {
     model_box *b = luaL_checkudata(L, 1, MODEL_MT);
     rlaif_model_free(b->m);
@@ -330,6 +332,34 @@ static int model_reward(lua_State *L) {
     return 1;
 }
 
+/* m:values(ids[, mask]) -> tensor [B, T]: the value head (score) at every position, 0 at padding */
+static int model_values(lua_State *L) {
+    rlaif_model *m = check_model(L, 1);
+    batch bt = read_batch(L, m, 2, 3);
+    float *v = scratch(L, sizeof(float) * bt.B * bt.T);
+    if (rlaif_model_forward(m, bt.ids, bt.mask, bt.B, bt.T, 0) != RLAIF_OK || rlaif_model_values(m, v) != RLAIF_OK)
+        return model_fail(L, "model.values");
+    int64_t shape[2] = {bt.B, bt.T};
+    push_new_tensor(L, v, 2, shape, "model.values");
+    return 1;
+}
+
+/* m:clone([{head = "lm" | "reward"}]) -> a new model with the same weights (a fresh
+ * zero value head when a policy is cloned with head = "reward") */
+static int model_clone(lua_State *L) {
+    rlaif_model *m = check_model(L, 1);
+    rlaif_head head = m->cfg.head;
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "head");
+        int has = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (has) head = check_head(L, 2);
+    }
+    model_box *b = new_model_box(L);
+    if (rlaif_model_clone(&b->m, m, head) != RLAIF_OK) return model_fail(L, "model.clone");
+    return 1;
+}
+
 /* values at index i: a tensor or an array of numbers, exactly n of them */
 static float *read_floats(lua_State *L, int i, int n, const char *what) {
     float *v = scratch(L, sizeof(float) * n);
@@ -352,6 +382,15 @@ static float *read_floats(lua_State *L, int i, int n, const char *what) {
         lua_pop(L, 1);
     }
     return v;
+}
+
+/* m:backward_values(dv) -- accumulate gradients of sum dv[b,t] * value[b,t] for the last m:values batch */
+static int model_backward_values(lua_State *L) {
+    rlaif_model *m = check_model(L, 1);
+    if (m->B == 0) return luaL_error(L, "model.backward_values: call m:values first");
+    float *dv = read_floats(L, 2, m->B * m->T, "dv");
+    if (rlaif_model_backward_values(m, dv) != RLAIF_OK) return model_fail(L, "model.backward_values");
+    return 0;
 }
 
 /* m:backward_reward(dr) -- accumulate gradients of sum_b dr[b] * reward[b] for the last m:reward batch */
@@ -585,6 +624,9 @@ static const luaL_Reg model_methods[] = {
     {"logprobs", model_logprobs},
     {"reward", model_reward},
     {"backward_reward", model_backward_reward},
+    {"values", model_values},
+    {"backward_values", model_backward_values},
+    {"clone", model_clone},
     {"param", model_param},
     {"grad", model_grad},
     {"names", model_names},

@@ -82,6 +82,7 @@ static const luaL_Reg pkg_funcs[] = {
 static const luaL_Reg modules[] = {
     {"tensor", luaopen_rlaif_tensor},
     {"model", luaopen_rlaif_model},
+    {"rl", luaopen_rlaif_rl},
     {"tokenizer", luaopen_rlaif_tokenizer},
     {"llm", luaopen_rlaif_llm},
     {"gz", luaopen_rlaif_gz},

@@ -32,7 +32,11 @@ int           rlaifL_checkshape(lua_State *L, int i, int64_t *shape);
  * returned 0-based; raises when out of range. */
 int           rlaifL_checkdim(lua_State *L, int i, int ndim);
 
+/* The model userdata at index i (l_model.c); raises when it is not one or was freed. Borrowed. */
+struct rlaif_model *rlaifL_checkmodel(lua_State *L, int i);
+
 int luaopen_rlaif_tensor(lua_State *L);
+int luaopen_rlaif_rl(lua_State *L);     /* l_rl.c: RL batches and losses */
 int luaopen_rlaif_model(lua_State *L);
 int luaopen_rlaif_tokenizer(lua_State *L); /* l_bpe.c */
 int luaopen_rlaif_llm(lua_State *L);   /* l_llm.c */
