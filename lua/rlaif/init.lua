@@ -29,6 +29,7 @@ local rlaif = {
   prompts = require "rlaif.prompts",
   data = require "rlaif.data",
   labeler = require "rlaif.labeler",
+  rl = require "rlaif.rl",
   metrics = require "rlaif.metrics",
   eval = require "rlaif.eval",
   plot = require "rlaif.plot",

@@ -1,0 +1,771 @@
+-- rlaif.rl: RL from AI feedback -- the paper's REINFORCE with a value baseline,
+-- PPO, RLOO and GRPO over the C per-token steps (rlaif.core.rl, src/core/rl.c).
+--
+--   local tr = rlaif.rl.trainer{algo = "reinforce", policy = sft, reward = rm, tokenizer = tok,
+--                               kl_coef = 0.05, temperature = 0.9, max_new_tokens = 32}
+--   local stats = tr:step{"prompt 1", "prompt 2"}        -- rollout, reward, one optimisation phase
+--   tr:train{prompts = list, steps = 100, batch_size = 16, out = "runs/rl", save_every = 10}
+--   tr:backward{prompts = {{ids}}, responses = {{ids}}, scores = {...}}   -- gradients only
+--
+-- Conventions (README "RL from AI feedback" has them in full). Row b: prompt p_b,
+-- response y_b of L_b tokens, sequence score s_b. logp = log_softmax(logits / tau)
+-- at y_{b,t}; old = the sampling policy's (computed once before the first epoch
+-- unless given), ref = the reference's; k1 = old - ref, k3 = exp(ref - logp) -
+-- (ref - logp) - 1. With kl_in = "reward" (default for reinforce, ppo, rloo):
+-- r_t = -beta k1_t, plus reward_scale * s_b on the last token. V_{b,t} is read at
+-- the position that predicts y_{b,t}; "mean" is over the response tokens of the
+-- (mini)batch.
+--   reinforce  G_t = sum_k gamma^(k-t) r_k; A = G - V (V held fixed);
+--              loss = mean(-A logp) + vf_coef 0.5 mean((V - G)^2)
+--   ppo        GAE(gamma, lam) over old values; R = A + V_old; A whitened (mean,
+--              unbiased variance, (A - mean) / sqrt(var + 1e-8)); rho = exp(logp - old);
+--              loss = mean(max(-A rho, -A clip(rho, 1 +- eps)))
+--                     + vf_coef 0.5 mean(max((V - R)^2, (V_old + clip(V - V_old, +-eps_v) - R)^2))
+--   rloo       s'_i = reward_scale s_i - beta sum_t k1; A_i = s'_i - mean of the group's others
+--   grpo       A_i = (s_i - mean_g) / (std_g + 1e-4) (unbiased std); kl_in = "loss":
+--              loss = mean(max(-A rho, -A clip(rho)) + beta k3)
+--
+-- Rewards: a reward model (head = "reward"; reward_norm = {mean=, std=} as saved
+-- by rlaif.train.save_reward_stats), a Lua function fn(prompts, responses, rows,
+-- trainer) -> {numbers}, or an LLM judge (M.judge_reward). Whole-batch statistics
+-- (token-count means, whitening, group baselines) go through M.batch_stats and the
+-- trainer's `reduce` hook only, so a data-parallel run can all-reduce them there.
+-- Generation goes through tr:generate only. What it is not: no sampling or
+-- arithmetic of its own (C), no data parsing (rlaif.data), no label collection
+-- (rlaif.labeler).
+
+local core = require "rlaif.core"
+local opts = require "rlaif.opts"
+local train = require "rlaif.train"
+local progress = require "rlaif.progress"
+
+local json, gz, crl = core.json, core.gz, core.rl
+local M = {}
+
+M.ALGOS = { "reinforce", "ppo", "rloo", "grpo" }
+local HAS_VALUE = { reinforce = true, ppo = true }
+
+-- ---- whole-batch statistics: the one place a data-parallel run reduces ----
+
+M.batch_stats = {}
+local S = M.batch_stats
+
+--- batch_stats.reduce(tr, list) -> list of global sums: the trainer's `reduce`
+--- hook (an all-reduce across processes) or the identity.
+function S.reduce(tr, list)
+  if tr.reduce then return tr.reduce(list) end
+  return list
+end
+
+--- batch_stats.token_weight(tr, bt) -> 1 / (response tokens of the batch), the
+--- normaliser of every token mean.
+function S.token_weight(tr, bt)
+  local _, _, n = bt:size()
+  n = S.reduce(tr, { n })[1]
+  return 1 / n
+end
+
+--- batch_stats.whiten(tr, bt, field): (x - mean) / sqrt(var + 1e-8) over the
+--- response tokens, with the unbiased variance.
+function S.whiten(tr, bt, field)
+  local s, n = bt:sum(field)
+  local g = S.reduce(tr, { s, n })
+  local mean = g[1] / g[2]
+  local ss = S.reduce(tr, { bt:sqdev(field, mean) })[1]
+  local var = g[2] > 1 and ss / (g[2] - 1) or 0
+  bt:affine(field, mean, 1 / math.sqrt(var + 1e-8))
+end
+
+--- batch_stats.group_advantages(tr, algo, values, group) -> per-row advantages.
+--- rloo: x_i - mean of the group's other members; grpo: (x_i - mean) / (std + 1e-4),
+--- unbiased std. Groups never span processes (a prompt's samples stay together).
+function S.group_advantages(tr, algo, x, group) -- luacheck: no unused args
+  local members = {}
+  for i, g in ipairs(group) do
+    members[g] = members[g] or {}
+    table.insert(members[g], i)
+  end
+  local a = {}
+  for g, rows in pairs(members) do
+    local k = #rows
+    if k < 2 then
+      error(string.format("rl.%s: group %s has %d sample; %s needs group_size >= 2", algo, tostring(g), k, algo), 0)
+    end
+    local sum = 0
+    for _, i in ipairs(rows) do sum = sum + x[i] end
+    local mean = sum / k
+    if algo == "rloo" then
+      for _, i in ipairs(rows) do a[i] = x[i] - (sum - x[i]) / (k - 1) end
+    else
+      local ss = 0
+      for _, i in ipairs(rows) do ss = ss + (x[i] - mean) ^ 2 end
+      local std = math.sqrt(ss / (k - 1))
+      for _, i in ipairs(rows) do a[i] = (x[i] - mean) / (std + 1e-4) end
+    end
+  end
+  return a
+end
+
+--- batch_stats.mean(tr, list) -> global mean of per-row numbers (logging).
+function S.mean(tr, xs)
+  local s = 0
+  for _, x in ipairs(xs) do s = s + x end
+  local g = S.reduce(tr, { s, #xs })
+  return g[2] > 0 and g[1] / g[2] or 0
+end
+
+-- ---- the adaptive KL controller (Ziegler et al. 2019) ----
+
+--- kl_controller{init =, target = nil, horizon = 10000} -> {value =, update(kl, n)}
+--- Fixed when target is nil; otherwise value *= 1 + clip(kl / target - 1, -0.2, 0.2) * n / horizon.
+function M.kl_controller(o)
+  local c = { value = o.init, target = o.target, horizon = o.horizon or 10000 }
+  function c:update(kl, n)
+    if not self.target then return self.value end
+    local e = math.max(-0.2, math.min(0.2, kl / self.target - 1))
+    self.value = self.value * (1 + e * n / self.horizon)
+    return self.value
+  end
+  return c
+end
+
+-- ---- options ----
+
+local function is_model(v) return tostring(v):match("^rlaif%.Model") ~= nil end
+
+local TRAINER = opts.schema("rl.trainer", {
+  algo = { "string", one_of = M.ALGOS, required = true },
+  policy = { "userdata", required = true, check = function(v) return is_model(v), "must be an rlaif model" end },
+  ref = { "userdata", check = function(v) return is_model(v), "must be an rlaif model" end },
+  value = { "userdata", check = function(v) return is_model(v), "must be an rlaif model" end },
+  reward = "userdata|function|table",
+  reward_norm = "table",
+  tokenizer = "userdata|table",
+  kl_coef = { "number", min = 0, default = 0.05 },
+  target_kl = { "number", gt = 0 },
+  horizon = { "number", gt = 0, default = 10000 },
+  kl_in = { "string", one_of = { "reward", "loss" } },
+  temperature = { "number", gt = 0, default = 0.9 },
+  top_k = { "integer", min = 0, default = 0 },
+  top_p = { "number", gt = 0, max = 1, default = 1 },
+  max_new_tokens = { "integer", min = 1, default = 32 },
+  max_prompt_tokens = { "integer", min = 1 },
+  stop = "table|integer",
+  eos = { "boolean", default = true },
+  missing_eos_penalty = "number",
+  gamma = { "number", min = 0, max = 1, default = 1 },
+  lam = { "number", min = 0, max = 1, default = 0.95 },
+  cliprange = { "number", gt = 0, default = 0.2 },
+  cliprange_value = { "number", gt = 0, default = 0.2 },
+  vf_coef = { "number", min = 0, default = 0.1 },
+  reward_scale = { "number", default = 1 },
+  whiten = "boolean",
+  lr = { "number", gt = 0, default = 1e-5 },
+  value_lr = { "number", gt = 0 },
+  weight_decay = { "number", min = 0, default = 0 },
+  max_grad_norm = { "number", min = 0, default = 1.0 },
+  schedule = "function",
+  value_schedule = "function",
+  epochs = { "integer", min = 1, default = 1 },
+  minibatch_size = { "integer", min = 1 },
+  group_size = { "integer", min = 1 },
+  seed = { "integer", default = 0 },
+  on_step = "function",
+  on_rollout = "function",
+  reduce = "function",
+})
+
+-- ---- construction ----
+
+local Trainer = {}
+Trainer.__index = Trainer
+
+local function encode_text(tr, s, what)
+  if type(s) == "table" then return s end
+  if type(s) ~= "string" then error(string.format("rl: %s must be a string or an array of token ids, got %s", what,
+    type(s)), 0) end
+  if not tr.tokenizer then error("rl: " .. what .. " is text: give the trainer a tokenizer", 0) end
+  return tr.tokenizer:encode(s)
+end
+
+local function tokenizer_vocab(tok)
+  if type(tok) ~= "userdata" and type(tok) ~= "table" then return nil end
+  local ok, n = pcall(function() return tok:vocab_size() end)
+  return ok and n or nil
+end
+
+--- trainer{algo =, policy =, ref =, value =, reward =, tokenizer =, ...} -> trainer (see the header)
+function M.trainer(o)
+  o = TRAINER(o)
+  local algo = o.algo
+  local pcfg = o.policy:config()
+  if pcfg.head ~= "lm" then error("rl.trainer: the policy needs an LM head (head = \"lm\")", 2) end
+  local tv = o.tokenizer and tokenizer_vocab(o.tokenizer)
+  if tv and tv > pcfg.vocab_size then
+    error(string.format("rl.trainer: the tokenizer has %d tokens but the policy's vocabulary has %d", tv,
+      pcfg.vocab_size), 2)
+  end
+  local gs = o.group_size or ((algo == "rloo" or algo == "grpo") and 4 or 1)
+  if (algo == "rloo" or algo == "grpo") and gs < 2 then
+    error(string.format("rl.trainer: %s needs group_size >= 2 (got %d)", algo, gs), 2)
+  end
+  local self = setmetatable({}, Trainer)
+  for k, v in pairs(o) do
+    if k ~= "kl_coef" then rawset(self, k, v) end
+  end
+  self.kl_coef0 = o.kl_coef
+  self.group_size = gs
+  self.kl_in = o.kl_in or (algo == "grpo" and "loss" or "reward")
+  if self.whiten == nil then self.whiten = algo == "ppo" end
+  -- the reference: a frozen copy of the policy as it is now
+  self.ref = o.ref or o.policy:clone()
+  if self.ref:config().vocab_size ~= pcfg.vocab_size then
+    error("rl.trainer: ref and policy have different vocabularies", 2)
+  end
+  if HAS_VALUE[algo] then
+    self.value = o.value or o.policy:clone { head = "reward" }
+    if self.value:config().head ~= "reward" then
+      error("rl.trainer: the value model needs head = \"reward\"", 2)
+    end
+  else
+    self.value = nil
+  end
+  if o.reward ~= nil and type(o.reward) == "userdata" then
+    local rc = o.reward:config()
+    if rc.head ~= "reward" then error("rl.trainer: a reward model needs head = \"reward\"", 2) end
+    if rc.vocab_size ~= pcfg.vocab_size then
+      error(string.format("rl.trainer: the reward model's vocabulary (%d) differs from the policy's (%d)",
+        rc.vocab_size, pcfg.vocab_size), 2)
+    end
+  end
+  if o.reward_norm and not (type(o.reward_norm.mean) == "number" and type(o.reward_norm.std) == "number"
+      and o.reward_norm.std > 0) then
+    error("rl.trainer: option 'reward_norm' must be {mean = number, std = number > 0}", 2)
+  end
+  self.eos_id = pcfg.eos_id
+  self.pad_id = pcfg.pad_id >= 0 and pcfg.pad_id or math.max(pcfg.eos_id, 0)
+  local stops = {}
+  if type(o.stop) == "number" then stops[1] = math.tointeger(o.stop) elseif o.stop then
+    for _, s in ipairs(o.stop) do stops[#stops + 1] = s end
+  end
+  if o.eos and pcfg.eos_id >= 0 then stops[#stops + 1] = pcfg.eos_id end
+  self.stops = stops
+  self.kl = M.kl_controller { init = o.kl_coef, target = o.target_kl, horizon = o.horizon }
+  self.opt = train.adamw { model = o.policy, lr = o.lr, weight_decay = o.weight_decay,
+    max_grad_norm = o.max_grad_norm, schedule = o.schedule }
+  if self.value then
+    self.value_opt = train.adamw { model = self.value, lr = o.value_lr or o.lr, weight_decay = o.weight_decay,
+      max_grad_norm = o.max_grad_norm, schedule = o.value_schedule or o.schedule }
+  end
+  self.step_count = 0
+  return self
+end
+
+--- tr.kl_coef: the current beta (read and write; the controller adapts it when target_kl is set)
+function Trainer:__index(k)
+  if k == "kl_coef" then return rawget(self, "kl").value end
+  return Trainer[k]
+end
+function Trainer:__newindex(k, v)
+  if k == "kl_coef" then rawget(self, "kl").value = v return end
+  rawset(self, k, v)
+end
+
+-- ---- rollout ----
+
+--- tr:generate(prompt_ids [, model]) -> responses (arrays of ids): the one call into
+--- generation (the policy by default), with the trainer's sampling options and a
+--- seed derived from (seed, step) so a resumed run samples the same tokens.
+function Trainer:generate(prompt_ids, model)
+  local m = model or self.policy
+  local toks = m:generate(prompt_ids, {
+    max_new_tokens = self.max_new_tokens, temperature = self.temperature, top_k = self.top_k, top_p = self.top_p,
+    stop = #self.stops > 0 and self.stops or nil, seed = self.seed * 1000003 + self.step_count + 1,
+  })
+  return toks
+end
+
+local function decode(tr, ids)
+  if not tr.tokenizer then return ids end
+  local body = ids
+  if tr.eos_id >= 0 and ids[#ids] == tr.eos_id then body = { table.unpack(ids, 1, #ids - 1) } end
+  return tr.tokenizer:decode(body)
+end
+
+local function check_scores(what, got, n)
+  if type(got) ~= "table" then error(string.format("rl: %s returned a %s, expected a table of %d numbers", what,
+    type(got), n), 0) end
+  if #got ~= n then error(string.format("rl: %s returned %d scores for %d responses", what, #got, n), 0) end
+  local out = {}
+  for i = 1, n do
+    local v = got[i]
+    if type(v) ~= "number" then
+      error(string.format("rl: %s returned a %s at %d, expected a number", what, type(v), i), 0)
+    end
+    if v ~= v or v == math.huge or v == -math.huge then
+      error(string.format("rl: %s returned %s at %d, expected a finite number", what, tostring(v), i), 0)
+    end
+    out[i] = v
+  end
+  return out
+end
+
+--- tr:score(rollout) -> raw scores (one per row) from the trainer's reward.
+--- rollout: {prompts = texts or ids, prompt_ids =, responses = ids, group =, references =}
+function Trainer:score(ro)
+  local rw = self.reward
+  if rw == nil then error("rl: the trainer has no reward", 0) end
+  local n = #ro.responses
+  if type(rw) == "userdata" then
+    local rows = {}
+    local eos = rw:config().eos_id
+    for i = 1, n do
+      local r = {}
+      for _, t in ipairs(ro.prompt_ids[i]) do r[#r + 1] = t end
+      for _, t in ipairs(ro.responses[i]) do r[#r + 1] = t end
+      if eos >= 0 and r[#r] ~= eos then r[#r + 1] = eos end   -- as rlaif.train.reward trains
+      rows[i] = r
+    end
+    return rw:reward(rows):totable()
+  end
+  local fn = type(rw) == "table" and rw.score or rw
+  if type(fn) ~= "function" then error("rl: reward must be a reward model, a function or a judge_reward", 0) end
+  local prompts, responses, rows = {}, {}, {}
+  for i = 1, n do
+    prompts[i] = ro.prompts[i]
+    responses[i] = decode(self, ro.responses[i])
+    rows[i] = { prompt_ids = ro.prompt_ids[i], response_ids = ro.responses[i], group = ro.group[i],
+      reference = ro.references and ro.references[i] or nil }
+  end
+  local got = fn(prompts, responses, rows, self)
+  return check_scores("the reward function", got, n)
+end
+
+-- ---- one optimisation batch ----
+
+local FIELDS = { "old_logprobs", "ref_logprobs", "old_values" }
+
+-- Fill ref/old log-probabilities and old values (unless given), then rewards and
+-- advantages for the whole batch. Returns per-row KL sums.
+function Trainer:_prepare(bt, given, group, scores)
+  given = given or {}
+  for _, f in ipairs(FIELDS) do
+    if given[f] then bt:set(f, given[f]) end
+  end
+  bt:set("scores", scores)
+  local tau = self.temperature
+  if not given.ref_logprobs then bt:logprobs(self.ref, tau, "ref_logprobs") end
+  if not given.old_logprobs then bt:logprobs(self.policy, tau, "old_logprobs", "entropy") end
+  local algo = self.algo
+  if algo == "ppo" and not given.old_values then bt:values(self.value, "old_values") end
+  local kl_seq = bt:kl()
+  local beta = self.kl.value
+  local shaped = self.kl_in == "reward" and beta or 0
+  if algo == "reinforce" then
+    bt:shaped_rewards(shaped, self.reward_scale)
+    bt:returns(self.gamma)
+  elseif algo == "ppo" then
+    bt:shaped_rewards(shaped, self.reward_scale)
+    bt:gae(self.gamma, self.lam)
+    if self.whiten then S.whiten(self, bt, "advantages") end
+  else
+    local x = {}
+    for i, s in ipairs(scores) do
+      x[i] = algo == "rloo" and (self.reward_scale * s - shaped * kl_seq[i])
+        or (self.kl_in == "reward" and (s - shaped * kl_seq[i]) or s)
+    end
+    bt:row_advantages(S.group_advantages(self, algo, x, group))
+    if self.whiten then S.whiten(self, bt, "advantages") end
+  end
+  return kl_seq
+end
+
+-- Loss and gradients of one (mini)batch; returns stats.
+function Trainer:_loss(bt)
+  local w = S.token_weight(self, bt)
+  local algo = self.algo
+  local vst
+  if algo == "reinforce" then
+    vst = bt:value_loss(self.value, { coef = self.vf_coef, weight = w })
+    bt:baseline_advantages()
+    if self.whiten then S.whiten(self, bt, "advantages") end
+  elseif algo == "ppo" then
+    vst = bt:value_loss(self.value, { coef = self.vf_coef, weight = w, cliprange_value = self.cliprange_value })
+  end
+  local pst = bt:policy_loss(self.policy, {
+    clipped = algo ~= "reinforce", tau = self.temperature, cliprange = self.cliprange, weight = w,
+    k3_coef = self.kl_in == "loss" and self.kl.value or 0,
+  })
+  return {
+    policy_loss = pst.loss, value_loss = vst and vst.loss, loss = pst.loss + (vst and self.vf_coef * vst.loss or 0),
+    clipped = pst.clipped, vf_clipped = vst and vst.clipped, k3 = pst.k3, tokens = pst.tokens,
+  }
+end
+
+local function mean_of(xs)
+  local s = 0
+  for _, x in ipairs(xs) do s = s + x end
+  return #xs > 0 and s / #xs or 0
+end
+
+--- tr:backward{prompts = {{ids}}, responses = {{ids}}, scores = {...}, old_logprobs =,
+---   old_values =, ref_logprobs =, group =} -> stats: the loss of this one batch, its
+--- gradients accumulated into the policy (and value) models; no optimiser step.
+function Trainer:backward(batch)
+  if type(batch) ~= "table" then error("rl.backward: batch must be a table", 2) end
+  local n = #(batch.prompts or {})
+  if n == 0 then error("rl.backward: batch.prompts is empty", 2) end
+  local scores = check_scores("rl.backward: batch.scores", batch.scores, n)
+  local group = batch.group
+  if not group then group = {} for i = 1, n do group[i] = i end end
+  local bt <close> = crl.batch(batch.prompts, batch.responses, self.pad_id)
+  local kl_seq = self:_prepare(bt, batch, group, scores)
+  local st = self:_loss(bt)
+  st.kl = mean_of(kl_seq)
+  return st
+end
+
+-- ---- one step ----
+
+local function now() return core.clock() end
+
+local function prompt_record(p)
+  if type(p) == "table" and (p.prompt ~= nil) then return p.prompt, p.reference end
+  return p, nil
+end
+
+--- tr:step(prompts) -> stats: rollout (group_size samples per prompt), reward, then
+--- `epochs` passes over minibatches with an optimiser step each. prompts: strings,
+--- arrays of token ids, or {prompt =, reference =} records.
+function Trainer:step(prompts)
+  if type(prompts) ~= "table" or #prompts == 0 then error("rl.step: prompts must be a non-empty array", 2) end
+  local t0 = now()
+  local ro = { prompts = {}, prompt_ids = {}, group = {}, references = {} }
+  for i, p in ipairs(prompts) do
+    local text, ref = prompt_record(p)
+    local ids = encode_text(self, text, "prompt " .. i)
+    if #ids == 0 then error("rl.step: prompt " .. i .. " is empty", 2) end
+    if self.max_prompt_tokens and #ids > self.max_prompt_tokens then
+      ids = { table.unpack(ids, #ids - self.max_prompt_tokens + 1) }
+    end
+    for _ = 1, self.group_size do
+      local k = #ro.prompt_ids + 1
+      ro.prompts[k], ro.prompt_ids[k], ro.group[k], ro.references[k] = text, ids, i, ref
+    end
+  end
+  ro.responses = self:generate(ro.prompt_ids)
+  local t1 = now()
+  if self.on_rollout then self.on_rollout(self, ro) end
+  local raw = self:score(ro)
+  local n = #raw
+  local scores, missing = {}, 0
+  local norm = self.reward_norm
+  for i = 1, n do
+    local s = raw[i]
+    if norm then s = (s - norm.mean) / norm.std end
+    local r = ro.responses[i]
+    if self.eos_id >= 0 and r[#r] ~= self.eos_id then
+      missing = missing + 1
+      if self.missing_eos_penalty then s = s - self.missing_eos_penalty end
+    end
+    scores[i] = s
+  end
+  local t2 = now()
+  local bt <close> = crl.batch(ro.prompt_ids, ro.responses, self.pad_id)
+  local kl_seq = self:_prepare(bt, nil, ro.group, scores)
+  local ent_sum = bt:sum("entropy")
+  local B, _, ntok = bt:size()
+  -- epochs over shuffled minibatches; one optimiser step per minibatch
+  local mbs = self.minibatch_size or B
+  local acc = { policy_loss = 0, value_loss = 0, clipped = 0, vf_clipped = 0, tokens = 0, n = 0 }
+  local info, vinfo
+  for epoch = 1, self.epochs do
+    local perm = mbs < B and train.permutation(B, self.seed, self.step_count * 1009 + epoch) or nil
+    for i0 = 1, B, mbs do
+      local rows = {}
+      for k = i0, math.min(i0 + mbs - 1, B) do rows[#rows + 1] = perm and perm[k] or k end
+      local mb <close> = (#rows < B or perm) and bt:select(rows) or nil
+      local st = self:_loss(mb or bt)
+      acc.policy_loss = acc.policy_loss + st.policy_loss
+      acc.value_loss = acc.value_loss + (st.value_loss or 0)
+      acc.clipped, acc.tokens = acc.clipped + st.clipped, acc.tokens + st.tokens
+      acc.vf_clipped = acc.vf_clipped + (st.vf_clipped or 0)
+      acc.n = acc.n + 1
+      info = self.opt:step()
+      if self.value_opt then vinfo = self.value_opt:step() end
+    end
+  end
+  local t3 = now()
+  self.step_count = self.step_count + 1
+  local kl = S.mean(self, kl_seq)
+  local beta = self.kl.value
+  self.kl:update(kl, n)
+  local lens, obj = {}, {}
+  for i = 1, n do
+    lens[i] = #ro.responses[i]
+    obj[i] = self.reward_scale * scores[i] - beta * kl_seq[i]
+  end
+  local rmean = S.mean(self, scores)
+  local sq = {}
+  for i = 1, n do sq[i] = (scores[i] - rmean) ^ 2 end
+  local algo_has_clip = self.algo ~= "reinforce"
+  local stats = {
+    step = self.step_count, algo = self.algo,
+    reward_mean = rmean, reward_std = math.sqrt(S.mean(self, sq)), score_mean = S.mean(self, raw),
+    objective = S.mean(self, obj), kl = kl, kl_coef = beta, next_kl_coef = self.kl.value,
+    entropy = ent_sum / ntok, response_length = S.mean(self, lens), missing_eos = missing,
+    policy_loss = acc.policy_loss / acc.n,
+    value_loss = self.value and acc.value_loss / acc.n or nil,
+    clip_frac = algo_has_clip and acc.clipped / acc.tokens or nil,
+    value_clip_frac = self.algo == "ppo" and acc.vf_clipped / acc.tokens or nil,
+    lr = info.lr, value_lr = vinfo and vinfo.lr or nil, grad_norm = info.grad_norm,
+    temperature = self.temperature, rows = n, tokens = ntok,
+    time_rollout = t1 - t0, time_score = t2 - t1, time_update = t3 - t2,
+    rollout_tokens_per_s = ntok / math.max(t1 - t0, 1e-9),
+    update_tokens_per_s = ntok * self.epochs / math.max(t3 - t2, 1e-9),
+  }
+  self.last_rollout = ro
+  self.last_scores = raw
+  if self.on_step and self.on_step(self, stats) == false then stats.stop = true end
+  return stats
+end
+
+-- ---- checkpoints, logs, resume ----
+
+local function file_exists(p)
+  local f = io.open(p, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+-- The settings a resumed run must share with the run that wrote the checkpoint.
+local FINGERPRINT = { "algo", "temperature", "top_k", "top_p", "max_new_tokens", "gamma", "lam", "cliprange",
+  "cliprange_value", "vf_coef", "reward_scale", "whiten", "lr", "value_lr", "epochs", "minibatch_size",
+  "group_size", "seed", "kl_in", "target_kl", "horizon" }
+
+function Trainer:fingerprint(extra)
+  local t = {}
+  for _, k in ipairs(FINGERPRINT) do
+    local v = rawget(self, k)
+    if v ~= nil then t[k] = v end
+  end
+  t.kl_coef0 = self.kl_coef0
+  for k, v in pairs(extra or {}) do t[k] = v end
+  return json.encode(t)
+end
+
+--- tr:save_checkpoint(dir, extra) -- policy/value states then DIR/checkpoint.json
+--- (atomic: a kill at any point leaves the previous checkpoint intact).
+function Trainer:save_checkpoint(dir, extra)
+  local step = self.step_count
+  local blob = json.encode { step = step, kl_coef = self.kl.value }
+  assert(self.policy:save_state(string.format("%s/policy-%d.state", dir, step), blob))
+  if self.value then assert(self.value:save_state(string.format("%s/value-%d.state", dir, step), blob)) end
+  local prev = self.last_ckpt
+  local meta = { step = step, kl_coef = self.kl.value, fingerprint = self:fingerprint(extra),
+    log_bytes = extra and extra.log_bytes, samples_bytes = extra and extra.samples_bytes }
+  assert(gz.write_atomic(dir .. "/checkpoint.json", json.encode(meta) .. "\n"))
+  if prev and prev ~= step then
+    os.remove(string.format("%s/policy-%d.state", dir, prev))
+    os.remove(string.format("%s/value-%d.state", dir, prev))
+  end
+  self.last_ckpt = step
+end
+
+--- tr:load_checkpoint(dir, extra) -> meta | nil when DIR has none; raises on a
+--- checkpoint written with a different configuration.
+function Trainer:load_checkpoint(dir, extra)
+  local p = dir .. "/checkpoint.json"
+  if not file_exists(p) then return nil end
+  local f = assert(io.open(p, "rb"))
+  local meta = json.decode(f:read("a"))
+  f:close()
+  if type(meta) ~= "table" or not math.tointeger(meta.step) then error("rl: " .. p .. " is malformed", 0) end
+  if meta.fingerprint ~= self:fingerprint(extra) then
+    error("rl: " .. p .. " was written by a run with a different configuration; use another --out or remove it", 0)
+  end
+  assert(self.policy:load_state(string.format("%s/policy-%d.state", dir, meta.step)))
+  if self.value then assert(self.value:load_state(string.format("%s/value-%d.state", dir, meta.step))) end
+  self.step_count = meta.step
+  self.kl.value = meta.kl_coef
+  self.last_ckpt = meta.step
+  return meta
+end
+
+-- Append-only JSONL with a byte position remembered at each checkpoint.
+local function open_log(path, keep_bytes)
+  if keep_bytes then
+    local f = io.open(path, "rb")
+    if f then
+      local size = f:seek("end")
+      f:close()
+      if size > keep_bytes then assert(gz.truncate(path, keep_bytes)) end
+    end
+  else
+    local f = io.open(path, "rb")
+    if f then f:close() assert(gz.truncate(path, 0)) end
+  end
+  return assert(io.open(path, "ab"))
+end
+
+local function jsonable(stats)
+  local t = {}
+  for k, v in pairs(stats) do
+    if type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then t[k] = json.null
+    elseif type(v) ~= "function" and type(v) ~= "table" then t[k] = v end
+  end
+  return t
+end
+
+local TRAIN = opts.schema("rl.train", {
+  prompts = { "table", required = true },
+  steps = { "integer", min = 1, required = true },
+  batch_size = { "integer", min = 1, default = 8 },
+  out = "string",
+  save_every = { "integer", min = 1 },
+  resume = { "boolean", default = true },
+  sample_every = { "integer", min = 1, default = 10 },
+  sample_count = { "integer", min = 0, default = 2 },
+  progress = "boolean",
+  quiet = "boolean",
+  on_step = "function",
+})
+
+--- tr:train{prompts =, steps =, batch_size = 8, out = DIR, save_every =, resume = true,
+---   sample_every = 10, sample_count = 2, quiet =, on_step =} -> last stats, all stats
+--- Prompts are taken in a seeded shuffled order, batch_size per step. With out,
+--- DIR/log.jsonl gets one object per step, DIR/samples.jsonl sampled responses,
+--- DIR/checkpoint.json + states every save_every steps and at the end, and
+--- DIR/policy (and DIR/value) the final weights. A rerun with the same settings
+--- resumes from the checkpoint and logs what the uninterrupted run would have.
+function Trainer:train(o)
+  o = TRAIN(o)
+  local P = #o.prompts
+  if P == 0 then error("rl.train: no prompts", 2) end
+  local dir = o.out
+  local extra = { batch_size = o.batch_size, prompts = P }
+  local log, samples
+  if dir then
+    assert(gz.mkdir(dir))
+    local meta = o.resume and self:load_checkpoint(dir, extra)
+    log = open_log(dir .. "/log.jsonl", meta and meta.log_bytes or nil)
+    samples = open_log(dir .. "/samples.jsonl", meta and meta.samples_bytes or nil)
+  end
+  local bar = progress.new { label = "rl " .. self.algo, total = o.steps, unit = "step",
+    quiet = o.quiet or o.progress == false }
+  local last, all = nil, {}
+  local ok, err = pcall(function()
+    while self.step_count < o.steps do
+      local k = self.step_count
+      local batch = {}
+      for j = 1, o.batch_size do
+        local idx = k * o.batch_size + j - 1
+        local epoch, pos = idx // P, idx % P
+        local perm = self._perm_epoch == epoch and self._perm or train.permutation(P, self.seed, epoch + 1)
+        self._perm, self._perm_epoch = perm, epoch
+        batch[j] = o.prompts[perm[pos + 1]]
+      end
+      local st = self:step(batch)
+      last = st
+      all[#all + 1] = st
+      if log then
+        log:write(json.encode(jsonable(st)), "\n")
+        log:flush()
+        if o.sample_count > 0 and (st.step % o.sample_every == 0 or st.step == 1) then
+          local ro = self.last_rollout
+          for i = 1, math.min(o.sample_count, #ro.responses) do
+            local p = ro.prompts[i]
+            samples:write(json.encode {
+              step = st.step, prompt = type(p) == "string" and p or json.array(p),
+              response = self.tokenizer and decode(self, ro.responses[i]) or json.array(ro.responses[i]),
+              score = self.last_scores[i],
+            }, "\n")
+          end
+          samples:flush()
+        end
+        if (o.save_every and st.step % o.save_every == 0) or st.step == o.steps then
+          gz.fsync(log)
+          gz.fsync(samples)
+          extra.log_bytes, extra.samples_bytes = log:seek("end"), samples:seek("end")
+          self:save_checkpoint(dir, extra)
+          extra.log_bytes, extra.samples_bytes = nil, nil
+        end
+      end
+      bar:update(st.step, { { "reward", st.reward_mean }, { "kl", st.kl }, { "tok/s", st.rollout_tokens_per_s } })
+      if o.on_step and o.on_step(self, st) == false then break end
+      if st.stop then break end
+    end
+  end)
+  if not ok then
+    bar:abort()
+    if log then log:close() samples:close() end
+    error(err, 0)
+  end
+  bar:finish(false)
+  if log then
+    log:close()
+    samples:close()
+    assert(self.policy:save(dir .. "/policy"))
+    if self.value then assert(self.value:save(dir .. "/value")) end
+  end
+  return last, all
+end
+
+-- ---- LLM-judge rewards (d-RLAIF) ----
+
+local JUDGE = opts.schema("rl.judge_reward", {
+  labeler = { "table", required = true },
+  mode = { "string", one_of = { "direct", "pairwise" }, default = "direct" },
+  baseline = { "string", one_of = { "sft", "reference" }, default = "sft" },
+})
+
+--- judge_reward{labeler =, mode = "direct" | "pairwise", baseline = "sft" | "reference"} -> reward function
+--- direct: the labeler (a d-RLAIF score template) rates each response 1-10; the
+--- reward is its expected score mapped to [-1, 1] (labeler.linear_reward: (s - 5.5) / 4.5).
+--- pairwise: the labeler compares the response (shown as response 1, both orders
+--- when the labeler swaps) with a baseline -- the SFT (reference) model's sample
+--- for the same prompt, or the dataset's reference response -- and the reward is
+--- 2 p - 1, p = P(the policy's response is better). A failed judgement raises:
+--- a missing reward is never counted as a score.
+function M.judge_reward(o)
+  o = JUDGE(o)
+  local L = o.labeler
+  return function(prompts, responses, rows, tr)
+    local text = function(x)
+      if type(x) == "string" then return x end
+      if tr and tr.tokenizer then return tr.tokenizer:decode(x) end
+      error("rl.judge_reward: the judge needs text: give the trainer a tokenizer", 0)
+    end
+    local recs = {}
+    local base
+    if o.mode == "pairwise" and o.baseline == "sft" then
+      local ids = {}
+      for i, r in ipairs(rows) do ids[i] = r.prompt_ids end
+      base = tr:generate(ids, tr.ref)
+    end
+    for i = 1, #responses do
+      local ctx = text(prompts[i])
+      if o.mode == "direct" then
+        recs[i] = { id = i, context = ctx, response = text(responses[i]) }
+      else
+        local b = o.baseline == "sft" and decode(tr, base[i]) or rows[i].reference
+        if b == nil then error("rl.judge_reward: row " .. i .. " has no reference response", 0) end
+        recs[i] = { id = i, context = ctx, a = text(responses[i]), b = text(b) }
+      end
+    end
+    local out = L:run_batch(recs)
+    local scores = {}
+    for i = 1, #recs do
+      local r = out[i]
+      if not r or r.status ~= "ok" then
+        error(string.format("rl.judge_reward: the judge gave no %s for row %d (%s)",
+          o.mode == "direct" and "score" or "preference", i, r and (r.reason or r.status) or "no record"), 0)
+      end
+      scores[i] = o.mode == "direct" and r.reward or (2 * r.p - 1)
+    end
+    return scores
+  end
+end
+
+M.Trainer = Trainer
+return M
