@@ -70,7 +70,6 @@ print(string.format("%-24s %8.3f", "reward mean", res.reward_mean))
 print(string.format("%-24s %8.3f", "reward std", res.reward_std))
 
 -- 6. Save the model (GPT2/LlamaForSequenceClassification layout) and the statistics.
+-- (rlaif rl --reward-model /tmp/rlaif_rm normalises rewards with reward_stats.json)
 assert(m:save("/tmp/rlaif_rm"))
-local f = assert(io.open("/tmp/rlaif_rm/reward_stats.json", "w"))
-f:write(string.format('{"mean": %.17g, "std": %.17g}\n', res.reward_mean, res.reward_std))
-f:close()
+assert(rlaif.train.save_reward_stats("/tmp/rlaif_rm", res))

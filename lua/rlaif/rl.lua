@@ -554,16 +554,16 @@ function Trainer:fingerprint(extra)
   return json.encode(t)
 end
 
---- tr:save_checkpoint(dir, extra) -- policy/value states then DIR/checkpoint.json
+--- tr:save_checkpoint(dir, extra, logpos) -- policy/value states then DIR/checkpoint.json
 --- (atomic: a kill at any point leaves the previous checkpoint intact).
-function Trainer:save_checkpoint(dir, extra)
+function Trainer:save_checkpoint(dir, extra, logpos)
   local step = self.step_count
   local blob = json.encode { step = step, kl_coef = self.kl.value }
   assert(self.policy:save_state(string.format("%s/policy-%d.state", dir, step), blob))
   if self.value then assert(self.value:save_state(string.format("%s/value-%d.state", dir, step), blob)) end
   local prev = self.last_ckpt
   local meta = { step = step, kl_coef = self.kl.value, fingerprint = self:fingerprint(extra),
-    log_bytes = extra and extra.log_bytes, samples_bytes = extra and extra.samples_bytes }
+    log_bytes = logpos and logpos.log_bytes, samples_bytes = logpos and logpos.samples_bytes }
   assert(gz.write_atomic(dir .. "/checkpoint.json", json.encode(meta) .. "\n"))
   if prev and prev ~= step then
     os.remove(string.format("%s/policy-%d.state", dir, prev))
@@ -686,9 +686,7 @@ function Trainer:train(o)
         if (o.save_every and st.step % o.save_every == 0) or st.step == o.steps then
           gz.fsync(log)
           gz.fsync(samples)
-          extra.log_bytes, extra.samples_bytes = log:seek("end"), samples:seek("end")
-          self:save_checkpoint(dir, extra)
-          extra.log_bytes, extra.samples_bytes = nil, nil
+          self:save_checkpoint(dir, extra, { log_bytes = log:seek("end"), samples_bytes = samples:seek("end") })
         end
       end
       bar:update(st.step, { { "reward", st.reward_mean }, { "kl", st.kl }, { "tok/s", st.rollout_tokens_per_s } })

@@ -455,6 +455,31 @@ function M.reward(o)
   return last
 end
 
+--- save_reward_stats(dir, res) -> true | nil, message: write dir/reward_stats.json
+--- {"mean": res.reward_mean, "std": res.reward_std} atomically (res is what
+--- rlaif.train.reward returns), so rlaif.rl can normalise this model's rewards.
+function M.save_reward_stats(dir, res)
+  if type(res) ~= "table" or type(res.reward_mean) ~= "number" or type(res.reward_std) ~= "number" then
+    error("train.save_reward_stats: expected the result of train.reward (reward_mean, reward_std)", 2)
+  end
+  return core.gz.write_atomic(dir .. "/reward_stats.json",
+    string.format('{"mean": %.17g, "std": %.17g}\n', res.reward_mean, res.reward_std))
+end
+
+--- load_reward_stats(dir) -> {mean =, std =}; raises naming the file when it is
+--- missing or malformed (std must be > 0).
+function M.load_reward_stats(dir)
+  local p = dir .. "/reward_stats.json"
+  local f, err = io.open(p, "rb")
+  if not f then error("train.load_reward_stats: " .. tostring(err), 2) end
+  local v = core.json.decode(f:read("a"))
+  f:close()
+  if type(v) ~= "table" or type(v.mean) ~= "number" or type(v.std) ~= "number" or v.std ~= v.std or v.std <= 0 then
+    error("train.load_reward_stats: " .. p .. " needs numbers mean and std > 0", 2)
+  end
+  return { mean = v.mean, std = v.std }
+end
+
 --- reward_pair_loss(r1, r2, p [, margin [, center]]) -> mean loss, dr1, dr2 (as rlaif.model's)
 M.reward_pair_loss = function(r1, r2, p, margin, center)
   return core.model.reward_pair_loss(r1, r2, p, margin, center)
