@@ -335,7 +335,7 @@ function Trainer:score(ro)
     prompts[i] = ro.prompts[i]
     responses[i] = decode(self, ro.responses[i])
     rows[i] = { prompt_ids = ro.prompt_ids[i], response_ids = ro.responses[i], group = ro.group[i],
-      reference = ro.references and ro.references[i] or nil }
+      reference = ro.references and ro.references[i] or nil, fields = ro.fields and ro.fields[i] or nil }
   end
   local got = fn(prompts, responses, rows, self)
   return check_scores("the reward function", got, n)
@@ -430,19 +430,20 @@ end
 local function now() return core.clock() end
 
 local function prompt_record(p)
-  if type(p) == "table" and (p.prompt ~= nil) then return p.prompt, p.reference end
-  return p, nil
+  if type(p) == "table" and (p.prompt ~= nil) then return p.prompt, p.reference, p.fields end
+  return p, nil, nil
 end
 
 --- tr:step(prompts) -> stats: rollout (group_size samples per prompt), reward, then
 --- `epochs` passes over minibatches with an optimiser step each. prompts: strings,
---- arrays of token ids, or {prompt =, reference =} records.
+--- arrays of token ids, or {prompt =, reference =, fields =} records (fields: slots
+--- for a judge's template, e.g. TL;DR subreddit/title/post).
 function Trainer:step(prompts)
   if type(prompts) ~= "table" or #prompts == 0 then error("rl.step: prompts must be a non-empty array", 2) end
   local t0 = now()
-  local ro = { prompts = {}, prompt_ids = {}, group = {}, references = {} }
+  local ro = { prompts = {}, prompt_ids = {}, group = {}, references = {}, fields = {} }
   for i, p in ipairs(prompts) do
-    local text, ref = prompt_record(p)
+    local text, ref, fields = prompt_record(p)
     local ids = encode_text(self, text, "prompt " .. i)
     if #ids == 0 then error("rl.step: prompt " .. i .. " is empty", 2) end
     if self.max_prompt_tokens and #ids > self.max_prompt_tokens then
@@ -450,7 +451,7 @@ function Trainer:step(prompts)
     end
     for _ = 1, self.group_size do
       local k = #ro.prompt_ids + 1
-      ro.prompts[k], ro.prompt_ids[k], ro.group[k], ro.references[k] = text, ids, i, ref
+      ro.prompts[k], ro.prompt_ids[k], ro.group[k], ro.references[k], ro.fields[k] = text, ids, i, ref, fields
     end
   end
   ro.responses = self:generate(ro.prompt_ids)
@@ -743,12 +744,14 @@ function M.judge_reward(o)
     end
     for i = 1, #responses do
       local ctx = text(prompts[i])
+      -- template slots: the record's fields (TL;DR subreddit, title, post), else the prompt as the post
+      local fields = rows[i].fields or { subreddit = "", title = "", post = ctx }
       if o.mode == "direct" then
-        recs[i] = { id = i, context = ctx, response = text(responses[i]) }
+        recs[i] = { id = i, context = ctx, response = text(responses[i]), fields = fields }
       else
         local b = o.baseline == "sft" and decode(tr, base[i]) or rows[i].reference
         if b == nil then error("rl.judge_reward: row " .. i .. " has no reference response", 0) end
-        recs[i] = { id = i, context = ctx, a = text(responses[i]), b = text(b) }
+        recs[i] = { id = i, context = ctx, a = text(responses[i]), b = text(b), fields = fields }
       end
     end
     local out = L:run_batch(recs)

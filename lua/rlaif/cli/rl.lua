@@ -96,7 +96,8 @@ local function read_prompts(o)
       local fl = r.fields or {}
       local p = string.format("SUBREDDIT: r/%s\nTITLE: %s\nPOST: %s\nTL;DR:", fl.subreddit or "", fl.title or "",
         fl.post or r.context)
-      out[#out + 1] = { prompt = p, reference = r.response }
+      out[#out + 1] = { prompt = p, reference = r.response,
+        fields = { subreddit = fl.subreddit or "", title = fl.title or "", post = fl.post or r.context } }
     else   -- hh: the dialogue up to the last assistant turn; chosen is the reference
       out[#out + 1] = { prompt = r.context .. "\n\nAssistant:", reference = r.a }
     end
