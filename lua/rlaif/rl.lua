@@ -106,6 +106,12 @@ function S.group_advantages(tr, algo, x, group) -- luacheck: no unused args
   return a
 end
 
+--- batch_stats.token_mean(tr, sum, count) -> global sum / global count (logging).
+function S.token_mean(tr, sum, count)
+  local g = S.reduce(tr, { sum, count })
+  return g[2] > 0 and g[1] / g[2] or 0
+end
+
 --- batch_stats.mean(tr, list) -> global mean of per-row numbers (logging).
 function S.mean(tr, xs)
   local s = 0
@@ -354,10 +360,18 @@ function Trainer:_prepare(bt, given, group, scores)
   end
   bt:set("scores", scores)
   local tau = self.temperature
-  if not given.ref_logprobs then bt:logprobs(self.ref, tau, "ref_logprobs") end
+  -- frozen passes release their activations at once: policy, reference and value
+  -- activations never coexist (peak memory)
+  if not given.ref_logprobs then
+    bt:logprobs(self.ref, tau, "ref_logprobs")
+    self.ref:free_activations()
+  end
   if not given.old_logprobs then bt:logprobs(self.policy, tau, "old_logprobs", "entropy") end
   local algo = self.algo
-  if algo == "ppo" and not given.old_values then bt:values(self.value, "old_values") end
+  if algo == "ppo" and not given.old_values then
+    bt:values(self.value, "old_values")
+    self.value:free_activations()
+  end
   local kl_seq = bt:kl()
   local beta = self.kl.value
   local shaped = self.kl_in == "reward" and beta or 0
@@ -387,10 +401,12 @@ function Trainer:_loss(bt)
   local vst
   if algo == "reinforce" then
     vst = bt:value_loss(self.value, { coef = self.vf_coef, weight = w })
+    self.value:free_activations()
     bt:baseline_advantages()
     if self.whiten then S.whiten(self, bt, "advantages") end
   elseif algo == "ppo" then
     vst = bt:value_loss(self.value, { coef = self.vf_coef, weight = w, cliprange_value = self.cliprange_value })
+    self.value:free_activations()
   end
   local pst = bt:policy_loss(self.policy, {
     clipped = algo ~= "reinforce", tau = self.temperature, cliprange = self.cliprange, weight = w,
@@ -471,9 +487,10 @@ function Trainer:step(prompts)
     end
     scores[i] = s
   end
-  local t2 = now()
+  -- scoring ends with the reference, old-policy and old-value passes
   local bt <close> = crl.batch(ro.prompt_ids, ro.responses, self.pad_id)
   local kl_seq = self:_prepare(bt, nil, ro.group, scores)
+  local t2 = now()
   local ent_sum = bt:sum("entropy")
   local B, _, ntok = bt:size()
   -- epochs over shuffled minibatches; one optimiser step per minibatch
@@ -514,11 +531,11 @@ function Trainer:step(prompts)
     step = self.step_count, algo = self.algo,
     reward_mean = rmean, reward_std = math.sqrt(S.mean(self, sq)), score_mean = S.mean(self, raw),
     objective = S.mean(self, obj), kl = kl, kl_coef = beta, next_kl_coef = self.kl.value,
-    entropy = ent_sum / ntok, response_length = S.mean(self, lens), missing_eos = missing,
+    entropy = S.token_mean(self, ent_sum, ntok), response_length = S.mean(self, lens), missing_eos = missing,
     policy_loss = acc.policy_loss / acc.n,
     value_loss = self.value and acc.value_loss / acc.n or nil,
-    clip_frac = algo_has_clip and acc.clipped / acc.tokens or nil,
-    value_clip_frac = self.algo == "ppo" and acc.vf_clipped / acc.tokens or nil,
+    clip_frac = algo_has_clip and S.token_mean(self, acc.clipped, acc.tokens) or nil,
+    value_clip_frac = self.algo == "ppo" and S.token_mean(self, acc.vf_clipped, acc.tokens) or nil,
     lr = info.lr, value_lr = vinfo and vinfo.lr or nil, grad_norm = info.grad_norm,
     temperature = self.temperature, rows = n, tokens = ntok,
     time_rollout = t1 - t0, time_score = t2 - t1, time_update = t3 - t2,

@@ -296,6 +296,17 @@ rlaif_status rlaif_model_clone(rlaif_model **out, const rlaif_model *m, rlaif_he
     return RLAIF_OK;
 }
 
+void rlaif_model_free_acts(rlaif_model *m) {
+    free(m->acts_memory);
+    free(m->ids);
+    m->acts_memory = NULL;
+    m->ids = m->pos = m->mask = m->last = NULL;
+    m->act_capacity = m->int_capacity = 0;
+    memset(&m->acts, 0, sizeof m->acts);
+    m->B = m->T = 0;
+    m->have_logits = m->logits_are_grads = 0;
+}
+
 static rlaif_status ensure_grads(rlaif_model *m) {
     if (m->grads_memory) return RLAIF_OK;
     m->grads_memory = calloc(m->num_params, sizeof(float));

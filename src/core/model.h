@@ -161,6 +161,9 @@ rlaif_status rlaif_model_config_check(rlaif_model_config *cfg);
  * residual projections scaled by 1/sqrt(2L), norms 1, biases 0). New model in *out. */
 rlaif_status rlaif_model_new(rlaif_model **out, const rlaif_model_config *cfg, uint64_t seed);
 void rlaif_model_free(rlaif_model *m);   /* NULL-safe */
+/* Free the activations (and ids) of the last forward; the next forward allocates
+ * them again. For frozen models between uses (a reference, a value model). */
+void rlaif_model_free_acts(rlaif_model *m);
 /* A new model with m's configuration and parameters but the given head: the trunk
  * is copied; an LM head is copied when both have one; a reward head is copied from a
  * reward model or starts at zero (a fresh value head on a policy). No gradients,

@@ -448,6 +448,12 @@ static int model_names(lua_State *L) {
     return 1;
 }
 
+/* m:free_activations() -- release the last forward's activations (the next forward reallocates) */
+static int model_free_activations(lua_State *L) {
+    rlaif_model_free_acts(check_model(L, 1));
+    return 0;
+}
+
 static int model_zero_grad(lua_State *L) {
     if (rlaif_model_zero_grad(check_model(L, 1)) != RLAIF_OK) return model_fail(L, "model.zero_grad");
     return 0;
@@ -631,6 +637,7 @@ static const luaL_Reg model_methods[] = {
     {"grad", model_grad},
     {"names", model_names},
     {"zero_grad", model_zero_grad},
+    {"free_activations", model_free_activations},
     {"grad_norm", model_grad_norm},
     {"scale_grads", model_scale_grads},
     {"adamw_step", model_adamw_step},

@@ -133,7 +133,16 @@ local function mean_reward(all, i0, i1)
   return s / (i1 - i0 + 1)
 end
 
+-- Tiny models run on one thread: a 2-thread OpenMP region per kernel costs more
+-- than the kernel, and far more when the machine is oversubscribed.
+local saved_threads
+local function one_thread()
+  setup(function() saved_threads = rlaif.get_threads() rlaif.set_threads(1) end)
+  teardown(function() rlaif.set_threads(saved_threads) end)
+end
+
 describe("rlaif.rl toy task #unit", function()
+  one_thread()
   for _, algo in ipairs(rl.ALGOS) do
     it(algo .. " raises a known reward well above the SFT policy's, with bounded KL", function()
       local grouped = algo == "rloo" or algo == "grpo"
@@ -168,6 +177,7 @@ end)
 -- ---- bad input ----
 
 describe("rlaif.rl bad input #unit", function()
+  one_thread()
   local function tr_with(o)
     local cfg = { algo = "reinforce", policy = toy_policy(), reward = count3, max_new_tokens = 4, eos = false }
     for k, v in pairs(o) do cfg[k] = v end
@@ -292,8 +302,8 @@ describe("rlaif rl CLI #unit", function()
   teardown(function() if d then os.execute("rm -rf " .. d) end end)
 
   local function run(args, env)
-    return sh(string.format("cd %s && %s %s/rlaif rl --policy policy --data prompts.jsonl --max-new-tokens 10 " ..
-      "--batch-size 4 --quiet %s 2>%s/err.txt", d, env or "", helper.root, args, d))
+    return sh(string.format("cd %s && RLAIF_NUM_THREADS=1 %s %s/rlaif rl --policy policy --data prompts.jsonl " ..
+      "--max-new-tokens 10 --batch-size 4 --quiet %s 2>%s/err.txt", d, env or "", helper.root, args, d))
   end
 
   it("a run killed with SIGKILL resumes and reproduces the uninterrupted run", function()
@@ -331,6 +341,20 @@ describe("rlaif rl CLI #unit", function()
     assert.is_true(math.abs(l[1].reward_mean - (l[1].score_mean - 0.5) / 2) < 1e-6)
     assert.truthy(rm)
     assert.truthy(helper.read_file(d .. "/rm_run/policy/model.safetensors"))
+  end)
+
+  it("draws a progress line (step, reward, KL, tokens/s, ETA) on a terminal", function()
+    if not os.execute("command -v script >/dev/null 2>&1") then pending("script(1) unavailable") return end
+    local out = d .. "/tty.txt"
+    local cmd = string.format("cd %s && RLAIF_NUM_THREADS=1 %s/rlaif rl --policy policy --data prompts.jsonl " ..
+      "--reward-lua reward.lua --max-new-tokens 6 --batch-size 2 --steps 3 --out tty_run", d, helper.root)
+    assert.are.equal(0, sh(string.format("script -qec %q %s >/dev/null 2>&1", cmd, out)))
+    local screen = helper.read_file(out) or ""
+    assert.truthy(screen:find("rl reinforce", 1, true), screen)
+    assert.truthy(screen:find("3/3", 1, true), screen)
+    assert.truthy(screen:find("reward", 1, true) and screen:find("kl", 1, true) and screen:find("tok/s", 1, true))
+    assert.truthy(screen:find("\r", 1, true), "redrawn in place")
+    assert.truthy(screen:find("rlaif rl: 3 steps (reinforce)", 1, true), screen)
   end)
 
   it("reports bad flags and a missing reward", function()
