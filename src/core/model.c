@@ -157,18 +157,20 @@ int rlaif_model_param_decays(int i) {
            i == P_LMHEAD || i == P_SCORE;
 }
 
-/* Floats per activation tensor for a (B, T) forward. RLAIF_ENOMEM naming B and
- * T when a size overflows, the total exceeds MAX_FLOATS, or a count the
- * kernels keep in an int (B*T, B*H, B*T*F, the LM head's scratch) would not fit. */
-static rlaif_status act_sizes(const rlaif_model *m, int B, int T, size_t *s) {
+/* Floats per activation tensor for a (B, T) forward with NL logits rows (0 = no LM
+ * head in this forward; rows: the head runs on selected rows). RLAIF_ENOMEM naming B
+ * and T when a size overflows, the total exceeds MAX_FLOATS, or a count the kernels
+ * keep in an int (B*T, B*H, B*T*F, the LM head's scratch) would not fit. */
+static rlaif_status act_sizes(const rlaif_model *m, int B, int T, int NL, int rows, size_t *s) {
     const rlaif_model_config *c = &m->cfg;
     size_t N = (size_t)B * T, C = c->d_model, L = c->n_layer, H = c->n_head, F = c->d_ff, V = c->vocab_size;
     size_t QD = H * c->head_dim, QKV = (size_t)(c->n_head + 2 * c->n_kv_head) * c->head_dim;
     size_t FF = c->arch == RLAIF_ARCH_GPT2 ? F : 2 * F, ATT = 0, LATT = 0, total = 0;
     size_t rope = c->arch == RLAIF_ARCH_LLAMA ? (size_t)T * c->head_dim / 2 : 0;
-    size_t nch = (V + LM_CHUNK - 1) / LM_CHUNK, scratch = 2 * N * nch;   /* N < 2^31, nch < 2^15 */
-    int ok = N <= INT_MAX && (size_t)B * H <= INT_MAX && N * F <= (size_t)INT_MAX - 4096 && scratch <= INT_MAX &&
-             mul3((size_t)B * H, T, T, &ATT) && !__builtin_mul_overflow(ATT, L, &LATT);
+    size_t nch = (V + LM_CHUNK - 1) / LM_CHUNK, scratch = 2 * (size_t)NL * nch;   /* NL <= N < 2^31, nch < 2^15 */
+    int lm = c->head == RLAIF_HEAD_LM && NL > 0;
+    int ok = N <= INT_MAX && (size_t)NL <= N && (size_t)B * H <= INT_MAX && N * F <= (size_t)INT_MAX - 4096 &&
+             scratch <= INT_MAX && mul3((size_t)B * H, T, T, &ATT) && !__builtin_mul_overflow(ATT, L, &LATT);
     /* N < 2^31 and every width < 2^25: N * width fits; L * N * width is checked */
     size_t v[NUM_ACTIVATION_TENSORS] = {0};
     if (ok) {
@@ -176,16 +178,16 @@ static rlaif_status act_sizes(const rlaif_model *m, int B, int T, size_t *s) {
             [A_ENCODED] = N * C, [A_LN1_MEAN] = L * N, [A_LN1_RSTD] = L * N,
             [A_ATT] = LATT, [A_LN2_MEAN] = L * N, [A_LN2_RSTD] = L * N,
             [A_LNF] = N * C, [A_LNF_MEAN] = N, [A_LNF_RSTD] = N,
-            [A_LSE] = N, [A_ROPE_COS] = rope, [A_ROPE_SIN] = rope,
-            [A_LM_SCRATCH] = c->head == RLAIF_HEAD_LM ? scratch : 0,
+            [A_LSE] = NL, [A_ROPE_COS] = rope, [A_ROPE_SIN] = rope,
+            [A_LM_SCRATCH] = lm ? scratch : 0,
             [A_DRES] = N * C, [A_DLN] = N * C, [A_DQKV] = N * QKV, [A_DATTY] = N * QD, [A_DATT] = ATT,
-            [A_DFCH] = N * FF, [A_DFCH_ACT] = N * F,
+            [A_DFCH] = N * FF, [A_DFCH_ACT] = N * F, [A_LNF_ROWS] = rows ? 2 * (size_t)NL * C : 0,
         };
         memcpy(v, w, sizeof w);
         ok = mul3(L, N, C, &v[A_LN1]) && mul3(L, N, QKV, &v[A_QKV]) && mul3(L, N, QD, &v[A_ATTY]) &&
              mul3(L, N, C, &v[A_RES2]) && mul3(L, N, C, &v[A_LN2]) && mul3(L, N, FF, &v[A_FCH]) &&
              mul3(L, N, F, &v[A_FCH_ACT]) && mul3(L, N, C, &v[A_RES3]) &&
-             mul3(c->head == RLAIF_HEAD_LM, N, V, &v[A_LOGITS]);
+             mul3(c->head == RLAIF_HEAD_LM, NL, V, &v[A_LOGITS]);
         for (int i = 0; i < NUM_ACTIVATION_TENSORS && ok; i++)
             ok = !__builtin_add_overflow(total, v[i], &total) && total <= MAX_FLOATS;
     }
@@ -201,7 +203,7 @@ static void point_acts(rlaif_acts *a, float *mem, const size_t *sizes) {
         &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->att, &a->atty, &a->res2, &a->ln2,
         &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_act, &a->res3, &a->lnf, &a->lnf_mean, &a->lnf_rstd,
         &a->logits, &a->lse, &a->rope_cos, &a->rope_sin, &a->lm_scratch, &a->dres, &a->dln, &a->dqkv, &a->datty, &a->datt,
-        &a->dfch, &a->dfch_act,
+        &a->dfch, &a->dfch_act, &a->lnf_rows,
     };
     for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) {
         *ptrs[i] = sizes[i] ? mem : NULL;
@@ -300,7 +302,8 @@ void rlaif_model_free_acts(rlaif_model *m) {
     free(m->acts_memory);
     free(m->ids);
     m->acts_memory = NULL;
-    m->ids = m->pos = m->mask = m->last = NULL;
+    m->ids = m->pos = m->mask = m->last = m->lrows = m->ltargets = NULL;
+    m->NL = m->rows_selected = 0;
     m->act_capacity = m->int_capacity = 0;
     memset(&m->acts, 0, sizeof m->acts);
     m->B = m->T = 0;
@@ -316,9 +319,9 @@ static rlaif_status ensure_grads(rlaif_model *m) {
     return RLAIF_OK;
 }
 
-static rlaif_status ensure_acts(rlaif_model *m, int B, int T) {
+static rlaif_status ensure_acts(rlaif_model *m, int B, int T, int NL, int rows) {
     size_t sizes[NUM_ACTIVATION_TENSORS], total = 0;
-    rlaif_status st = act_sizes(m, B, T, sizes);
+    rlaif_status st = act_sizes(m, B, T, NL, rows, sizes);
     if (st != RLAIF_OK) return st;
     for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) total += sizes[i];
     if (total > m->act_capacity) {
@@ -330,7 +333,7 @@ static rlaif_status ensure_acts(rlaif_model *m, int B, int T) {
                               T, total * 4 >> 20);
         m->act_capacity = total;
     }
-    size_t ints = (size_t)B * T * 3 + B;
+    size_t ints = (size_t)B * T * 3 + B + 2 * (size_t)NL;
     if (ints > m->int_capacity) {
         free(m->ids);
         m->int_capacity = 0;
@@ -341,6 +344,8 @@ static rlaif_status ensure_acts(rlaif_model *m, int B, int T) {
     m->pos = m->ids + (size_t)B * T;
     m->mask = m->pos + (size_t)B * T;
     m->last = m->mask + (size_t)B * T;
+    m->lrows = m->last + B;
+    m->ltargets = m->lrows + NL;
     memcpy(m->act_sizes, sizes, sizeof sizes);
     point_acts(&m->acts, m->acts_memory, sizes);
     return RLAIF_OK;
@@ -392,25 +397,38 @@ static void norm_backward(const rlaif_model *m, float *dinp, float *dw, float *d
     else rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, C);
 }
 
-rlaif_status rlaif_model_forward(rlaif_model *m, const int32_t *ids, const int32_t *mask, int B, int T,
-                                 int want_logits) {
+static rlaif_status forward_impl(rlaif_model *m, const int32_t *ids, const int32_t *mask, int B, int T,
+                                 int want_logits, const int32_t *rows, int n) {
     const rlaif_model_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return rlaif_fail(RLAIF_EINVAL, "model.forward: empty batch (B=%d, T=%d)", B, T);
+    if ((int64_t)B * T > INT32_MAX / 4)
+        return rlaif_fail(RLAIF_EINVAL, "model.forward: batch B=%d x T=%d is too large", B, T);
     if (T > c->max_seq)   /* every family: positions (GPT-2) or trained context (RoPE) */
         return rlaif_fail(RLAIF_EINVAL, "model.forward: sequence length %d exceeds max_seq %d", T, c->max_seq);
     if (want_logits && c->head != RLAIF_HEAD_LM)
         return rlaif_fail(RLAIF_EINVAL, "model.forward: a reward model has no LM head (no logits)");
+    int NL = want_logits ? (rows ? n : B * T) : 0;   /* B * T < 2^29 from here on */
+    if (rows) {
+        if (n < 0 || n > B * T)
+            return rlaif_fail(RLAIF_EINVAL, "model.forward: %d logits rows for a batch of %d positions", n, B * T);
+        for (int j = 0; j < n; j++)
+            if (rows[j] < 0 || rows[j] >= B * T)
+                return rlaif_fail(RLAIF_EINVAL, "model.forward: logits row %d is outside [0, %d)", rows[j], B * T);
+    }
     size_t sizes[NUM_ACTIVATION_TENSORS];
-    rlaif_status st = act_sizes(m, B, T, sizes);   /* B * T fits an int from here on */
+    rlaif_status st = act_sizes(m, B, T, NL, rows != NULL, sizes);
     if (st != RLAIF_OK) return st;
     for (int i = 0; i < B * T; i++)
         if (ids[i] < 0 || ids[i] >= c->vocab_size)
             return rlaif_fail(RLAIF_EINVAL, "model.forward: token id %d at row %d, position %d is outside [0, %d)",
                               ids[i], i / T + 1, i % T + 1, c->vocab_size);
-    st = ensure_acts(m, B, T);
+    st = ensure_acts(m, B, T, NL, rows != NULL);
     if (st != RLAIF_OK) return st;
     m->B = B;
     m->T = T;
+    m->NL = NL;
+    m->rows_selected = rows != NULL;
+    for (int j = 0; j < NL; j++) m->lrows[j] = rows ? rows[j] : j;
     m->have_logits = 0;
     m->logits_are_grads = 0;
     m->logit_temp = 1.0f;
@@ -459,11 +477,27 @@ rlaif_status rlaif_model_forward(rlaif_model *m, const int32_t *ids, const int32
     }
     norm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, LAYER(a->res3, L - 1, (size_t)N * C), w->lnfw, w->lnfb, N);
     if (want_logits) {
-        const float *head = w->lm_head ? w->lm_head : w->wte;
-        lmhead_forward(a->logits, a->lse, a->lm_scratch, a->lnf, head, N, C, c->vocab_size);
+        const float *head = w->lm_head ? w->lm_head : w->wte, *inp = a->lnf;
+        if (rows) {   /* gather the selected rows */
+            for (int j = 0; j < NL; j++)
+                memcpy(a->lnf_rows + (size_t)j * C, a->lnf + (size_t)rows[j] * C, sizeof(float) * C);
+            inp = a->lnf_rows;
+        }
+        lmhead_forward(a->logits, a->lse, a->lm_scratch, inp, head, NL, C, c->vocab_size);
         m->have_logits = 1;
     }
     return RLAIF_OK;
+}
+
+rlaif_status rlaif_model_forward(rlaif_model *m, const int32_t *ids, const int32_t *mask, int B, int T,
+                                 int want_logits) {
+    return forward_impl(m, ids, mask, B, T, want_logits, NULL, 0);
+}
+
+rlaif_status rlaif_model_forward_rows(rlaif_model *m, const int32_t *ids, const int32_t *mask, int B, int T,
+                                      const int32_t *rows, int n) {
+    if (n <= 0) return rlaif_fail(RLAIF_EINVAL, "model.forward: no logits rows selected");
+    return forward_impl(m, ids, mask, B, T, 1, rows, n);
 }
 
 /* ---- backward through the trunk, from acts.dln = dL/dlnf ---- */
@@ -538,12 +572,11 @@ rlaif_status rlaif_model_lm_loss(rlaif_model *m, const int32_t *targets, float *
     if (st != RLAIF_OK) return st;
     int N = m->B * m->T, V = m->cfg.vocab_size, n = 0;
     double sum = 0;
-    for (int i = 0; i < N; i++) {
-        if (targets[i] < 0) {
-            if (losses) losses[i] = 0;
-            continue;
-        }
-        float li = m->acts.lse[i] - m->acts.logits[(size_t)i * V + targets[i]];
+    if (losses) memset(losses, 0, sizeof(float) * N);
+    for (int j = 0; j < m->NL; j++) {
+        int i = m->lrows[j];
+        if (targets[i] < 0) continue;
+        float li = m->acts.lse[j] - m->acts.logits[(size_t)j * V + targets[i]];
         if (losses) losses[i] = li;
         sum += li;
         n++;
@@ -558,8 +591,11 @@ rlaif_status rlaif_model_token_logprobs(rlaif_model *m, const int32_t *targets, 
     if (st == RLAIF_OK) st = check_targets(m, targets, "model.logprobs");
     if (st != RLAIF_OK) return st;
     int N = m->B * m->T, V = m->cfg.vocab_size;
-    for (int i = 0; i < N; i++)
-        out[i] = targets[i] < 0 ? 0.0f : m->acts.logits[(size_t)i * V + targets[i]] - m->acts.lse[i];
+    memset(out, 0, sizeof(float) * N);
+    for (int j = 0; j < m->NL; j++) {
+        int i = m->lrows[j];
+        if (targets[i] >= 0) out[i] = m->acts.logits[(size_t)j * V + targets[i]] - m->acts.lse[j];
+    }
     return RLAIF_OK;
 }
 
@@ -570,15 +606,32 @@ rlaif_status rlaif_model_backward_ce(rlaif_model *m, const int32_t *targets, con
     if (st != RLAIF_OK) return st;
     int N = m->B * m->T, C = m->cfg.d_model, V = m->cfg.vocab_size;
     rlaif_acts *a = &m->acts;
-    /* per-token weights live in lse's neighbour: reuse dres as an (N) scratch;
+    /* per-row weights and targets of the logits rows: dres is an (NL) scratch;
      * tempered logits z / tau pass 1/tau on to z */
+    int NL = m->NL;
     float *w = a->dres, inv_tau = 1.0f / m->logit_temp;
-    for (int i = 0; i < N; i++) w[i] = (weights ? weights[i] : scale) * inv_tau;
+    for (int j = 0; j < NL; j++) {
+        int i = m->lrows[j];
+        w[j] = (weights ? weights[i] : scale) * inv_tau;
+        m->ltargets[j] = targets[i];
+    }
     m->logits_are_grads = 1;
     memset(a->dln, 0, sizeof(float) * N * C);
     int tied = m->params.lm_head == NULL;
-    lmhead_backward(a->dln, tied ? m->grads.wte : m->grads.lm_head, a->logits, a->lse, targets, w, a->lnf,
-                    tied ? m->params.wte : m->params.lm_head, N, C, V);
+    float *dw = tied ? m->grads.wte : m->grads.lm_head;
+    const float *W = tied ? m->params.wte : m->params.lm_head;
+    if (m->rows_selected) {   /* through the gathered rows, then scattered back */
+        float *x = a->lnf_rows, *dx = a->lnf_rows + (size_t)NL * C;
+        memset(dx, 0, sizeof(float) * NL * C);
+        lmhead_backward(dx, dw, a->logits, a->lse, m->ltargets, w, x, W, NL, C, V);
+        for (int j = 0; j < NL; j++) {
+            float *d = a->dln + (size_t)m->lrows[j] * C;
+            const float *g = dx + (size_t)j * C;
+            for (int k = 0; k < C; k++) d[k] += g[k];
+        }
+    } else {
+        lmhead_backward(a->dln, dw, a->logits, a->lse, m->ltargets, w, a->lnf, W, NL, C, V);
+    }
     return backward_trunk(m);
 }
 
@@ -590,10 +643,10 @@ rlaif_status rlaif_model_temper(rlaif_model *m, float tau) {
     if (m->logit_temp != 1.0f)
         return rlaif_fail(RLAIF_EINVAL, "model.temper: the logits are already tempered; run forward again");
     if (tau == 1.0f) return RLAIF_OK;
-    int N = m->B * m->T, V = m->cfg.vocab_size;
+    int NL = m->NL, V = m->cfg.vocab_size;
     float *lg = m->acts.logits, *lse = m->acts.lse;
-#pragma omp parallel for num_threads(N * (size_t)V >= (1 << 16) ? rlaif_get_threads() : 1)
-    for (int i = 0; i < N; i++) {
+#pragma omp parallel for num_threads(NL * (size_t)V >= (1 << 18) ? rlaif_get_threads() : 1)
+    for (int i = 0; i < NL; i++) {
         float *x = lg + (size_t)i * V;
         for (int v = 0; v < V; v++) x[v] /= tau;   /* the same float32 division as logits / tau */
         lse[i] = logsumexp_row(x, V);
@@ -605,18 +658,17 @@ rlaif_status rlaif_model_temper(rlaif_model *m, float tau) {
 rlaif_status rlaif_model_entropy(rlaif_model *m, const int32_t *targets, float *out) {
     rlaif_status st = need_logits(m, "model.entropy");
     if (st != RLAIF_OK) return st;
-    int N = m->B * m->T, V = m->cfg.vocab_size;
+    int N = m->B * m->T, NL = m->NL, V = m->cfg.vocab_size;
     const float *lg = m->acts.logits, *lse = m->acts.lse;
-#pragma omp parallel for num_threads(N * (size_t)V >= (1 << 16) ? rlaif_get_threads() : 1)
-    for (int i = 0; i < N; i++) {
-        if (targets[i] < 0) {
-            out[i] = 0;
-            continue;
-        }
-        const float *x = lg + (size_t)i * V;
+    memset(out, 0, sizeof(float) * N);
+#pragma omp parallel for num_threads(NL * (size_t)V >= (1 << 18) ? rlaif_get_threads() : 1)
+    for (int j = 0; j < NL; j++) {
+        int i = m->lrows[j];
+        if (targets[i] < 0) continue;
+        const float *x = lg + (size_t)j * V;
         double s = 0;   /* H = lse - sum p z */
-        for (int v = 0; v < V; v++) s += exp((double)x[v] - lse[i]) * x[v];
-        out[i] = (float)(lse[i] - s);
+        for (int v = 0; v < V; v++) s += exp((double)x[v] - lse[j]) * x[v];
+        out[i] = (float)(lse[j] - s);
     }
     return RLAIF_OK;
 }

@@ -93,6 +93,7 @@ enum {
     A_ROPE_COS, A_ROPE_SIN, A_LM_SCRATCH,
     /* backward scratch, one layer's worth */
     A_DRES, A_DLN, A_DQKV, A_DATTY, A_DATT, A_DFCH, A_DFCH_ACT,
+    A_LNF_ROWS,       /* the LM head's selected rows (rlaif_model_forward_rows) */
     NUM_ACTIVATION_TENSORS
 };
 
@@ -114,11 +115,12 @@ typedef struct rlaif_acts {
     float *lnf;       /* (B, T, C)                                                */
     float *lnf_mean;  /* (B, T)                                                   */
     float *lnf_rstd;  /* (B, T)                                                   */
-    float *logits;    /* (B, T, V)  becomes dlogits during a backward             */
-    float *lse;       /* (B, T)     log-sum-exp of each logits row                */
+    float *logits;    /* (NL, V)  logits rows (NL = B*T, or the selected rows);    */
+                      /*          becomes dlogits during a backward               */
+    float *lse;       /* (NL)     log-sum-exp of each logits row                  */
     float *rope_cos;  /* (T, hd/2)                                                */
     float *rope_sin;  /* (T, hd/2)                                                */
-    float *lm_scratch;/* (2, ceil(V / LM_CHUNK), B, T) per-chunk row max / exp-sum */
+    float *lm_scratch;/* (2, ceil(V / LM_CHUNK), NL) per-chunk row max / exp-sum  */
     float *dres;      /* (B, T, C)                                                */
     float *dln;       /* (B, T, C)                                                */
     float *dqkv;      /* (B, T, QKV)                                              */
@@ -126,6 +128,7 @@ typedef struct rlaif_acts {
     float *datt;      /* (B, H, T, T)                                             */
     float *dfch;      /* (B, T, FF)                                               */
     float *dfch_act;  /* (B, T, F)                                                */
+    float *lnf_rows;  /* (2, NL, C) gathered lnf rows and their gradient (selected rows only) */
 } rlaif_acts;
 
 typedef struct rlaif_model {
@@ -144,6 +147,10 @@ typedef struct rlaif_model {
     int32_t *pos;          /* (B, T) positions: real tokens counted from 0         */
     int32_t *mask;         /* (B, T) 1 = real token, 0 = padding                    */
     int32_t *last;         /* (B) index of the last real token                      */
+    int32_t *lrows;        /* (NL) position (b*T + t) of each logits row            */
+    int32_t *ltargets;     /* (NL) scratch: the targets of the logits rows          */
+    int NL;                /* logits rows of the last forward (0 = none)            */
+    int rows_selected;     /* the LM head ran on selected rows only                 */
     size_t int_capacity;   /* int32 slots allocated for ids/pos/mask/last          */
     int B, T;              /* shape of the last forward, 0 before any             */
     int have_logits;       /* the last forward computed logits                    */
@@ -177,6 +184,13 @@ rlaif_status rlaif_model_clone(rlaif_model **out, const rlaif_model *m, rlaif_he
  * unpadded sequence. want_logits = 0 skips the LM head (reward models). */
 rlaif_status rlaif_model_forward(rlaif_model *m, const int32_t *ids, const int32_t *mask, int B, int T,
                                  int want_logits);
+/* The same forward, with the LM head only at the n positions rows[j] = b*T + t
+ * (distinct, in [0, B*T)): the logits buffer holds n rows. The head functions
+ * below still take targets/weights/outputs shaped (B, T) and use the selected
+ * positions only (0 elsewhere). Saves the head's time and memory where only
+ * some positions matter (RL: the response tokens). */
+rlaif_status rlaif_model_forward_rows(rlaif_model *m, const int32_t *ids, const int32_t *mask, int B, int T,
+                                      const int32_t *rows, int n);
 /* Cross-entropy of the last forward's logits against targets (B, T); targets < 0
  * are ignored. Mean over counted tokens in *loss (NAN when none), per-token
  * losses into `losses` (B, T) when non-NULL. *count = counted tokens. */

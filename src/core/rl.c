@@ -24,7 +24,7 @@ static rlaif_status batch_alloc(rlaif_rl_batch **out, int B, int T) {
         return rlaif_fail(RLAIF_ENOMEM, "rl.batch: B=%d x T=%d tokens is too large", B, T);
     size_t n = (size_t)B * T;
     rlaif_rl_batch *bt = calloc(1, sizeof *bt);
-    int32_t *ints = malloc(sizeof(int32_t) * (3 * n + 2 * (size_t)B));
+    int32_t *ints = malloc(sizeof(int32_t) * (4 * n + 2 * (size_t)B));
     float *fl = calloc((RLAIF_RL_NUM_FIELDS + 1) * n + B, sizeof(float));
     if (bt == NULL || ints == NULL || fl == NULL) {
         free(bt), free(ints), free(fl);
@@ -33,6 +33,7 @@ static rlaif_status batch_alloc(rlaif_rl_batch **out, int B, int T) {
     bt->B = B, bt->T = T;
     bt->ids = ints, bt->mask = ints + n, bt->targets = ints + 2 * n;
     bt->plen = ints + 3 * n, bt->rlen = bt->plen + B;
+    bt->rows = bt->rlen + B;
     for (int f = 0; f < RLAIF_RL_NUM_FIELDS; f++) bt->field[f] = fl + f * n;
     bt->grad = fl + RLAIF_RL_NUM_FIELDS * n;
     bt->scores = bt->grad + n;
@@ -45,6 +46,14 @@ void rlaif_rl_batch_free(rlaif_rl_batch *bt) {
     free(bt->ids);
     free(bt->field[0]);
     free(bt);
+}
+
+/* the response positions, once the lengths are known */
+static void index_rows(rlaif_rl_batch *bt) {
+    int k = 0;
+    for (int b = 0; b < bt->B; b++)
+        for (int t = bt->plen[b] - 1; t < bt->plen[b] - 1 + bt->rlen[b]; t++) bt->rows[k++] = b * bt->T + t;
+    bt->nrows = k;
 }
 
 /* ids, mask and targets of row b from its lengths and tokens */
@@ -78,6 +87,7 @@ rlaif_status rlaif_rl_batch_new(rlaif_rl_batch **out, const int32_t *prompts, co
         fill_row(bt, b, prompts + po, responses + ro, pad);
         po += plen[b], ro += rlen[b];
     }
+    index_rows(bt);
     *out = bt;
     return RLAIF_OK;
 }
@@ -103,6 +113,7 @@ rlaif_status rlaif_rl_batch_select(rlaif_rl_batch **out, const rlaif_rl_batch *b
         memcpy(s->targets + dst, bt->targets + src, sizeof(int32_t) * T);
         for (int f = 0; f < RLAIF_RL_NUM_FIELDS; f++) memcpy(s->field[f] + dst, bt->field[f] + src, sizeof(float) * T);
     }
+    index_rows(s);
     *out = s;
     return RLAIF_OK;
 }
@@ -123,7 +134,8 @@ static rlaif_status check_field(int f, const char *op) {
 rlaif_status rlaif_rl_logprobs(rlaif_model *m, rlaif_rl_batch *bt, float tau, int f, int ent) {
     rlaif_status st = check_field(f, "rl.logprobs");
     if (st == RLAIF_OK && ent >= 0) st = check_field(ent, "rl.logprobs");
-    if (st == RLAIF_OK) st = rlaif_model_forward(m, bt->ids, bt->mask, bt->B, bt->T, 1);
+    /* the LM head runs on the response positions only */
+    if (st == RLAIF_OK) st = rlaif_model_forward_rows(m, bt->ids, bt->mask, bt->B, bt->T, bt->rows, bt->nrows);
     if (st == RLAIF_OK) st = rlaif_model_temper(m, tau);
     if (st == RLAIF_OK) st = rlaif_model_token_logprobs(m, bt->targets, bt->field[f]);
     if (st == RLAIF_OK && ent >= 0) st = rlaif_model_entropy(m, bt->targets, bt->field[ent]);

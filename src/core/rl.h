@@ -48,6 +48,8 @@ typedef struct rlaif_rl_batch {
     int32_t *mask;      /* (B, T) 1 = real token                           */
     int32_t *targets;   /* (B, T) response token predicted at t, or -1     */
     int *plen, *rlen;   /* (B) prompt and response lengths                 */
+    int32_t *rows;      /* (tokens) b*T + t of every response position     */
+    int nrows;          /* response tokens                                 */
     float *scores;      /* (B) sequence scores s_b                         */
     float *field[RLAIF_RL_NUM_FIELDS];  /* (B, T) each                     */
     float *grad;        /* (B, T) scratch: d loss / d logp or d value      */

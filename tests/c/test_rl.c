@@ -202,7 +202,50 @@ static void test_gradients(void) {
     rlaif_rl_batch_free(bt);
 }
 
+/* the LM head on selected rows gives the full forward's log-probs, entropies and gradients */
+static void test_selected_rows(void) {
+    rlaif_rl_batch *bt = toy_batch();
+    rlaif_model *m = tiny(RLAIF_HEAD_LM, 5);
+    size_t N = (size_t)bt->B * bt->T;
+    float *lp_full = calloc(N, sizeof(float)), *lp_rows = calloc(N, sizeof(float)), *w = calloc(N, sizeof(float));
+    float *ent_full = calloc(N, sizeof(float)), *ent_rows = calloc(N, sizeof(float));
+    float *g_full = malloc(sizeof(float) * m->num_params);
+    for (size_t i = 0; i < N; i++) w[i] = bt->targets[i] >= 0 ? 0.1f * (float)(i % 5) - 0.2f : 0.0f;
+    CHECK_OK(rlaif_model_zero_grad(m));
+    CHECK_OK(rlaif_model_forward(m, bt->ids, bt->mask, bt->B, bt->T, 1));
+    CHECK_OK(rlaif_model_temper(m, 0.8f));
+    CHECK_OK(rlaif_model_token_logprobs(m, bt->targets, lp_full));
+    CHECK_OK(rlaif_model_entropy(m, bt->targets, ent_full));
+    CHECK_OK(rlaif_model_backward_ce(m, bt->targets, w, 0));
+    memcpy(g_full, m->grads_memory, sizeof(float) * m->num_params);
+    CHECK_OK(rlaif_model_zero_grad(m));
+    CHECK_OK(rlaif_model_forward_rows(m, bt->ids, bt->mask, bt->B, bt->T, bt->rows, bt->nrows));
+    CHECK(m->NL == 6);
+    CHECK_OK(rlaif_model_temper(m, 0.8f));
+    CHECK_OK(rlaif_model_token_logprobs(m, bt->targets, lp_rows));
+    CHECK_OK(rlaif_model_entropy(m, bt->targets, ent_rows));
+    CHECK_OK(rlaif_model_backward_ce(m, bt->targets, w, 0));
+    double dl = 0, de = 0, dg = 0, gmax = 0;
+    for (size_t i = 0; i < N; i++) {
+        dl = fmax(dl, fabs(lp_full[i] - lp_rows[i]));
+        de = fmax(de, fabs(ent_full[i] - ent_rows[i]));
+    }
+    for (size_t i = 0; i < m->num_params; i++) {
+        dg = fmax(dg, fabs(g_full[i] - m->grads_memory[i]));
+        gmax = fmax(gmax, fabs(g_full[i]));
+    }
+    CHECK(dl < 1e-5 && de < 1e-5);
+    CHECK(gmax > 1e-3 && dg < 1e-5 * (1 + gmax));
+    int bad_row = 99;
+    CHECK(rlaif_model_forward_rows(m, bt->ids, bt->mask, bt->B, bt->T, &bad_row, 1) == RLAIF_EINVAL);
+    CHECK(rlaif_model_forward_rows(m, bt->ids, bt->mask, bt->B, bt->T, bt->rows, 0) == RLAIF_EINVAL);
+    free(lp_full), free(lp_rows), free(w), free(ent_full), free(ent_rows), free(g_full);
+    rlaif_model_free(m);
+    rlaif_rl_batch_free(bt);
+}
+
 int main(void) {
+    test_selected_rows();
     test_layout_and_returns();
     test_bad_input();
     test_gradients();
