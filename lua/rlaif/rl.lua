@@ -264,6 +264,12 @@ function M.trainer(o)
       max_grad_norm = o.max_grad_norm, schedule = o.value_schedule or o.schedule }
   end
   self.step_count = 0
+  -- the settings a resumed run must share with the one that wrote the checkpoint,
+  -- as given (callbacks may change some later; those are saved in the checkpoint)
+  local fp = {}
+  for _, k in ipairs(M.FINGERPRINT) do fp[k] = rawget(self, k) end
+  fp.kl_coef0, fp.policy = o.kl_coef, tostring(o.policy):gsub("^rlaif%.Model", "")
+  self.fp0 = fp
   return self
 end
 
@@ -556,18 +562,13 @@ local function file_exists(p)
   return false
 end
 
--- The settings a resumed run must share with the run that wrote the checkpoint.
-local FINGERPRINT = { "algo", "temperature", "top_k", "top_p", "max_new_tokens", "gamma", "lam", "cliprange",
+M.FINGERPRINT = { "algo", "temperature", "top_k", "top_p", "max_new_tokens", "gamma", "lam", "cliprange",
   "cliprange_value", "vf_coef", "reward_scale", "whiten", "lr", "value_lr", "epochs", "minibatch_size",
   "group_size", "seed", "kl_in", "target_kl", "horizon" }
 
 function Trainer:fingerprint(extra)
   local t = {}
-  for _, k in ipairs(FINGERPRINT) do
-    local v = rawget(self, k)
-    if v ~= nil then t[k] = v end
-  end
-  t.kl_coef0 = self.kl_coef0
+  for k, v in pairs(self.fp0) do t[k] = v end
   for k, v in pairs(extra or {}) do t[k] = v end
   return json.encode(t)
 end
@@ -581,6 +582,7 @@ function Trainer:save_checkpoint(dir, extra, logpos)
   if self.value then assert(self.value:save_state(string.format("%s/value-%d.state", dir, step), blob)) end
   local prev = self.last_ckpt
   local meta = { step = step, kl_coef = self.kl.value, fingerprint = self:fingerprint(extra),
+    temperature = self.temperature, lr = self.opt.lr, value_lr = self.value_opt and self.value_opt.lr,
     log_bytes = logpos and logpos.log_bytes, samples_bytes = logpos and logpos.samples_bytes }
   assert(gz.write_atomic(dir .. "/checkpoint.json", json.encode(meta) .. "\n"))
   if prev and prev ~= step then
@@ -606,6 +608,9 @@ function Trainer:load_checkpoint(dir, extra)
   if self.value then assert(self.value:load_state(string.format("%s/value-%d.state", dir, meta.step))) end
   self.step_count = meta.step
   self.kl.value = meta.kl_coef
+  self.temperature = meta.temperature or self.temperature
+  self.opt.lr = meta.lr or self.opt.lr
+  if self.value_opt then self.value_opt.lr = meta.value_lr or self.value_opt.lr end
   self.last_ckpt = meta.step
   return meta
 end
@@ -626,8 +631,13 @@ local function open_log(path, keep_bytes)
   return assert(io.open(path, "ab"))
 end
 
+-- keys every log line carries; null where the algorithm has none (value_loss
+-- without a value model, clip_frac for REINFORCE)
+local LOG_KEYS = { "value_loss", "clip_frac", "value_lr", "value_clip_frac" }
+
 local function jsonable(stats)
   local t = {}
+  for _, k in ipairs(LOG_KEYS) do t[k] = json.null end
   for k, v in pairs(stats) do
     if type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then t[k] = json.null
     elseif type(v) ~= "function" and type(v) ~= "table" then t[k] = v end

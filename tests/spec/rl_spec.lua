@@ -163,6 +163,29 @@ describe("rlaif.rl toy task #unit", function()
     assert.is_true(mean_reward(tied, #tied - 2, #tied) < mean_reward(free, #free - 2, #free))
   end)
 
+  it("a resumed run restores what callbacks changed (temperature, learning rate, beta)", function()
+    local function run(dir, steps)
+      local tr = rl.trainer { algo = "ppo", policy = toy_policy(), reward = count3, lr = 3e-3, kl_coef = 0.01,
+        temperature = 1.0, max_new_tokens = 6, eos = false, seed = 2 }
+      local _, all = tr:train { prompts = TOY_PROMPTS, steps = steps, batch_size = 4, quiet = true, out = dir,
+        save_every = 2, on_step = function(t, st)
+          if st.step == 2 then t.temperature, t.opt.lr, t.kl_coef = 0.7, 1e-3, 0.2 end
+        end }
+      return all
+    end
+    local a, b = helper.tmpname("_rla"), helper.tmpname("_rlb")
+    os.remove(a) os.remove(b)
+    run(a, 6)
+    run(b, 4)
+    local resumed = run(b, 6)
+    assert.are.equal(2, #resumed)   -- steps 5 and 6 only
+    assert.are.equal(0.7, resumed[1].temperature)
+    local la, lb = helper.read_file(a .. "/log.jsonl"), helper.read_file(b .. "/log.jsonl")
+    local function strip(x) return (x:gsub('"[%w_]*_per_s":[^,}]*,?', ""):gsub('"time_%w+":[^,}]*,?', "")) end
+    assert.are.equal(strip(la), strip(lb))
+    os.execute("rm -rf " .. a .. " " .. b)
+  end)
+
   it("the adaptive controller moves beta towards the target KL; callbacks can change it", function()
     local seen = {}
     local all, tr = toy_run("reinforce", { target_kl = 0.5, horizon = 50, steps = 6,
