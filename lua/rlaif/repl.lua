@@ -109,6 +109,11 @@ repl.docs = {
   ["Model:logprobs"] = "m:logprobs(ids [, mask]) -> [B, T-1]: log p(ids[t+1] | ids[..t])",
   ["Model:reward"] = "m:reward(ids [, mask]) -> [B] rewards at each row's last real token (reward head)",
   ["Model:backward_reward"] = "m:backward_reward(dr) -- accumulate gradients of sum(dr[b] * reward[b])",
+  ["Model:values"] = "m:values(ids [, mask]) -> [B, T]: the value head (score) at every position (reward head)",
+  ["Model:backward_values"] = "m:backward_values(dv) -- accumulate gradients of sum(dv[b, t] * value[b, t])",
+  ["Model:clone"] = "m:clone([{head = \"lm\" | \"reward\"}]) -> a copy; a policy cloned with head = \"reward\" "
+    .. "gets a fresh (zero) value head",
+  ["Model:free_activations"] = "m:free_activations() -- release the last forward's activations (frozen models)",
   ["Model:param"] = "m:param(name) -> a view of a weight by Hugging Face name (shares memory)",
   ["Model:grad"] = "m:grad(name) -> a view of a weight's gradient by Hugging Face name",
   ["Model:names"] = "m:names() -> the Hugging Face names of every weight",

@@ -292,7 +292,7 @@ function Trainer:generate(prompt_ids, model)
   local m = model or self.policy
   local toks = m:generate(prompt_ids, {
     max_new_tokens = self.max_new_tokens, temperature = self.temperature, top_k = self.top_k, top_p = self.top_p,
-    stop = #self.stops > 0 and self.stops or nil, seed = self.seed * 1000003 + self.step_count + 1,
+    stop = self.stops, seed = self.seed * 1000003 + self.step_count + 1,   -- {} = no stop token
   })
   return toks
 end
