@@ -402,7 +402,7 @@ static rlaif_status forward_impl(rlaif_model *m, const int32_t *ids, const int32
     const rlaif_model_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return rlaif_fail(RLAIF_EINVAL, "model.forward: empty batch (B=%d, T=%d)", B, T);
     if ((int64_t)B * T > INT32_MAX / 4)
-        return rlaif_fail(RLAIF_EINVAL, "model.forward: batch B=%d x T=%d is too large", B, T);
+        return rlaif_fail(RLAIF_ENOMEM, "model.forward: batch B=%d x T=%d is too large", B, T);
     if (T > c->max_seq)   /* every family: positions (GPT-2) or trained context (RoPE) */
         return rlaif_fail(RLAIF_EINVAL, "model.forward: sequence length %d exceeds max_seq %d", T, c->max_seq);
     if (want_logits && c->head != RLAIF_HEAD_LM)

@@ -160,8 +160,7 @@ static void push_new_tensor(lua_State *L, const float *data, int ndim, const int
     tensor_box *box = rlaifL_newbox(L);
     if (rlaif_tensor_empty(&box->t, ndim, shape) != RLAIF_OK) rlaifL_fail(L, op);
     memcpy(box->t->data, data, rlaif_tensor_nbytes(box->t));
-    size_t kb = rlaif_tensor_nbytes(box->t) >> 10;
-    if (kb) lua_gc(L, LUA_GCSTEP, kb > (1u << 30) ? 1 << 30 : (int)kb);
+    rlaifL_gcpressure(L, rlaif_tensor_nbytes(box->t));
 }
 
 /* ---- construction ---- */
@@ -245,6 +244,7 @@ static int model_new(lua_State *L) {
     uint64_t seed = opt_seed(L, 1, "model.new");
     model_box *b = new_model_box(L);
     if (rlaif_model_new(&b->m, &c, seed) != RLAIF_OK) return model_fail(L, "model.new");
+    rlaifL_gcpressure(L, b->m->num_params * sizeof(float));
     return 1;
 }
 
@@ -259,6 +259,7 @@ static int model_load(lua_State *L) {
         lua_pushstring(L, rlaif_last_error());
         return 2;
     }
+    rlaifL_gcpressure(L, b->m->num_params * sizeof(float));
     return 1;
 }
 
@@ -317,6 +318,7 @@ static int model_logprobs(lua_State *L) {
     int64_t shape[2] = {bt.B, bt.T - 1};
     if (rlaif_tensor_empty(&box->t, 2, shape) != RLAIF_OK) return model_fail(L, "model.logprobs");
     for (int b = 0; b < bt.B; b++) memcpy(box->t->data + (size_t)b * (bt.T - 1), lp + (size_t)b * bt.T, sizeof(float) * (bt.T - 1));
+    rlaifL_gcpressure(L, rlaif_tensor_nbytes(box->t));
     return 1;
 }
 
@@ -357,6 +359,7 @@ static int model_clone(lua_State *L) {
     }
     model_box *b = new_model_box(L);
     if (rlaif_model_clone(&b->m, m, head) != RLAIF_OK) return model_fail(L, "model.clone");
+    rlaifL_gcpressure(L, b->m->num_params * sizeof(float));
     return 1;
 }
 

@@ -24,6 +24,9 @@ tensor_box   *rlaifL_newbox(lua_State *L);
 /* Push t, taking over the caller's reference (t may not be NULL), and tell the
  * GC how many bytes it holds. */
 void          rlaifL_pushtensor(lua_State *L, rlaif_tensor *t);
+/* Tell the GC about `bytes` of new memory outside its heap (tensor data, model
+ * buffers). Never call it from a finalizer. */
+void          rlaifL_gcpressure(lua_State *L, size_t bytes);
 /* Raise "<op>: <rlaif_last_error()>" for a failed core call. */
 int           rlaifL_fail(lua_State *L, const char *op);
 /* Read a shape table {d1, ..., dn} at index i into shape; returns ndim. */
