@@ -33,7 +33,7 @@ EDIT_INCDIR  ?= /usr/include/editline
 WARN     = -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-sign-compare
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -fopenmp -Isrc/core \
               -isystem $(BLIS_INCDIR) -I$(CJSON_INCDIR)
-CORE_LIBS = -L$(BLIS_LIBDIR) -Wl,-rpath,$(BLIS_LIBDIR) -lblis -lcjson -lpcre2-8 -lutf8proc -lcurl -lsqlite3 -lz \
+CORE_LIBS = -L$(BLIS_LIBDIR) -Wl,-rpath,$(BLIS_LIBDIR) -lblis -lcjson -lpcre2-8 -lutf8proc -lcurl -lsqlite3 -lz -lmicrohttpd \
             -fopenmp -lm -lpthread
 # float-cast-overflow: gcc leaves it out of "undefined"; casting 1e40 into an int is how crafted
 # JSON numbers turn into wild sizes, so the tests check for it too

@@ -34,6 +34,7 @@ local rlaif = {
   eval = require "rlaif.eval",
   plot = require "rlaif.plot",
   report = require "rlaif.report",
+  serve = require "rlaif.serve",
 }
 
 --- rlaif.set_threads(n): threads for BLIS and the element-wise kernels.

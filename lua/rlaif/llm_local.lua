@@ -48,8 +48,12 @@
 --    every vocabulary token whose text, leading whitespace stripped, is one of
 --    these strings, wherever it ranks: the labeler asks for its label tokens'
 --    log-probabilities directly instead of hoping they are in the top K.
---  * Not supported: `logit_bias` and `echo` (kind "capability"). `extra`,
---    `stream` and `model` in a request are ignored.
+--  * `echo = true` (completions): each choice's text starts with the prompt
+--    and, with `logprobs = K`, its tokens start with the prompt's tokens
+--    (the first without logprob or alternatives, as OpenAI returns them).
+--    max_tokens = 0 generates nothing (with echo: scores the prompt).
+--  * Not supported: `logit_bias` (kind "capability"). `extra`, `stream` and
+--    `model` in a request are ignored.
 --
 -- Chat templates (`chat_template`; "auto" picks chatml when the tokenizer has
 -- <|im_start|>, llama3 when it has <|start_header_id|>, else plain):
@@ -298,7 +302,7 @@ function Client:_job(i, req)
   if req.logit_bias ~= nil and next(req.logit_bias) ~= nil then
     return nil, fail("capability", "logit_bias is not supported by the local backend")
   end
-  if req.echo then return nil, fail("capability", "echo is not supported by the local backend") end
+  if req.echo ~= nil and type(req.echo) ~= "boolean" then return nil, fail("invalid", "echo must be a boolean") end
   local ids, err
   local chat = false
   if req.prompt ~= nil and req.messages ~= nil then
@@ -328,9 +332,12 @@ function Client:_job(i, req)
     return nil, fail("invalid", string.format("the prompt has %d tokens; the model's context is %d", #ids,
       self._max_seq))
   end
-  local job = { i = i, ids = ids, chat = chat }
+  local job = { i = i, ids = ids, chat = chat, echo = req.echo or nil }
+  if job.echo then
+    job.prompt_text = type(req.prompt) == "string" and req.prompt or self._tok:decode(ids)
+  end
   local e
-  job.max_tokens, e = int_opt(req, "max_tokens", DEFAULT_MAX_TOKENS, 1)
+  job.max_tokens, e = int_opt(req, "max_tokens", DEFAULT_MAX_TOKENS, 0)
   if not e then job.n, e = int_opt(req, "n", 1, 1) end
   if not e then job.top_k, e = int_opt(req, "top_k", 0, 0) end
   if not e then job.temperature, e = num_opt(req, "temperature", 1.0, 0, huge) end
@@ -558,28 +565,46 @@ local function argmax(row)
   return best - 1
 end
 
--- Fill choice.tokens for choices whose job asked for log-probabilities.
+-- Fill choice.tokens for choices whose job asked for log-probabilities; with
+-- echo, the prompt's tokens come first (the first one has no logprob).
 function Client:_fill_tokens(items)
   local seqs, want, who = {}, {}, {}
   for _, it in ipairs(items) do
     local job, ch = it.job, it.choice
     ch.tokens = {}
-    if job.K and #ch.ids > 0 then
+    local np = job.echo and #job.ids - 1 or 0   -- prompt positions with a distribution
+    if job.K and #ch.ids + np > 0 then
       local s = table.move(job.ids, 1, #job.ids, 1, {})
-      table.move(ch.ids, 1, #ch.ids - 1, #s + 1, s)
+      if #ch.ids > 1 then table.move(ch.ids, 1, #ch.ids - 1, #s + 1, s) end
       local w = {}
-      for k = 1, #ch.ids do w[k] = #job.ids + k - 1 end
-      seqs[#seqs + 1], want[#want + 1], who[#who + 1] = s, w, it
+      for t = 1, np do w[t] = t end
+      for k = 1, #ch.ids do w[np + k] = #job.ids + k - 1 end
+      seqs[#seqs + 1], want[#want + 1], who[#who + 1] = s, w, { it = it, np = np }
     end
   end
   if #seqs == 0 then return end
   self:_rows(seqs, want, function(s, k, row)
-    local it = who[s]
-    local id = it.choice.ids[k]
+    local it, np = who[s].it, who[s].np
+    local id = k <= np and it.job.ids[k + 1] or it.choice.ids[k - np]
     local p = self:_piece(id)
     it.choice.tokens[k] = { token = p[1], bytes = p[2], id = id, logprob = row[id + 1],
       top = self:_top_with(row, it.job.K, it.job.extra) }
   end)
+end
+
+-- Prepend the prompt to echo choices: its text, and its first token (which
+-- has no distribution) before the tokens _fill_tokens computed.
+function Client:_echo(items)
+  for _, it in ipairs(items) do
+    local job, ch = it.job, it.choice
+    if job.echo then
+      ch.text = utf8_clean(job.prompt_text) .. ch.text
+      if job.K then
+        local p = self:_piece(job.ids[1])
+        table.insert(ch.tokens, 1, { token = p[1], bytes = p[2], id = job.ids[1] })
+      end
+    end
+  end
 end
 
 -- Run a group of jobs that share one model call; returns {job = {choices...}}.
@@ -605,6 +630,17 @@ function Client:_run_group(kind, jobs)
     end)
     return out
   end
+  if kind == "none" then
+    -- max_tokens = 0: no generation; echo jobs still get their prompt's tokens
+    for _, job in ipairs(jobs) do
+      local ch = self:_finish(job, {})
+      out[job] = { ch }
+      items[#items + 1] = { job = job, choice = ch }
+    end
+    self:_fill_tokens(items)
+    self:_echo(items)
+    return out
+  end
   local prompts, rows = {}, {}
   local g = jobs[1]
   local copies = kind == "sample" and g.n or 1
@@ -626,6 +662,7 @@ function Client:_run_group(kind, jobs)
     items[#items + 1] = { job = job, choice = ch }
   end
   self:_fill_tokens(items)
+  self:_echo(items)
   return out
 end
 
@@ -705,7 +742,9 @@ function Client:complete_many(reqs, opts)
       deliver(i, err)
     else
       local key, kind
-      if job.greedy and job.max_tokens == 1 then
+      if job.max_tokens == 0 then
+        key, kind = "none", "none"
+      elseif job.greedy and job.max_tokens == 1 and not job.echo then
         key, kind = "forward", "forward"
       elseif job.greedy then
         key, kind = "greedy|" .. job.max_tokens .. "|" .. table.concat(job.stop_ids, ","), "greedy"

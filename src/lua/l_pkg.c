@@ -87,6 +87,7 @@ static const luaL_Reg modules[] = {
     {"llm", luaopen_rlaif_llm},
     {"gz", luaopen_rlaif_gz},
     {"json", luaopen_rlaif_json},
+    {"serve", luaopen_rlaif_serve},
     {NULL, NULL},
 };
 

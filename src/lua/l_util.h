@@ -45,5 +45,6 @@ int luaopen_rlaif_tokenizer(lua_State *L); /* l_bpe.c */
 int luaopen_rlaif_llm(lua_State *L);   /* l_llm.c */
 int luaopen_rlaif_gz(lua_State *L);     /* l_gzip.c: line reader, fsync, truncate */
 int luaopen_rlaif_json(lua_State *L);   /* l_json.c: encode/decode */
+int luaopen_rlaif_serve(lua_State *L);  /* l_serve.c: the HTTP server of rlaif serve */
 
 #endif

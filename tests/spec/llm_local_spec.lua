@@ -272,6 +272,41 @@ describe("rlaif.llm local backend #unit", function()
     assert.equal("ok", Lc:label_one(data[1]).status)
   end)
 
+  it("echoes the prompt with its log-probabilities; max_tokens = 0 only scores it", function()
+    local ids = tok:encode("The summary is", { add_special = true })
+    local e = c:complete { prompt = "The summary is", max_tokens = 0, echo = true, logprobs = 2 }
+    assert.equal("The summary is", e.text)
+    assert.equal("length", e.choices[1].finish_reason)
+    assert.equal(0, e.usage.completion_tokens)
+    local t = e.choices[1].tokens
+    assert.equal(#ids, #t)
+    assert.is_nil(t[1].logprob)   -- the first token has no context
+    assert.is_nil(t[1].top)
+    assert.equal(ids[1], t[1].id)
+    for k = 2, #ids do
+      local ref = ref_logprobs(m, ids, k - 1)
+      assert.equal(ids[k], t[k].id)
+      assert.is_true(close(ref[ids[k] + 1], t[k].logprob), "position " .. k)
+      assert.equal(2, #t[k].top)
+      assert.equal(ref_argmax(ref), t[k].top[1].id)
+    end
+    -- with generation: the prompt's tokens, then the generated ones (as without echo)
+    local g = c:complete { prompt = "The summary is", max_tokens = 3, temperature = 0, logprobs = 1 }
+    local eg = c:complete { prompt = "The summary is", max_tokens = 3, temperature = 0, logprobs = 1, echo = true }
+    assert.equal("The summary is" .. g.text, eg.text)
+    assert.equal(#ids + #g.choices[1].tokens, #eg.choices[1].tokens)
+    for k, tk in ipairs(g.choices[1].tokens) do
+      assert.equal(tk.id, eg.choices[1].tokens[#ids + k].id)
+      assert.is_true(close(tk.logprob, eg.choices[1].tokens[#ids + k].logprob))
+    end
+    -- without logprobs: the text only; without echo, max_tokens = 0 gives an empty answer
+    assert.equal("The summary is" .. g.text, c:complete { prompt = "The summary is", max_tokens = 3,
+      temperature = 0, echo = true }.text)
+    local z = c:complete { prompt = "x", max_tokens = 0 }
+    assert.equal("", z.text)
+    assert.equal(0, #z.choices[1].tokens)
+  end)
+
   it("renders chat messages with the plain template (prefill continues the answer)", function()
     local msgs = { { role = "system", content = "Be brief." }, { role = "user", content = "Which, 1 or 2?" } }
     local want = "System: Be brief.\n\nUser: Which, 1 or 2?\n\nAssistant:"
@@ -352,7 +387,7 @@ describe("rlaif.llm local backend #unit", function()
       { max_tokens = 1 },
       { prompt = long, max_tokens = 1 },
       { prompt = { 1, 2, 1000 } },
-      { prompt = "a", max_tokens = 0 },
+      { prompt = "a", max_tokens = -1 },
       { prompt = "a", temperature = -1 },
       { prompt = "a", logprobs = -2 },
       { prompt = "a", top_p = 0 },
