@@ -49,7 +49,7 @@ ASAN_LUA_OBJ  = $(LUA_SRC:src/lua/%.c=$(BUILD)/asan/lua/%.o)
 HEADERS  = $(wildcard src/core/*.h src/lua/*.h)
 C_TESTS  = $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps quickstart test test-c test-lua test-lua-asan test-fuzz lint check bench fuzz mutate install clean
+.PHONY: all deps quickstart test test-c test-lua test-lua-asan test-fuzz test-npm lint check bench fuzz mutate install clean
 .DELETE_ON_ERROR:
 
 all: deps $(BUILD)/librlaif.a $(BUILD)/rlaif/core.so $(BUILD)/bin/rlaif rlaif
@@ -118,13 +118,17 @@ test-c: deps $(C_TESTS)
 	@set -e; for t in $(SCALAR_C_TESTS); do echo "== $$t (RLAIF_KERNELS=scalar)"; \
 	    RLAIF_KERNELS=scalar ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $$t; done
 
-test-lua: all
+# the pinned npm references some specs drive (openai SDK, llama.cpp); cached in build/npm-test
+test-npm:
+	@sh scripts/test-npm.sh
+
+test-lua: all test-npm
 	$(LUA) $(BUSTED)
 	RLAIF_KERNELS=scalar $(LUA) $(BUSTED) $(SCALAR_SPECS)
 
 # The same specs with the module built under ASan+UBSan, preloaded into stock lua5.4.
 ASAN_RT = $(shell $(CC) -print-file-name=libasan.so) $(shell $(CC) -print-file-name=libubsan.so)
-test-lua-asan: all $(BUILD)/asan/rlaif/core.so
+test-lua-asan: all test-npm $(BUILD)/asan/rlaif/core.so
 	LD_PRELOAD="$(ASAN_RT)" ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
 	    $(LUA) $(BUSTED) --run=asan
 

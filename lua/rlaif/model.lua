@@ -9,6 +9,8 @@
 --   m:param("transformer.h.0.attn.c_attn.weight")               -- view by HF name
 --   m:save("out/dir", {tokenizer = tok})                       -- transformers can load it
 --   local toks, lps = m:generate(prompts, {max_new_tokens = 32})  -- stops at the model's EOS
+--   m:save_gguf("m.gguf", {tokenizer = tok, type = "q8_0"})     -- llama.cpp can load it
+--   rlaif.model.load("m.gguf")                                  -- GGUF too (F32/F16/BF16/Q8_0)
 --
 -- Token ids are 0-based values (as tokenizers produce them). A batch is an array
 -- of arrays; shorter rows are right-padded with pad_id (or eos_id) and masked.
@@ -61,6 +63,7 @@ local function check_dir(fn, dir)
 end
 
 --- try_load(dir [, {head = "reward"}]) -> model | nil, message
+-- dir: a Hugging Face directory, or a .gguf file (architectures gpt2, llama, qwen2).
 function M.try_load(dir, o)
   check_dir("model.try_load", dir)
   return C.load(dir, TRY_LOAD(o))
@@ -132,7 +135,10 @@ local function save_tokenizer(tok, dir)
   local is_dir = core.gz.file_id(base .. "/.") and true or false
   local from = is_dir and base or (base:match("^(.*)/[^/]*$") or ".")
   local files
-  if kind == "tokenizer.json" then
+  if kind == "gguf" then
+    return nil, "model:save: the tokenizer was read from a GGUF file; write it with m:save_gguf, or load its " ..
+      "tokenizer.json"
+  elseif kind == "tokenizer.json" then
     files = { { is_dir and (base .. "/tokenizer.json") or base, "tokenizer.json" } }
   elseif kind == "gpt2" then
     files = { { from .. "/vocab.bpe", "vocab.bpe" }, { from .. "/encoder.json", "encoder.json" } }
@@ -157,6 +163,24 @@ function methods:save(dir, o)
   if not ok then return ok, err end
   if o.tokenizer then return save_tokenizer(o.tokenizer, dir) end
   return true
+end
+
+local GGUF_TYPES = { f32 = 0, f16 = 1, q8_0 = 8, bf16 = 30 }
+local SAVE_GGUF = opts.schema("model:save_gguf", {
+  tokenizer = { "userdata", required = true }, type = { "string", one_of = { "f32", "f16", "bf16", "q8_0" } },
+  name = "string", pre = "string",
+})
+
+--- m:save_gguf(path, {tokenizer = tok, type = "f32" | "f16" | "bf16" | "q8_0", name =, pre =})
+--- -> true | nil, message
+-- One GGUF v3 file llama.cpp (and LM Studio, Ollama, node-llama-cpp) loads: the
+-- architecture (gpt2, llama, qwen2), its metadata and tensor names, and the
+-- tokenizer. `type` applies to the 2-d weights (norms and biases stay F32);
+-- `pre` overrides llama.cpp's pre-tokenizer name. Written atomically.
+function methods:save_gguf(path, o)
+  if type(path) ~= "string" then error("model:save_gguf: path must be a string", 2) end
+  o = SAVE_GGUF(o)
+  return self:save_gguf_(path, o.tokenizer, GGUF_TYPES[o.type or "f32"], o.name, o.pre)
 end
 
 --- reward_pair_loss(r1, r2, p [, margin [, center]]) -> mean loss, dr1, dr2

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "bpe_impl.h"
+#include "gguf.h"
 
 /* ---- files ---- */
 
@@ -675,11 +676,13 @@ rlaif_status rlaif_bpe_load(rlaif_bpe **out, const char *path, const char *encod
         st = rlaif_bpe_load_gpt2(out, a, c);
     } else if (ends_with(base, ".json")) {
         st = rlaif_bpe_load_hf(out, path);
+    } else if (ends_with(base, ".gguf")) {
+        st = rlaif_bpe_load_gguf(out, path);   /* bpe_gguf.c */
     } else if (ends_with(base, ".tiktoken") || encoding) {
         st = rlaif_bpe_load_tiktoken(out, path, encoding);
     } else {
         st = rlaif_fail(RLAIF_EFORMAT, "%s: unknown tokenizer format (expected tokenizer.json, "
-                        "*.tiktoken, vocab.bpe or encoder.json; for another rank file pass an encoding)",
+                        "*.tiktoken, vocab.bpe, encoder.json or *.gguf; for another rank file pass an encoding)",
                         path);
     }
 done:

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "gguf.h"
 #include "model.h"
 
 /* ---- the name table ---- */
@@ -501,6 +502,8 @@ static int file_exists(const char *p) {
 
 rlaif_status rlaif_model_load(rlaif_model **out, const char *dir, rlaif_head head) {
     *out = NULL;
+    size_t dl = strlen(dir);
+    if (dl > 5 && strcmp(dir + dl - 5, ".gguf") == 0) return rlaif_model_load_gguf(out, dir, head);   /* gguf_model.c */
     char path[4096];
     rlaif_model_config cfg;
     snprintf(path, sizeof path, "%s/config.json", dir);

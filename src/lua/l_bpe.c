@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "bpe.h"
+#include "gguf.h"
 #include "l_util.h"
 
 #define TOKENIZER_MT "rlaif.Tokenizer"
@@ -384,7 +385,22 @@ static int tokenizer_train(lua_State *L) {
     return 1;
 }
 
+/* tok:save_gguf(path [, pre]) -> true | nil, message: a vocabulary-only GGUF */
+static int tok_save_gguf(lua_State *L) {
+    rlaif_bpe *b = check_tok(L, 1);
+    if (rlaif_bpe_save_gguf(b, luaL_checkstring(L, 2), luaL_optstring(L, 3, NULL)) != RLAIF_OK) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "tokenizer.save_gguf: %s", rlaif_last_error());
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+rlaif_bpe *rlaifL_checktokenizer(lua_State *L, int i) { return check_tok(L, i); }
+
 static const luaL_Reg tok_methods[] = {
+    {"save_gguf", tok_save_gguf},
     {"encode", tok_encode},
     {"count", tok_count},
     {"encode_batch", tok_encode_batch},

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "l_util.h"
+#include "gguf.h"
 #include "model.h"
 
 #define MODEL_MT "rlaif.Model"
@@ -536,6 +537,23 @@ static int model_save(lua_State *L) {
     return 1;
 }
 
+/* m:save_gguf_(path, tokenizer, type, name|nil, pre|nil) -> true | nil, message
+ * (lua/rlaif/model.lua's m:save_gguf checks the options and calls this) */
+static int model_save_gguf(lua_State *L) {
+    rlaif_model *m = check_model(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    const rlaif_bpe *tok = rlaifL_checktokenizer(L, 3);
+    rlaif_gguf_save_opts o = {(rlaif_ggml_type)luaL_checkinteger(L, 4), luaL_optstring(L, 5, NULL),
+                              luaL_optstring(L, 6, NULL)};
+    if (rlaif_model_save_gguf(m, path, tok, &o) != RLAIF_OK) {
+        luaL_pushfail(L);
+        lua_pushstring(L, rlaif_last_error());
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* m:save_state(path[, blob]) -> true | nil, message */
 static int model_save_state(lua_State *L) {
     rlaif_model *m = check_model(L, 1);
@@ -648,6 +666,7 @@ static const luaL_Reg model_methods[] = {
     {"steps", model_steps},
     {"config", model_config},
     {"save", model_save},
+    {"save_gguf_", model_save_gguf},
     {"save_state", model_save_state},
     {"load_state", model_load_state},
     {"generate", model_generate},

@@ -88,6 +88,7 @@ static const luaL_Reg modules[] = {
     {"gz", luaopen_rlaif_gz},
     {"json", luaopen_rlaif_json},
     {"serve", luaopen_rlaif_serve},
+    {"gguf", luaopen_rlaif_gguf},
     {NULL, NULL},
 };
 

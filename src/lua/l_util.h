@@ -37,6 +37,8 @@ int           rlaifL_checkdim(lua_State *L, int i, int ndim);
 
 /* The model userdata at index i (l_model.c); raises when it is not one or was freed. Borrowed. */
 struct rlaif_model *rlaifL_checkmodel(lua_State *L, int i);
+/* The tokenizer at index i (l_bpe.c); raises when it is not one or was freed. Borrowed. */
+struct rlaif_bpe *rlaifL_checktokenizer(lua_State *L, int i);
 
 int luaopen_rlaif_tensor(lua_State *L);
 int luaopen_rlaif_rl(lua_State *L);     /* l_rl.c: RL batches and losses */
@@ -46,5 +48,6 @@ int luaopen_rlaif_llm(lua_State *L);   /* l_llm.c */
 int luaopen_rlaif_gz(lua_State *L);     /* l_gzip.c: line reader, fsync, truncate */
 int luaopen_rlaif_json(lua_State *L);   /* l_json.c: encode/decode */
 int luaopen_rlaif_serve(lua_State *L);  /* l_serve.c: the HTTP server of rlaif serve */
+int luaopen_rlaif_gguf(lua_State *L);   /* l_gguf.c: GGUF files, read side */
 
 #endif
