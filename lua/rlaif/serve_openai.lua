@@ -27,7 +27,7 @@
 -- like vLLM; OpenAI allows 5), echo, stream, stream_options, user; best_of only 1 or n,
 -- suffix only empty, penalties only 0, logit_bias only empty. Chat: model, messages
 -- (content a string or text parts; system/developer/user/assistant), max_completion_tokens
--- or max_tokens (default: the rest of the context), logprobs + top_logprobs (0..max_logprobs),
+-- or max_tokens (default 1024, or the context when smaller), logprobs + top_logprobs (0..max_logprobs),
 -- n, seed, stop, temperature, top_p, stream, stream_options, response_format text only,
 -- no tools. Extensions as in vLLM: top_k. Unknown fields are ignored (like vLLM).
 -- Tokens that are not valid UTF-8 are written "bytes:\xNN..." in completions logprobs
@@ -361,7 +361,9 @@ function M.handler(o)
     stream, e2 = get_bool(b, "stream")
     if e2 then return nil, e2 end
     req.messages = msgs
-    req.max_tokens = mt or o.context or 1024
+    -- default: 1024 (or the context when smaller). Not "the rest of the context" per request:
+    -- equal max_tokens is what lets the local backend batch concurrent chats together.
+    req.max_tokens = mt or math.min(o.context or 1024, 1024)
     req.logprobs = want_lp and (top or 0) or (stream and 0 or nil)
     return { kind = "chat", body = b, reqs = { req }, K = want_lp and (top or 0) or nil, stream = stream,
       n = req.n or 1 }
