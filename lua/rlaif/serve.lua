@@ -8,6 +8,13 @@
 --   end}
 --   local srv = rlaif.serve.new{...}; srv:step(); srv:close()  -- drive it yourself
 --
+-- Options: exactly one of model (+ tokenizer), client, handler, batch_handler; name
+-- (the model id; default the directory or client.model), host ("127.0.0.1"), port
+-- (8000; 0 = any free port), port_file (written once listening), api_key_env,
+-- max_batch (64 requests per batch), batch_window (0.002 s), batch_size (32 rows per
+-- model call), max_queue (256), max_body (8 MiB), timeout (600 s), read_timeout
+-- (30 s), max_connections (1024), max_logprobs (20), seed, chat_template, quiet, log
+-- (a line per batch), on_ready = function(srv).
 -- What is served:
 --  * model = DIR | loaded model (+ tokenizer): an in-process rlaif.llm client
 --    (api = "local": chat template, logprobs, batched greedy generation),
@@ -166,7 +173,7 @@ local function make_client(o)
   if o.client then return o.client end
   local llm = require "rlaif.llm"
   return llm.client { api = "local", model = o.model, tokenizer = o.tokenizer, name = o.name,
-    batch_size = o.batch_size, seed = o.seed, chat_template = o.chat_template }
+    batch_size = o.batch_size or 32, seed = o.seed, chat_template = o.chat_template }
 end
 
 --- serve.new{...} -> a started server (see the header); rlaif.serve{...} = new + run.
