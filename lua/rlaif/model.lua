@@ -21,7 +21,7 @@
 -- Misuse raises, and every option table is checked by rlaif.opts.
 
 local core = require "rlaif.core"
-local opts_mod = require "rlaif.opts"
+local opts = require "rlaif.opts"
 
 local C = core.model
 local M = {}
@@ -166,7 +166,7 @@ function methods:save(dir, o)
 end
 
 local GGUF_TYPES = { f32 = 0, f16 = 1, q8_0 = 8, bf16 = 30 }
-local SAVE_GGUF = opts_mod.schema("model:save_gguf", {
+local SAVE_GGUF = opts.schema("model:save_gguf", {
   tokenizer = { "userdata", required = true }, type = { "string", one_of = { "f32", "f16", "bf16", "q8_0" } },
   name = "string", pre = "string",
 })

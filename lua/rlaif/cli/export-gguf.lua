@@ -58,7 +58,7 @@ local function main(args)
     return 1
   end
   local tok
-  tok, err = rlaif.tokenizer.load(o.tokenizer or o.model)
+  tok, err = rlaif.tokenizer.try_load(o.tokenizer or o.model)
   if not tok then
     io.stderr:write("rlaif export-gguf: ", err, "\n")
     return 1
