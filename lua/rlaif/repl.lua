@@ -125,8 +125,10 @@ repl.docs = {
   ["Model:config"] = "m:config() -> {arch, vocab_size, n_layer, ..., eos_id, head}",
   ["Model:save_state"] = "m:save_state(path [, blob]) -> true | nil, message: weights, AdamW moments, step, blob",
   ["Model:load_state"] = "m:load_state(path) -> blob | nil, message",
+  ["Model:save_gguf_"] = "m:save_gguf_(path, tok, ggml_type, name, pre) -- the C half of m:save_gguf (use that)",
   -- tokenizer methods (C)
   ["Tokenizer:encode"] = "tok:encode(text [, {add_special =, allowed_special = \"all\" | {...}}]) -> {ids}",
+  ["Tokenizer:save_gguf"] = "tok:save_gguf(path [, pre]) -> true | nil, message: a vocabulary-only GGUF file",
   ["Tokenizer:count"] = "tok:count(text [, opts]) -> number of tokens (as #tok:encode(text, opts))",
   ["Tokenizer:encode_batch"] = "tok:encode_batch({texts} [, opts]) -> {{ids}, ...} on rlaif.get_threads() threads",
   ["Tokenizer:decode"] = "tok:decode(ids) -> text",
