@@ -31,7 +31,7 @@ CJSON_INCDIR ?= /usr/include/cjson
 EDIT_INCDIR  ?= /usr/include/editline
 
 WARN     = -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-sign-compare
-BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -fopenmp -Isrc/core \
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -fopenmp -Isrc/core -Iinclude \
               -isystem $(BLIS_INCDIR) -I$(CJSON_INCDIR)
 CORE_LIBS = -L$(BLIS_LIBDIR) -Wl,-rpath,$(BLIS_LIBDIR) -lblis -lcjson -lpcre2-8 -lutf8proc -lcurl -lsqlite3 -lz -lmicrohttpd \
             -fopenmp -lm -lpthread
@@ -46,7 +46,7 @@ CORE_OBJ = $(CORE_SRC:src/core/%.c=$(BUILD)/obj/core/%.o)
 LUA_OBJ  = $(LUA_SRC:src/lua/%.c=$(BUILD)/obj/lua/%.o)
 ASAN_CORE_OBJ = $(CORE_SRC:src/core/%.c=$(BUILD)/asan/core/%.o)
 ASAN_LUA_OBJ  = $(LUA_SRC:src/lua/%.c=$(BUILD)/asan/lua/%.o)
-HEADERS  = $(wildcard src/core/*.h src/lua/*.h)
+HEADERS  = $(wildcard src/core/*.h src/lua/*.h include/*.h include/rlaif/*.h)
 C_TESTS  = $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
 
 .PHONY: all deps quickstart test test-c test-lua test-lua-asan test-fuzz test-npm lint check bench fuzz mutate install clean

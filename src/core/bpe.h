@@ -28,13 +28,8 @@
 
 #include "rlaif.h"
 
-typedef struct rlaif_bpe rlaif_bpe;
-
-/* A growable vector of token ids. Zero-initialise it; encode functions append. */
-typedef struct rlaif_bpe_ids {
-    int32_t *ids; /* (n) */
-    size_t   n, cap;
-} rlaif_bpe_ids;
+/* The public declarations: rlaif_bpe, rlaif_bpe_ids, the encode options. */
+#include <rlaif/tokenizer.h>
 
 void rlaif_bpe_ids_free(rlaif_bpe_ids *v); /* frees v->ids and zeroes v */
 
@@ -61,17 +56,6 @@ rlaif_status rlaif_bpe_load_gpt2(rlaif_bpe **out, const char *vocab_bpe, const c
 void rlaif_bpe_free(rlaif_bpe *b);
 
 /* ---- encoding ---- */
-
-enum {
-    RLAIF_BPE_ADD_SPECIAL       = 1, /* add the post-processor's BOS/EOS ids */
-    RLAIF_BPE_ALLOW_ALL_SPECIAL = 2, /* every special token in the text is one id */
-};
-
-typedef struct rlaif_bpe_encode_opts {
-    int            flags;     /* RLAIF_BPE_* */
-    const int32_t *allowed;   /* (n_allowed) special ids recognised in the text */
-    size_t         n_allowed;
-} rlaif_bpe_encode_opts;
 
 /* Encode `len` bytes of `text`, appending ids to `out`. opts may be NULL: no
  * specials recognised (they encode as plain text), no BOS/EOS. Non-special added

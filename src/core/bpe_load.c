@@ -21,6 +21,9 @@
 
 static rlaif_status read_file(const char *path, char **buf, size_t *len) {
     *buf = NULL;
+    char gate[RLAIF_PATH_MAX];   /* an embedding sandbox's file policy (scope.c) */
+    rlaif_status gst = rlaif_path_gate(&path, gate, RLAIF_PATH_READ, "tokenizer.load");
+    if (gst != RLAIF_OK) return gst;
     FILE *f = fopen(path, "rb");
     if (!f) return rlaif_fail(RLAIF_EIO, "cannot open %s: %s", path, strerror(errno));
     rlaif_status st = RLAIF_OK;
@@ -636,6 +639,9 @@ static int ends_with(const char *s, const char *suffix) {
 rlaif_status rlaif_bpe_load(rlaif_bpe **out, const char *path, const char *encoding) {
     *out = NULL;
     if (!path) return rlaif_fail(RLAIF_EINVAL, "tokenizer.load: NULL path");
+    char gate[RLAIF_PATH_MAX];
+    rlaif_status gst = rlaif_path_gate(&path, gate, RLAIF_PATH_READ, "tokenizer.load");
+    if (gst != RLAIF_OK) return gst;
     struct stat sb;
     if (stat(path, &sb) != 0) return rlaif_fail(RLAIF_EIO, "cannot open %s: %s", path, strerror(errno));
     size_t pl = strlen(path);

@@ -178,7 +178,10 @@ rlaif_status rlaif_bpe_train(const rlaif_bpe_train_opts *o, const char *out_path
         goto done;
     }
     for (size_t i = 0; i < o->n_files; i++) {
-        FILE *in = fopen(o->files[i], "rb");
+        const char *fp = o->files[i];
+        char gate[RLAIF_PATH_MAX];   /* an embedding sandbox's file policy (scope.c) */
+        if ((st = rlaif_path_gate(&fp, gate, RLAIF_PATH_READ, "tokenizer.train")) != RLAIF_OK) goto done;
+        FILE *in = fopen(fp, "rb");
         if (!in) {
             st = rlaif_fail(RLAIF_EIO, "cannot open %s", o->files[i]);
             goto done;
@@ -297,6 +300,8 @@ rlaif_status rlaif_bpe_train(const rlaif_bpe_train_opts *o, const char *out_path
     }
 
     /* ---- write tokenizer.json ---- */
+    char out_gate[RLAIF_PATH_MAX];
+    if ((st = rlaif_path_gate(&out_path, out_gate, RLAIF_PATH_WRITE, "tokenizer.train")) != RLAIF_OK) goto done;
     f = fopen(out_path, "wb");
     if (!f) {
         st = rlaif_fail(RLAIF_EIO, "cannot write %s", out_path);

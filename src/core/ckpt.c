@@ -259,6 +259,11 @@ rlaif_status rlaif_model_load_safetensors(rlaif_model *m, const char *path, int 
 /* ---- config.json ---- */
 
 static char *read_text(const char *path, size_t *len) {
+    char gate[RLAIF_PATH_MAX];   /* an embedding sandbox's file policy (scope.c) */
+    if (rlaif_path_gate(&path, gate, RLAIF_PATH_READ, "model.load") != RLAIF_OK) {
+        errno = EACCES;
+        return NULL;
+    }
     FILE *f = fopen(path, "rb");
     if (f == NULL) return NULL;
     char *buf = NULL;
@@ -502,6 +507,9 @@ static int file_exists(const char *p) {
 
 rlaif_status rlaif_model_load(rlaif_model **out, const char *dir, rlaif_head head) {
     *out = NULL;
+    char gate[RLAIF_PATH_MAX];
+    rlaif_status gst = rlaif_path_gate(&dir, gate, RLAIF_PATH_READ, "model.load");
+    if (gst != RLAIF_OK) return gst;
     size_t dl = strlen(dir);
     if (dl > 5 && strcmp(dir + dl - 5, ".gguf") == 0) return rlaif_model_load_gguf(out, dir, head);   /* gguf_model.c */
     char path[4096];
@@ -578,6 +586,9 @@ done:
 }
 
 rlaif_status rlaif_model_save(rlaif_model *m, const char *dir) {
+    char gate[RLAIF_PATH_MAX];
+    rlaif_status gst = rlaif_path_gate(&dir, gate, RLAIF_PATH_WRITE, "model.save");
+    if (gst != RLAIF_OK) return gst;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return rlaif_fail(RLAIF_EIO, "model.save: cannot create %s: %s", dir, strerror(errno));
     rlaif_hf_entry *e = NULL;
@@ -643,6 +654,9 @@ rlaif_status rlaif_model_save_state(rlaif_model *m, const char *path, const void
 rlaif_status rlaif_model_load_state(rlaif_model *m, const char *path, void **blob, size_t *blob_len) {
     if (blob) *blob = NULL;
     if (blob_len) *blob_len = 0;
+    char gate[RLAIF_PATH_MAX];
+    rlaif_status gst = rlaif_path_gate(&path, gate, RLAIF_PATH_READ, "model.load_state");
+    if (gst != RLAIF_OK) return gst;
     FILE *f = fopen(path, "rb");
     if (f == NULL) return rlaif_fail(RLAIF_EIO, "model.load_state: cannot open %s: %s", path, strerror(errno));
     rlaif_status st = RLAIF_OK;

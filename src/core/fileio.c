@@ -61,7 +61,9 @@ static void remove_stale_temps(const char *path) {
 rlaif_status rlaif_write_file_atomic(const char *path, const char *who, unsigned mode, rlaif_write_fn fill,
                                      void *ud) {
     static atomic_uint serial;   /* distinct temporary names across threads */
-    rlaif_status st = RLAIF_OK;
+    char gate[RLAIF_PATH_MAX];   /* an embedding sandbox's file policy (scope.c) */
+    rlaif_status st = rlaif_path_gate(&path, gate, RLAIF_PATH_WRITE, who);
+    if (st != RLAIF_OK) return st;
     size_t tlen = strlen(path) + 40;
     char *tmp = malloc(tlen), *dirbuf = strdup(path);
     FILE *f = NULL;

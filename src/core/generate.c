@@ -205,10 +205,12 @@ rlaif_status rlaif_model_generate(rlaif_model *m, const int32_t *prompts, const 
     if (big)
         return rlaif_fail(RLAIF_ENOMEM, "model.generate: %d prompts of up to %d tokens + %d new tokens are too "
                           "large for this model's KV cache", B, Tp, o->max_new_tokens);
+    rlaif_meter *meter;   /* the KV cache counts against an embedding scope's limit (scope.c) */
+    rlaif_status st = rlaif_mem_charge(floats * sizeof(float), "model.generate: KV cache", &meter);
+    if (st != RLAIF_OK) return st;
     float *mem = malloc(floats * sizeof(float));
     int32_t *imem = malloc(sizeof(int32_t) * ((size_t)B * S * 2 + NP * 3));
     cand *buf = malloc(sizeof(cand) * V);
-    rlaif_status st = RLAIF_OK;
     if (mem == NULL || imem == NULL || buf == NULL) {
         st = rlaif_fail(RLAIF_ENOMEM, "model.generate: cannot allocate the KV cache (%zu MB)", floats * 4 >> 20);
         goto done;
@@ -292,5 +294,6 @@ done:
     free(mem);
     free(imem);
     free(buf);
+    rlaif_mem_uncharge(meter, floats * sizeof(float));
     return st;
 }

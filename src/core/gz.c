@@ -24,6 +24,9 @@ struct rlaif_gz {
 
 rlaif_status rlaif_gz_open(rlaif_gz **out, const char *path) {
     *out = NULL;
+    char gate[RLAIF_PATH_MAX];   /* an embedding sandbox's file policy (scope.c) */
+    rlaif_status gst = rlaif_path_gate(&path, gate, RLAIF_PATH_READ, "gz.open");
+    if (gst != RLAIF_OK) return gst;
     rlaif_gz *g = calloc(1, sizeof *g);
     if (!g) return rlaif_fail(RLAIF_ENOMEM, "gz.open: out of memory");
     g->path = strdup(path);
@@ -128,6 +131,9 @@ rlaif_status rlaif_fs_fsync(int fd, const char *what) {
 
 rlaif_status rlaif_fs_truncate(const char *path, int64_t size) {
     if (size < 0) return rlaif_fail(RLAIF_EINVAL, "%s: truncate to negative size", path);
+    char gate[RLAIF_PATH_MAX];
+    rlaif_status gst = rlaif_path_gate(&path, gate, RLAIF_PATH_WRITE, "truncate");
+    if (gst != RLAIF_OK) return gst;
     if (truncate(path, (off_t)size) != 0)
         return rlaif_fail(RLAIF_EIO, "%s: truncate failed: %s", path, strerror(errno));
     return RLAIF_OK;

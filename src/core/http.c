@@ -314,13 +314,19 @@ rlaif_status rlaif_http_new(rlaif_http **out, const rlaif_http_opts *opts) {
         return rlaif_fail(RLAIF_EINVAL, "http: concurrency %d out of 1..65536", opts->concurrency);
     if (opts->max_retries < 0 || opts->max_retries > 100)
         return rlaif_fail(RLAIF_EINVAL, "http: max_retries %d out of 0..100", opts->max_retries);
+    const char *ca_file = opts->ca_file;
+    char gate[RLAIF_PATH_MAX];   /* an embedding sandbox's file policy (scope.c) */
+    if (ca_file != NULL) {
+        rlaif_status gst = rlaif_path_gate(&ca_file, gate, RLAIF_PATH_READ, "http: ca_file");
+        if (gst != RLAIF_OK) return gst;
+    }
     rlaif_http *h = calloc(1, sizeof *h);
     if (h == NULL) return rlaif_fail(RLAIF_ENOMEM, "http: out of memory");
     h->epfd = -1;
     h->timer_at = -1;
     h->opts = *opts;
     h->opts.ca_file = NULL;   /* copied below */
-    if (opts->ca_file != NULL && (h->opts.ca_file = strdup(opts->ca_file)) == NULL) goto nomem;
+    if (ca_file != NULL && (h->opts.ca_file = strdup(ca_file)) == NULL) goto nomem;
     h->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (h->epfd < 0) {
         int err = errno;
@@ -517,6 +523,7 @@ static CURL *easy_new(rlaif_http *h) {
     SET(CURLOPT_OPENSOCKETDATA, (void *)h);
     SET(CURLOPT_CLOSESOCKETFUNCTION, close_cb);
     SET(CURLOPT_CLOSESOCKETDATA, (void *)h);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");   /* never file://, ftp://, ... from a base_url */
     SET(CURLOPT_POST, 1L);
     SET(CURLOPT_WRITEFUNCTION, write_cb);
     SET(CURLOPT_HEADERFUNCTION, header_cb);

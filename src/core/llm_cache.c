@@ -117,7 +117,9 @@ static const char SCHEMA[] =
 
 rlaif_status rlaif_llm_cache_open(rlaif_llm_cache **out, const char *path) {
     *out = NULL;
-    rlaif_status st = RLAIF_OK;
+    char gate[RLAIF_PATH_MAX];   /* an embedding sandbox's file policy (scope.c) */
+    rlaif_status st = rlaif_path_gate(&path, gate, RLAIF_PATH_WRITE, "llm.cache");
+    if (st != RLAIF_OK) return st;
     rlaif_llm_cache *c = calloc(1, sizeof *c);
     if (c == NULL) return rlaif_fail(RLAIF_ENOMEM, "llm.cache: out of memory");
     int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);

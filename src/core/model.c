@@ -219,6 +219,34 @@ static float randn(rlaif_rng *rng) {
     return sqrtf(-2.0f * logf(u1)) * cosf(6.283185307179586f * u2);
 }
 
+/* ---- memory accounting: buffers count against an embedding scope's limit (scope.c) ---- */
+
+static rlaif_status charge(rlaif_model *m, size_t bytes, const char *what) {
+    rlaif_meter *who;
+    rlaif_status st = rlaif_mem_charge(bytes, what, &who);
+    if (st != RLAIF_OK || who == NULL) return st;
+    if (m->meter == NULL) m->meter = who;       /* keeps the reference */
+    else if (who == m->meter) rlaif_meter_release(who);
+    else {                                      /* another scope: not ours to count */
+        rlaif_mem_uncharge(who, bytes);
+        return RLAIF_OK;
+    }
+    m->charged += bytes;
+    return RLAIF_OK;
+}
+
+static void uncharge(rlaif_model *m, size_t bytes) {
+    if (m->meter == NULL || bytes > m->charged) return;
+    rlaif_meter_sub(m->meter, bytes);
+    m->charged -= bytes;
+}
+
+static void uncharge_all(rlaif_model *m) {
+    uncharge(m, m->charged);
+    rlaif_meter_release(m->meter);
+    m->meter = NULL;
+}
+
 rlaif_status rlaif_model_new(rlaif_model **out, const rlaif_model_config *cfg, uint64_t seed) {
     *out = NULL;
     rlaif_init();
@@ -235,9 +263,14 @@ rlaif_status rlaif_model_new(rlaif_model **out, const rlaif_model_config *cfg, u
         return st;
     }
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) m->num_params += m->param_sizes[i];
+    if ((st = charge(m, m->num_params * sizeof(float), "model.new")) != RLAIF_OK) {
+        free(m);
+        return st;
+    }
     m->params_memory = malloc(m->num_params * sizeof(float));
     if (m->params_memory == NULL) {
         size_t n = m->num_params;
+        uncharge_all(m);
         free(m);
         return rlaif_fail(RLAIF_ENOMEM, "model.new: cannot allocate %zu parameters", n);
     }
@@ -267,6 +300,7 @@ void rlaif_model_free(rlaif_model *m) {
     free(m->v_memory);
     free(m->acts_memory);
     free(m->ids);
+    uncharge_all(m);
     free(m);
 }
 
@@ -312,9 +346,13 @@ void rlaif_model_free_acts(rlaif_model *m) {
 
 static rlaif_status ensure_grads(rlaif_model *m) {
     if (m->grads_memory) return RLAIF_OK;
+    rlaif_status st = charge(m, m->num_params * sizeof(float), "model: gradients");
+    if (st != RLAIF_OK) return st;
     m->grads_memory = calloc(m->num_params, sizeof(float));
-    if (m->grads_memory == NULL)
+    if (m->grads_memory == NULL) {
+        uncharge(m, m->num_params * sizeof(float));
         return rlaif_fail(RLAIF_ENOMEM, "model: cannot allocate gradients (%zu floats)", m->num_params);
+    }
     point_params(&m->grads, m->grads_memory, m->param_sizes);
     return RLAIF_OK;
 }
@@ -326,8 +364,13 @@ static rlaif_status ensure_acts(rlaif_model *m, int B, int T, int NL, int rows) 
     for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) total += sizes[i];
     if (total > m->act_capacity) {
         free(m->acts_memory);
+        m->acts_memory = NULL;
+        uncharge(m, m->act_capacity * sizeof(float));
         m->act_capacity = 0;
+        rlaif_status st = charge(m, total * sizeof(float), "model.forward: activations");
+        if (st != RLAIF_OK) return st;
         m->acts_memory = malloc(total * sizeof(float));
+        if (m->acts_memory == NULL) uncharge(m, total * sizeof(float));
         if (m->acts_memory == NULL)
             return rlaif_fail(RLAIF_ENOMEM, "model.forward: cannot allocate activations for B=%d T=%d (%zu MB)", B,
                               T, total * 4 >> 20);
@@ -336,9 +379,16 @@ static rlaif_status ensure_acts(rlaif_model *m, int B, int T, int NL, int rows) 
     size_t ints = (size_t)B * T * 3 + B + 2 * (size_t)NL;
     if (ints > m->int_capacity) {
         free(m->ids);
+        m->ids = NULL;
+        uncharge(m, m->int_capacity * sizeof(int32_t));
         m->int_capacity = 0;
+        rlaif_status st = charge(m, ints * sizeof(int32_t), "model.forward");
+        if (st != RLAIF_OK) return st;
         m->ids = malloc(ints * sizeof(int32_t));
-        if (m->ids == NULL) return rlaif_fail(RLAIF_ENOMEM, "model.forward: out of memory");
+        if (m->ids == NULL) {
+            uncharge(m, ints * sizeof(int32_t));
+            return rlaif_fail(RLAIF_ENOMEM, "model.forward: out of memory");
+        }
         m->int_capacity = ints;
     }
     m->pos = m->ids + (size_t)B * T;
@@ -778,12 +828,14 @@ rlaif_status rlaif_model_adamw_step(rlaif_model *m, const rlaif_adamw *o) {
     rlaif_status st = ensure_grads(m);
     if (st != RLAIF_OK) return st;
     if (m->m_memory == NULL) {
+        if ((st = charge(m, 2 * m->num_params * sizeof(float), "model.step: AdamW state")) != RLAIF_OK) return st;
         m->m_memory = calloc(m->num_params, sizeof(float));
         m->v_memory = calloc(m->num_params, sizeof(float));
         if (m->m_memory == NULL || m->v_memory == NULL) {
             free(m->m_memory);
             free(m->v_memory);
             m->m_memory = m->v_memory = NULL;
+            uncharge(m, 2 * m->num_params * sizeof(float));
             return rlaif_fail(RLAIF_ENOMEM, "model.step: cannot allocate AdamW state (%zu floats)", 2 * m->num_params);
         }
     }

@@ -23,6 +23,9 @@
 
 #include "tensor.h"
 
+/* The public declarations: rlaif_model (opaque there), rlaif_head, rlaif_gen_opts. */
+#include <rlaif/model.h>
+
 typedef enum rlaif_arch { RLAIF_ARCH_GPT2 = 0, RLAIF_ARCH_LLAMA = 1 } rlaif_arch;
 
 typedef enum rlaif_rope_type {
@@ -31,7 +34,6 @@ typedef enum rlaif_rope_type {
     RLAIF_ROPE_LLAMA3,       /* Llama 3.1 frequency-dependent scaling              */
 } rlaif_rope_type;
 
-typedef enum rlaif_head { RLAIF_HEAD_LM = 0, RLAIF_HEAD_REWARD = 1 } rlaif_head;
 
 typedef struct rlaif_model_config {
     rlaif_arch arch;
@@ -156,6 +158,8 @@ typedef struct rlaif_model {
     int have_logits;       /* the last forward computed logits                    */
     float logit_temp;      /* logits (and lse) were divided by this (rlaif_model_temper); 1 after a forward */
     int logits_are_grads;  /* a backward overwrote logits with dlogits            */
+    rlaif_meter *meter;    /* an embedding scope's meter paying for the buffers, or NULL */
+    size_t charged;        /* bytes charged to it                                 */
 } rlaif_model;
 
 /* ---- lifetime ---- */
@@ -269,14 +273,6 @@ rlaif_status rlaif_model_load_state(rlaif_model *m, const char *path, void **blo
 
 /* ---- generation with a KV cache (generate.c) ---- */
 
-typedef struct rlaif_gen_opts {
-    int max_new_tokens;
-    float temperature;   /* 0 = greedy                                   */
-    int top_k;           /* 0 = off                                      */
-    float top_p;         /* 1 = off                                      */
-    const int32_t *stop; int n_stop;  /* stop token ids                  */
-    uint64_t seed;
-} rlaif_gen_opts;
 /* prompts: B rows of lengths lens[b] (concatenated in `prompts`). out_tokens and
  * out_logprobs: (B, max_new_tokens), filled with -1 / 0 after a stop; out_len (B). */
 rlaif_status rlaif_model_generate(rlaif_model *m, const int32_t *prompts, const int *lens, int B,

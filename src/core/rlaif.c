@@ -41,6 +41,9 @@ const char *rlaif_status_name(rlaif_status status) {
     case RLAIF_EIO: return "i/o error";
     case RLAIF_EFORMAT: return "bad format";
     case RLAIF_EINTR: return "interrupted";
+    case RLAIF_EACCES: return "not allowed";
+    case RLAIF_ESCRIPT: return "script error";
+    case RLAIF_EBUDGET: return "instruction budget exceeded";
     }
     return "unknown status";
 }
@@ -51,7 +54,8 @@ static volatile sig_atomic_t cancel_flag;
 
 void rlaif_cancel_request(void) { cancel_flag = 1; }
 void rlaif_cancel_reset(void) { cancel_flag = 0; }
-int  rlaif_cancelled(void) { return cancel_flag != 0; }
+/* The process-wide flag, or the calling thread's scope's own (scope.c). */
+int  rlaif_cancelled(void) { return cancel_flag != 0 || rlaif_scope_cancelled(); }
 
 /* ---- BLIS and threads ---- */
 

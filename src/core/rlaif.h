@@ -8,20 +8,14 @@
 #ifndef RLAIF_H
 #define RLAIF_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
-#define RLAIF_VERSION "0.1.0"
-
-typedef enum rlaif_status {
-    RLAIF_OK = 0,
-    RLAIF_EINVAL,   /* bad argument: negative size, bad dim, wrong shape */
-    RLAIF_ENOMEM,   /* allocation failed or size overflows */
-    RLAIF_EIO,      /* file could not be opened, read or written */
-    RLAIF_EFORMAT,  /* a file's content is malformed or unsupported */
-    RLAIF_EINTR,    /* cancelled by rlaif_cancel_request (Ctrl-C) */
-} rlaif_status;
+/* The public part (version, rlaif_status, the functions the C API promises)
+ * lives in include/rlaif/common.h; this header adds the core's internals. */
+#include <rlaif/common.h>
 
 /* ---- errors ---- */
 
@@ -99,5 +93,51 @@ rlaif_status rlaif_setenv(const char *name, const char *value);
 
 /* Monotonic wall-clock time in seconds (for benchmarks and progress). */
 double rlaif_clock(void);
+
+/* ---- the calling thread's scope (scope.c) ---- */
+
+/* What an embedding host (src/embed/state.c) lets the code running on this
+ * thread do, installed for the length of a run or call. Without a scope, the
+ * three hooks below are no-ops. */
+typedef struct rlaif_meter rlaif_meter;
+typedef struct rlaif_scope {
+    volatile sig_atomic_t *cancel;  /* nonzero: rlaif_cancelled() is true on this thread */
+    rlaif_meter *meter;             /* charged for tensor storage and model buffers, or NULL */
+    int files;                      /* 1: every file the core opens goes through the policy */
+    const char *root;               /* resolved directory files may be read and written in, or NULL */
+    const char *const *read_dirs;   /* resolved read-only directories, NULL-terminated, or NULL */
+    int refused_path, refused_mem;  /* set when the policy refused a path / the meter a charge */
+} rlaif_scope;
+
+/* Install s (NULL: none) on this thread; returns the previous scope. */
+rlaif_scope *rlaif_scope_set(rlaif_scope *s);
+rlaif_scope *rlaif_scope_get(void);
+int          rlaif_scope_cancelled(void);   /* the scope's own flag (rlaif_cancelled reads it) */
+
+/* A byte counter with an optional limit, shared by a Lua allocator and the
+ * core buffers it pays for. Refcounted: new = 1 reference. */
+rlaif_meter *rlaif_meter_new(size_t limit);
+void         rlaif_meter_release(rlaif_meter *m);      /* NULL-safe */
+size_t       rlaif_meter_used(const rlaif_meter *m);
+size_t       rlaif_meter_limit(const rlaif_meter *m);
+/* Add bytes unless that passes the limit: 1 added, 0 refused. Thread-safe. */
+int          rlaif_meter_add(rlaif_meter *m, size_t bytes);
+void         rlaif_meter_sub(rlaif_meter *m, size_t bytes);
+
+/* Charge bytes to the scope's meter before allocating them: RLAIF_OK with *who
+ * the meter (a new reference; NULL without a scope), or RLAIF_ENOMEM "<what>:
+ * memory limit of N bytes exceeded". Pair with rlaif_mem_uncharge(*who, bytes). */
+rlaif_status rlaif_mem_charge(size_t bytes, const char *what, rlaif_meter **who);
+void         rlaif_mem_uncharge(rlaif_meter *who, size_t bytes);   /* NULL-safe */
+
+/* Every path the core opens goes through here first. Under a scope with a
+ * file policy, *path is resolved (a relative path is taken under the root;
+ * symbolic links are followed), must lie inside the root -- or, for reads, in
+ * a read-only directory -- and is replaced by the resolved name, written to
+ * buf (RLAIF_PATH_MAX bytes). Otherwise RLAIF_EACCES "<who>: <path>: outside
+ * the sandbox root ...". Without a scope: RLAIF_OK, *path untouched. */
+#define RLAIF_PATH_MAX 4096
+enum { RLAIF_PATH_READ = 0, RLAIF_PATH_WRITE = 1 };
+rlaif_status rlaif_path_gate(const char **path, char *buf, int access, const char *who);
 
 #endif

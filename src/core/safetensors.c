@@ -243,6 +243,8 @@ rlaif_status rlaif_safetensors_open(const char *path, rlaif_safetensors_file **o
     rlaif_status st = RLAIF_OK;
     struct stat sb;
     *out = NULL;
+    char gate[RLAIF_PATH_MAX];   /* an embedding sandbox's file policy (scope.c) */
+    if ((st = rlaif_path_gate(&path, gate, RLAIF_PATH_READ, "safetensors")) != RLAIF_OK) return st;
     rlaif_safetensors_file *f = calloc(1, sizeof *f);
     if (f == NULL || (f->path = strdup(path)) == NULL) {
         free(f);

@@ -129,15 +129,20 @@ static rlaif_status alloc_tensor(const char *op, rlaif_tensor **out, int ndim, c
     *out = NULL;
     rlaif_status st = check_shape(op, ndim, shape, &numel);
     if (st != RLAIF_OK) return st;
-    rlaif_storage *s = calloc(1, sizeof *s);
     size_t bytes = ((size_t)(numel ? numel : 1) * sizeof(float) + 63) & ~(size_t)63;
+    rlaif_meter *meter;   /* an embedding scope's memory limit, if any (scope.c) */
+    if ((st = rlaif_mem_charge(bytes, op, &meter)) != RLAIF_OK) return st;
+    rlaif_storage *s = calloc(1, sizeof *s);
     float *data = s ? aligned_alloc(64, bytes) : NULL;
     rlaif_tensor *t = data ? descriptor_new(s, data, ndim, shape) : NULL;
     if (t == NULL) {
         free(data);
         free(s);
+        rlaif_mem_uncharge(meter, bytes);
         return rlaif_fail(RLAIF_ENOMEM, "%s: cannot allocate %.3g MB", op, (double)bytes / 1e6);
     }
+    s->meter = meter;
+    s->charged = bytes;
     if (zero) memset(data, 0, bytes);
     s->data = data;
     s->numel = (size_t)numel;
@@ -182,6 +187,7 @@ void rlaif_tensor_release(rlaif_tensor *t) {
     rlaif_storage *s = t->storage;
     if (--s->refcount == 0) {
         if (s->free_data) free(s->data);
+        rlaif_mem_uncharge(s->meter, s->charged);
         free(s);
     }
     free(t);

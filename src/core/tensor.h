@@ -12,13 +12,16 @@
 
 #include "rlaif.h"
 
-#define RLAIF_MAX_DIMS 4
+/* The public declarations (opaque in the API; defined below for the core). */
+#include <rlaif/tensor.h>
 
 typedef struct rlaif_storage {
     float *data;        /* owned when free_data is set, else borrowed       */
     size_t numel;       /* floats in data                                    */
     int refcount;       /* tensors that point into this storage              */
     int free_data;      /* 1: free(data) with the storage                    */
+    rlaif_meter *meter; /* the scope's meter that paid for data, or NULL     */
+    size_t charged;     /* bytes charged to it                               */
 } rlaif_storage;
 
 typedef struct rlaif_tensor {
@@ -163,11 +166,6 @@ rlaif_status rlaif_tensor_matmul(rlaif_tensor **out, const rlaif_tensor *a, cons
 rlaif_status rlaif_blis_sgemm_direct(rlaif_tensor *c, const rlaif_tensor *a, const rlaif_tensor *b);
 
 /* ---- safetensors I/O ---- */
-
-typedef struct rlaif_named_tensor {
-    char *name;            /* owned, NUL-terminated */
-    rlaif_tensor *tensor;  /* owned reference       */
-} rlaif_named_tensor;
 
 /* Read every tensor of a .safetensors file (F32, F16, BF16 and F64 are converted
  * to float32). On success *items (owned; free with rlaif_safetensors_free) holds
