@@ -1,7 +1,7 @@
 # rlaif -- one flat GNU make file. Every path and flag is a variable; override on
 # the command line (make CC=clang OPT=-O3 PREFIX=$HOME/.local).
 #
-#   make             build/librlaif.a, build/rlaif/core.so, build/bin/rlaif (+ ./rlaif link)
+#   make             build/librlaif.a, build/librlaif.so, build/rlaif/core.so, build/bin/rlaif (+ ./rlaif link)
 #   make quickstart  build, then run examples/quickstart.lua
 #   make test        C tests under ASan+UBSan, busted specs (also under ASan), luacheck, check
 #                    (the model tests once more with RLAIF_KERNELS=scalar)
@@ -10,7 +10,8 @@
 #   make mutate      plant each bug of scripts/mutations.txt in a copy; report the survivors
 #   make bench       benchmarks, one JSON line per measurement
 #   make check       the pure C core never includes Lua headers
-#   make install     PREFIX/bin, PREFIX/lib/lua/5.4, PREFIX/share/lua/5.4, PREFIX/share/rlaif
+#   make install     PREFIX/bin, lib (librlaif.a/.so, pkgconfig, lua/5.4), include, share/lua/5.4, share/rlaif
+#   make uninstall   removes exactly what install put there (scripts/install.sh keeps a manifest)
 
 CC       ?= cc
 PREFIX   ?= /usr/local
@@ -49,7 +50,7 @@ ASAN_LUA_OBJ  = $(LUA_SRC:src/lua/%.c=$(BUILD)/asan/lua/%.o)
 HEADERS  = $(wildcard src/core/*.h src/lua/*.h include/*.h include/rlaif/*.h)
 C_TESTS  = $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps quickstart test test-c test-lua test-lua-asan test-fuzz test-npm lint check bench fuzz mutate install clean
+.PHONY: all deps quickstart test test-c test-lua test-lua-asan test-fuzz test-npm lint check bench fuzz mutate install uninstall clean
 .DELETE_ON_ERROR:
 
 all: deps $(BUILD)/librlaif.a $(BUILD)/rlaif/core.so $(BUILD)/bin/rlaif rlaif
@@ -199,16 +200,116 @@ mutate:
 	@bash scripts/mutate.sh $(MUTATE_ONLY)
 
 # ---- install ----
+# Everything `make install` puts under PREFIX, one item per line (scripts/install.sh):
+#   MODE:SOURCE:TARGET  a file   tree:DIR:TARGET  a directory's files   link:VALUE:TARGET  a symlink
+INSTALL_ITEMS = \
+    755:$(BUILD)/bin/rlaif:bin/rlaif \
+    644:$(BUILD)/rlaif/core.so:lib/lua/5.4/rlaif/core.so \
+    tree:lua/rlaif:share/lua/5.4/rlaif \
+    tree:prompts:share/rlaif/prompts \
+    $(EMBED_INSTALL_ITEMS)
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4/rlaif \
-	    $(DESTDIR)$(PREFIX)/share/lua/5.4 $(DESTDIR)$(PREFIX)/share/rlaif $(DESTDIR)$(PREFIX)/lib \
-	    $(DESTDIR)$(PREFIX)/include/rlaif
-	install -m 755 $(BUILD)/bin/rlaif $(DESTDIR)$(PREFIX)/bin/rlaif
-	install -m 644 $(BUILD)/rlaif/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/rlaif/core.so
-	install -m 644 $(BUILD)/librlaif.a $(DESTDIR)$(PREFIX)/lib/librlaif.a
-	install -m 644 src/core/*.h $(DESTDIR)$(PREFIX)/include/rlaif/
-	cp -R lua/rlaif $(DESTDIR)$(PREFIX)/share/lua/5.4/
-	cp -R prompts $(DESTDIR)$(PREFIX)/share/rlaif/
+	@sh scripts/install.sh install '$(DESTDIR)$(PREFIX)' $(INSTALL_ITEMS)
+
+uninstall:
+	@sh scripts/install.sh uninstall '$(DESTDIR)$(PREFIX)'
 
 clean:
 	rm -rf $(BUILD) rlaif
+
+# ---- embedding: public headers, librlaif.so, pkg-config, luarocks (issue 12) ----
+# include/ holds the public API (rlaif.h + rlaif/*.h; the internal headers in
+# src/core include their public parts). src/embed is the Lua state a host owns;
+# it needs lua.h, so it is not in src/core. librlaif.so links the system's shared
+# liblua5.4 -- one Lua per process, so a host driving the state through
+# rlaif_state_lua uses the same copy -- and exports only the public API
+# (src/embed/rlaif.map); core.so still never links liblua.
+SOVERSION   = 0
+VERSION    := $(shell sed -n 's/^\#define RLAIF_VERSION "\(.*\)"/\1/p' include/rlaif/common.h)
+LUA_SHARED ?= -llua5.4
+EMBED_SRC   = $(wildcard src/embed/*.c)
+EMBED_OBJ   = $(EMBED_SRC:src/embed/%.c=$(BUILD)/obj/embed/%.o)
+ASAN_EMBED_OBJ = $(EMBED_SRC:src/embed/%.c=$(BUILD)/asan/embed/%.o)
+PUBLIC_HEADERS = include/rlaif.h $(wildcard include/rlaif/*.h)
+SO_MAP      = src/embed/rlaif.map
+SO_FLAGS    = -shared -Wl,-soname,librlaif.so.$(SOVERSION) -Wl,--version-script=$(SO_MAP) -Wl,-z,defs \
+              -Wl,-z,nodelete
+EMBED_CFLAGS = -Isrc/lua -I$(LUA_INCDIR) -DRLAIF_PREFIX='"$(PREFIX)"'
+EMBED_TESTS = $(patsubst tests/embed/%.c,$(BUILD)/tests/embed/%,$(wildcard tests/embed/test_*.c))
+
+EMBED_INSTALL_ITEMS = \
+    644:$(BUILD)/librlaif.a:lib/librlaif.a \
+    755:$(BUILD)/librlaif.so.$(VERSION):lib/librlaif.so.$(VERSION) \
+    link:librlaif.so.$(VERSION):lib/librlaif.so.$(SOVERSION) \
+    link:librlaif.so.$(SOVERSION):lib/librlaif.so \
+    644:$(BUILD)/rlaif.pc:lib/pkgconfig/rlaif.pc \
+    644:include/rlaif.h:include/rlaif.h \
+    tree:include/rlaif:include/rlaif
+EMBED_INSTALL_DEPS = $(BUILD)/librlaif.so rlaif-pc
+
+.PHONY: rlaif-pc test-embed check-embed rock rock-install
+all: $(BUILD)/librlaif.so
+install: $(EMBED_INSTALL_DEPS)
+# librlaif.a also holds the Lua binding and the embedding API: the same API as
+# librlaif.so for hosts that link statically (they add -llua5.4). Archive
+# members nobody references (as here in core.so and the executable) are not linked.
+$(BUILD)/librlaif.a: $(LUA_OBJ) $(EMBED_OBJ)
+test: test-embed
+check: check-embed
+
+$(BUILD)/obj/embed/%.o: src/embed/%.c src/embed/embed.h $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(EMBED_CFLAGS) $(CFLAGS) -c $< -o $@
+$(BUILD)/asan/embed/%.o: src/embed/%.c src/embed/embed.h $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(EMBED_CFLAGS) -O1 -g $(SAN) -c $< -o $@
+
+$(BUILD)/librlaif.so.$(VERSION): $(CORE_OBJ) $(LUA_OBJ) $(EMBED_OBJ) $(SO_MAP)
+	$(CC) $(SO_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(CORE_OBJ) $(LUA_OBJ) $(EMBED_OBJ) $(LUA_SHARED) $(CORE_LIBS)
+$(BUILD)/librlaif.so: $(BUILD)/librlaif.so.$(VERSION)
+	ln -sf librlaif.so.$(VERSION) $(BUILD)/librlaif.so.$(SOVERSION)
+	ln -sf librlaif.so.$(VERSION) $@
+
+# The same library under ASan+UBSan, for the embedding tests (tests/embed).
+$(BUILD)/asan/librlaif.so: $(ASAN_CORE_OBJ) $(ASAN_LUA_OBJ) $(ASAN_EMBED_OBJ) $(SO_MAP)
+	@mkdir -p $(@D)
+	$(CC) $(SO_FLAGS) $(SAN) -o $@.$(VERSION) $(ASAN_CORE_OBJ) $(ASAN_LUA_OBJ) $(ASAN_EMBED_OBJ) \
+	    $(LUA_SHARED) $(CORE_LIBS)
+	ln -sf librlaif.so.$(VERSION) $(BUILD)/asan/librlaif.so.$(SOVERSION)
+	ln -sf librlaif.so.$(VERSION) $@
+
+# pkg-config: written at install time, so it names the PREFIX installed to.
+rlaif-pc:
+	@mkdir -p $(BUILD)
+	@printf '%s\n' 'prefix=$(PREFIX)' 'exec_prefix=$${prefix}' 'libdir=$${exec_prefix}/lib' \
+	    'includedir=$${prefix}/include' 'luadir=$${prefix}/share/lua/5.4' 'cmoddir=$${prefix}/lib/lua/5.4' '' \
+	    'Name: rlaif' 'Description: Reinforcement Learning from AI Feedback: a C toolkit with embedded Lua 5.4' \
+	    'Version: $(VERSION)' 'Requires.private: lua5.4' 'Libs: -L$${libdir} -lrlaif' \
+	    'Libs.private: $(CORE_LIBS) -ldl' 'Cflags: -I$${includedir}' > $(BUILD)/rlaif.pc
+
+# Tests: compiled against the public headers only, linked with the ASan library.
+$(BUILD)/tests/embed/%: tests/embed/%.c tests/c/check.h $(PUBLIC_HEADERS) $(BUILD)/asan/librlaif.so
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude -I$(LUA_INCDIR) -Itests/c -O1 -g $(SAN) -o $@ $< \
+	    -L$(BUILD)/asan -Wl,-rpath,$(abspath $(BUILD)/asan) -lrlaif $(LUA_SHARED) -lpthread -lm
+
+test-embed: $(BUILD)/librlaif.so $(EMBED_TESTS)
+	@set -e; for t in $(EMBED_TESTS); do echo "== $$t"; \
+	    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $$t; done
+	@MAKE='$(MAKE)' BUILD='$(BUILD)' CC='$(CC)' sh tests/embed/install_test.sh
+
+# The public API is exactly what librlaif.so exports, and every file-opening
+# call in src/core goes through the sandbox's file policy (rlaif_path_gate).
+check-embed: $(BUILD)/librlaif.so
+	@sh tests/embed/check_api.sh $(BUILD)/librlaif.so
+
+# luarocks (rlaif-scm-1.rockspec, build type "make"): the module, the Lua files
+# and the prompt templates into a rocks tree.
+rock: $(BUILD)/rlaif/core.so
+rock-install: rock
+	install -d '$(INST_LIBDIR)/rlaif' '$(INST_LUADIR)/rlaif/prompts'
+	install -m 755 $(BUILD)/rlaif/core.so '$(INST_LIBDIR)/rlaif/core.so'
+	cp -R lua/rlaif '$(INST_LUADIR)/'
+	cp -R prompts/. '$(INST_LUADIR)/rlaif/prompts/'
+

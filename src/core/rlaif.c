@@ -165,6 +165,8 @@ static void select_blis_arch(void) {
 #endif
 }
 
+static void set_threads(int n);
+
 static void init_runtime(void) {
     select_blis_arch();
     rlaif_kernels_scalar_forced();   /* reads RLAIF_KERNELS once, before any kernel runs */
@@ -179,15 +181,22 @@ static void init_runtime(void) {
     /* Leave the environment as the user had it, for child processes. */
     if (arch_forced) unsetenv("BLIS_ARCH_TYPE");
     if (user_arch[0]) setenv("BLIS_ARCH_TYPE", user_arch, 1);
-    rlaif_set_threads(n);
+    set_threads(n);
 }
 
 void rlaif_init(void) { pthread_once(&init_once, init_runtime); }
 
-void rlaif_set_threads(int n) {
+static void set_threads(int n) {
     if (n < 1) n = 1;
     n_threads = n;
     bli_thread_set_num_threads(n);
+}
+
+/* After rlaif_init, so that a host's choice made before anything else ran is
+ * not replaced by the defaults when the runtime starts. */
+void rlaif_set_threads(int n) {
+    rlaif_init();
+    set_threads(n);
 }
 
 int rlaif_get_threads(void) {
