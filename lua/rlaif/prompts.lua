@@ -41,6 +41,8 @@ function M.search_path()
     dirs[#dirs + 1] = root .. "/prompts"
     -- installed: PREFIX/share/lua/5.4/rlaif/prompts.lua -> PREFIX/share/lua; prompts in PREFIX/share/rlaif
     dirs[#dirs + 1] = dirname(root) .. "/rlaif/prompts"
+    -- a luarocks tree: beside the Lua files (rlaif-scm-1.rockspec)
+    dirs[#dirs + 1] = dirname(here) .. "/prompts"
   end
   return dirs
 end
