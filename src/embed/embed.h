@@ -10,13 +10,17 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <signal.h>
+#include <stdatomic.h>
 
 #include "rlaif.h"
 
 #include <rlaif/state.h>
 
-/* The count hook runs every HOOK_STEP VM instructions (fewer when the budget
- * is smaller): interrupt latency and budget granularity. */
+/* With a budget, the count hook runs every HOOK_STEP VM instructions (fewer
+ * when the budget is smaller): the budget's granularity. Any count hook makes
+ * Lua 5.4 trace every instruction (about 2x slower pure-Lua loops), so a state
+ * without a budget has no hook at all until rlaif_state_interrupt sets one on
+ * the thread that runs (S->running). */
 #define HOOK_STEP 1000
 
 /* Registry fields (the scripts cannot reach the registry). */
@@ -32,6 +36,8 @@ struct rlaif_state {
     int armed;                    /* 1 while a run/call executes: hook counts and raises */
     int busy;                     /* a run/call is in progress (no re-entry) */
     volatile sig_atomic_t cancel; /* 1 interrupt requested, 2 budget exhausted; C loops see it */
+    _Atomic(lua_State *) running; /* the thread executing a run/call (main or a coroutine), or NULL */
+    atomic_int interrupting;      /* rlaif_state_interrupt is setting a hook on `running` */
     int mem_refused;              /* the Lua allocator hit the memory limit */
     int bad_request;              /* the host's request was wrong (a path, args_json): RLAIF_EINVAL */
     rlaif_meter *meter;           /* Lua heap + charged core buffers */
@@ -49,6 +55,16 @@ struct rlaif_state {
 
 /* The state owning L (any thread of it): the allocator's userdata. */
 rlaif_state *rlaif_embed_state(lua_State *L);
+
+/* A coroutine is resumed (enter returns the previous running thread) or
+ * returns to its resumer (leave): what rlaif_state_interrupt hooks. */
+lua_State *rlaif_embed_enter(rlaif_state *S, lua_State *co);
+void       rlaif_embed_leave(rlaif_state *S, lua_State *prev);
+
+/* coroutine.resume and coroutine.wrap that keep S->running current (wrap
+ * also never closes the variables of a coroutine that failed), into the
+ * table at idx; with `guarded`, coroutine.close too (the sandbox's). */
+void rlaif_embed_coroutines(lua_State *L, int idx, int guarded);
 
 /* print(...): to the state's print callback, or stdout. */
 int rlaif_embed_print(lua_State *L);

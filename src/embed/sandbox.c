@@ -375,24 +375,54 @@ static int sb_xpcall(lua_State *L) {
     return finish_pcall(L, status, 2);
 }
 
-/* The body of a function made by coroutine.wrap: resume, and on an error
- * propagate it without closing the dead coroutine's variables (Lua 5.4.4's
- * wrap would run their __close handlers with the hooks off). */
-static int sb_auxwrap(lua_State *L) {
-    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
-    int narg = lua_gettop(L), nres;
-    if (!lua_checkstack(co, narg)) return luaL_error(L, "too many arguments to resume");
+/* Resume co with narg values from L's top, keeping S->running current;
+ * moves the results (>= 0) or the error object (-1) to L. */
+static int aux_resume(lua_State *L, lua_State *co, int narg) {
+    int nres;
+    if (!lua_checkstack(co, narg)) {
+        lua_pushliteral(L, "too many arguments to resume");
+        return -1;
+    }
     lua_xmove(L, co, narg);
+    rlaif_state *S = rlaif_embed_state(L);
+    lua_State *prev = rlaif_embed_enter(S, co);
     int status = lua_resume(co, L, narg, &nres);
+    rlaif_embed_leave(S, prev);
     if (status == LUA_OK || status == LUA_YIELD) {
         if (!lua_checkstack(L, nres + 1)) {
             lua_pop(co, nres);
-            return luaL_error(L, "too many results to resume");
+            lua_pushliteral(L, "too many results to resume");
+            return -1;
         }
         lua_xmove(co, L, nres);
         return nres;
     }
     lua_xmove(co, L, 1);   /* the error object */
+    return -1;
+}
+
+/* coroutine.resume(co, ...) -> true, ... | false, err */
+static int sb_coresume(lua_State *L) {
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argexpected(L, co != NULL, 1, "coroutine");
+    int r = aux_resume(L, co, lua_gettop(L) - 1);
+    if (r < 0) {
+        lua_pushboolean(L, 0);
+        lua_insert(L, -2);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    lua_insert(L, -(r + 1));
+    return r + 1;
+}
+
+/* The body of a function made by coroutine.wrap: resume, and on an error
+ * propagate it without closing the dead coroutine's variables (Lua 5.4.4's
+ * wrap would run their __close handlers with the hooks off). */
+static int sb_auxwrap(lua_State *L) {
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    int r = aux_resume(L, co, lua_gettop(L));
+    if (r >= 0) return r;
     if (lua_type(L, -1) == LUA_TSTRING) {
         luaL_where(L, 1);
         lua_insert(L, -2);
@@ -403,7 +433,7 @@ static int sb_auxwrap(lua_State *L) {
 
 static int sb_cowrap(lua_State *L) {
     luaL_checktype(L, 1, LUA_TFUNCTION);
-    lua_State *co = lua_newthread(L);   /* inherits the count hook */
+    lua_State *co = lua_newthread(L);   /* inherits the count hook, if any */
     lua_pushvalue(L, 1);
     lua_xmove(L, co, 1);
     lua_pushcclosure(L, sb_auxwrap, 1);
@@ -430,6 +460,19 @@ static int sb_coclose(lua_State *L) {
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
     return lua_gettop(L);
+}
+
+void rlaif_embed_coroutines(lua_State *L, int idx, int guarded) {
+    idx = lua_absindex(L, idx);
+    lua_pushcfunction(L, sb_coresume);
+    lua_setfield(L, idx, "resume");
+    lua_pushcfunction(L, sb_cowrap);
+    lua_setfield(L, idx, "wrap");
+    if (guarded) {
+        lua_getfield(L, idx, "close");
+        lua_pushcclosure(L, sb_coclose, 1);
+        lua_setfield(L, idx, "close");
+    }
 }
 
 /* ---- locking C objects' metatables ---- */
@@ -621,13 +664,7 @@ void rlaif_embed_sandbox(lua_State *L, rlaif_state *S) {
     static const char *const no_dump[] = {"dump", NULL};
     for (const char *const *k = libs; *k; k++) {
         push_lib_copy(L, *k, strcmp(*k, "string") == 0 ? no_dump : NULL);
-        if (strcmp(*k, "coroutine") == 0) {
-            lua_pushcfunction(L, sb_cowrap);
-            lua_setfield(L, -2, "wrap");
-            lua_getfield(L, -1, "close");
-            lua_pushcclosure(L, sb_coclose, 1);
-            lua_setfield(L, -2, "close");
-        }
+        if (strcmp(*k, "coroutine") == 0) rlaif_embed_coroutines(L, -1, 1);
         lua_pushvalue(L, -1);
         lua_setfield(L, loaded, *k);
         lua_setfield(L, env, *k);

@@ -17,7 +17,9 @@
  * rlaif_state_interrupt and "instruction budget of N exceeded" once the
  * budget is spent -- again at every later hook of the same call, so a script
  * that catches the error with pcall cannot keep running -- and the same flag
- * (S->cancel) makes the toolkit's C loops return RLAIF_EINTR.
+ * (S->cancel) makes the toolkit's C loops return RLAIF_EINTR. Without a
+ * budget there is no hook (Lua 5.4 traces every instruction while one is
+ * set) until an interrupt puts one on the running thread.
  *
  * What it is not: a second Lua API. Values cross as JSON text or tensors;
  * hosts wanting more use rlaif_state_lua. Ownership: the state owns its
@@ -80,14 +82,16 @@ rlaif_state *rlaif_embed_state(lua_State *L) {
 static void count_hook(lua_State *L, lua_Debug *ar) {
     rlaif_state *S = rlaif_embed_state(L);
     int step = lua_gethookcount(L);
-    if (!S->armed) {
-        if (step != S->hook_step) lua_sethook(L, count_hook, LUA_MASKCOUNT, S->hook_step);
-        return;
-    }
-    S->used += step;
-    if (S->cancel == 0 && S->budget > 0 && S->used >= S->budget) S->cancel = 2;
-    if (S->cancel == 0) {
-        if (step != S->hook_step) lua_sethook(L, count_hook, LUA_MASKCOUNT, S->hook_step);
+    if (S->armed) S->used += step;
+    if (S->armed && S->cancel == 0 && S->budget > 0 && S->used >= S->budget) S->cancel = 2;
+    if (!S->armed || S->cancel == 0) {   /* nothing to stop: back to the usual hook, or none */
+        if (S->budget > 0) {
+            if (step != S->hook_step) lua_sethook(L, count_hook, LUA_MASKCOUNT, S->hook_step);
+        } else {
+            lua_sethook(L, NULL, 0, 0);
+            /* an interrupt that came while this ran must not be undone by it */
+            if (S->armed && S->cancel != 0) lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+        }
         return;
     }
     /* From now on this thread hooks every instruction: a script that catches
@@ -100,8 +104,32 @@ static void count_hook(lua_State *L, lua_Debug *ar) {
     luaL_error(L, "%sinterrupted", where);
 }
 
+/* Flags, and (without a budget) a hook on the running thread: lua_sethook
+ * only stores a few fields, as lua.c's SIGINT handler relies on. The
+ * `interrupting` flag keeps a coroutine from being left (and collected) while
+ * another thread is between reading S->running and hooking it. */
 void rlaif_state_interrupt(rlaif_state *S) {
-    if (S != NULL && S->cancel == 0) S->cancel = 1;   /* a flag only: async-signal-safe */
+    if (S == NULL) return;
+    if (S->cancel == 0) S->cancel = 1;
+    if (S->budget > 0) return;   /* the hook runs anyway */
+    atomic_store(&S->interrupting, 1);
+    lua_State *L = atomic_load(&S->running);
+    if (L != NULL) {
+        lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+        if (L != S->L) lua_sethook(S->L, count_hook, LUA_MASKCOUNT, 1);   /* where it returns to */
+    }
+    atomic_store(&S->interrupting, 0);
+}
+
+lua_State *rlaif_embed_enter(rlaif_state *S, lua_State *co) {
+    lua_State *prev = atomic_exchange(&S->running, co);
+    if (S->armed && S->cancel != 0 && S->budget == 0) lua_sethook(co, count_hook, LUA_MASKCOUNT, 1);
+    return prev;
+}
+
+void rlaif_embed_leave(rlaif_state *S, lua_State *prev) {
+    atomic_store(&S->running, prev);
+    while (atomic_load(&S->interrupting)) { /* another thread is hooking the old one: a few stores */ }
 }
 
 /* ---- errors ---- */
@@ -122,6 +150,10 @@ static int msghandler(lua_State *L) {
 }
 
 static void set_error(rlaif_state *S, const char *msg, size_t len) {
+    if (len == 0 && S->error != NULL) {   /* the common case: success, no allocation */
+        S->error[0] = '\0';
+        return;
+    }
     free(S->error);
     if (len > ERROR_MAX) len = ERROR_MAX;
     S->error = malloc(len + 1);
@@ -153,12 +185,14 @@ const char *rlaif_state_error(rlaif_state *S) { return S && S->error ? S->error 
 static int protected_run(rlaif_state *S, lua_CFunction f, void *ud) {
     if (S->busy)
         return fail(S, RLAIF_EINVAL, "rlaif_state: the state is already running (a nested call?)");
-    if (S->cancel == 1) {   /* interrupted while idle: this run stops at its start */
+    lua_State *L = S->L;
+    int base = lua_gettop(L);
+    atomic_store(&S->running, L);   /* before the check: an interrupt from now on is seen */
+    if (S->cancel == 1) {
+        rlaif_embed_leave(S, NULL);
         S->cancel = 0;
         return fail(S, RLAIF_EINTR, "interrupted");
     }
-    lua_State *L = S->L;
-    int base = lua_gettop(L);
     S->busy = 1;
     S->used = 0;
     S->mem_refused = 0;
@@ -172,7 +206,9 @@ static int protected_run(rlaif_state *S, lua_CFunction f, void *ud) {
     S->armed = 1;
     int rc = lua_pcall(L, 1, 0, base + 1);
     S->armed = 0;
-    lua_sethook(L, count_hook, LUA_MASKCOUNT, S->hook_step);   /* after a trip it hooked every instruction */
+    rlaif_embed_leave(S, NULL);
+    if (S->budget > 0) lua_sethook(L, count_hook, LUA_MASKCOUNT, S->hook_step);   /* after a trip: every instruction */
+    else lua_sethook(L, NULL, 0, 0);
     rlaif_scope_set(prev);
     rlaif_status st = RLAIF_OK;
     if (rc != LUA_OK) {
@@ -289,14 +325,24 @@ static void push_json(lua_State *L, const char *json, const char *what) {
     lua_pop(L, 1);
 }
 
-/* The value at the top -> a new malloc'd JSON string (tensors as arrays). */
+/* The value at the top -> a new malloc'd JSON string (tensors as arrays).
+ * rlaif.core.json.encode directly first; only when that fails (a tensor
+ * inside, or something JSON cannot hold) the helper converts and explains. */
 static char *to_json(lua_State *L, const char *what) {
     lua_getfield(L, LUA_REGISTRYINDEX, REG_HELPER);
-    lua_getfield(L, -1, "encode");
-    lua_remove(L, -2);
-    lua_insert(L, -2);
-    lua_pushstring(L, what);
-    lua_call(L, 2, 1);
+    lua_getfield(L, -1, "raw_encode");
+    lua_pushvalue(L, -3);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+        lua_remove(L, -2);   /* the helper table */
+        lua_remove(L, -2);   /* the value */
+    } else {
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "encode");
+        lua_remove(L, -2);
+        lua_insert(L, -2);
+        lua_pushstring(L, what);
+        lua_call(L, 2, 1);
+    }
     size_t len;
     const char *s = lua_tolstring(L, -1, &len);
     char *out = malloc(len + 1);
@@ -609,6 +655,7 @@ static const char helper_src[] =
     "    return s\n"
     "  end,\n"
     "  decode = decode,\n"
+    "  raw_encode = encode,\n"
     "}\n";
 
 static int is_tensor(lua_State *L) {
@@ -664,6 +711,9 @@ static int do_setup(lua_State *L) {
     lua_pop(L, 1);
     lua_pushcfunction(L, rlaif_embed_print);
     lua_setglobal(L, "print");
+    lua_getglobal(L, "coroutine");   /* resume/wrap that rlaif_state_interrupt can follow */
+    rlaif_embed_coroutines(L, lua_gettop(L), 0);
+    lua_pop(L, 1);
     /* the trusted helpers */
     if (luaL_loadbufferx(L, helper_src, sizeof helper_src - 1, "=(rlaif embed)", "t") != LUA_OK) lua_error(L);
     lua_getglobal(L, "require");
@@ -779,12 +829,12 @@ rlaif_state *rlaif_state_new(const rlaif_options *opt) {
                    opt->memory_limit ? " (memory_limit too small)" : "");
         goto fail;
     }
-    lua_sethook(S->L, count_hook, LUA_MASKCOUNT, S->hook_step);
     long budget = S->budget;
     S->budget = 0;   /* loading the toolkit is not the scripts' budget */
     job j = {.S = S};
     int st = protected_run(S, do_setup, &j);
     S->budget = budget;
+    if (S->budget > 0) lua_sethook(S->L, count_hook, LUA_MASKCOUNT, S->hook_step);   /* coroutines inherit it */
     if (st != RLAIF_OK) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", rlaif_state_error(S));

@@ -424,6 +424,16 @@ static void test_interrupts(void) {
     pthread_join(th, NULL);
     CHECK_ALIVE(S);
 
+    /* a coroutine that never yields (no budget: the hook goes onto the running coroutine) */
+    pthread_create(&th, NULL, interrupt_later, &it);
+    CHECK_RUN(S, "coroutine.wrap(function() while true do end end)()", RLAIF_EINTR, "interrupted");
+    pthread_join(th, NULL);
+    pthread_create(&th, NULL, interrupt_later, &it);
+    CHECK_RUN(S, "local co = coroutine.create(function() while true do end end)\n"
+                 "local ok, e = coroutine.resume(co) error(e, 0)", RLAIF_EINTR, "interrupted");
+    pthread_join(th, NULL);
+    CHECK_ALIVE(S);
+
     /* inside a long C loop (generation polls the state's cancel flag) */
     CHECK_RUN(S,
               "m = rlaif.model.new{arch = 'llama', vocab_size = 64, n_layer = 1, n_head = 2, n_kv_head = 1,\n"
