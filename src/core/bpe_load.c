@@ -72,6 +72,8 @@ static const char *base_name(const char *path) {
 
 static int is_file(const char *path) {
     struct stat sb;
+    char gate[RLAIF_PATH_MAX];   /* a probe: outside a sandbox's root nothing exists */
+    if (rlaif_path_gate(&path, gate, RLAIF_PATH_READ, "tokenizer.load") != RLAIF_OK) return 0;
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 

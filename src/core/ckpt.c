@@ -502,6 +502,8 @@ static rlaif_status write_config(const rlaif_model *m, const char *path) {
 
 static int file_exists(const char *p) {
     struct stat sb;
+    char gate[RLAIF_PATH_MAX];   /* a probe: outside a sandbox's root nothing exists */
+    if (rlaif_path_gate(&p, gate, RLAIF_PATH_READ, "model.load") != RLAIF_OK) return 0;
     return stat(p, &sb) == 0;
 }
 

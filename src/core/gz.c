@@ -140,6 +140,9 @@ rlaif_status rlaif_fs_truncate(const char *path, int64_t size) {
 }
 
 rlaif_status rlaif_fs_mkdir(const char *path) {
+    char gate[RLAIF_PATH_MAX];   /* an embedding sandbox's file policy (scope.c) */
+    rlaif_status gst = rlaif_path_gate(&path, gate, RLAIF_PATH_WRITE, "mkdir");
+    if (gst != RLAIF_OK) return gst;
     struct stat sb;
     if (mkdir(path, 0755) == 0) return RLAIF_OK;
     if (errno == EEXIST && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return RLAIF_OK;
@@ -150,6 +153,9 @@ rlaif_status rlaif_fs_file_id(const char *path, int *exists, uint64_t *dev, uint
     struct stat st;
     *exists = 0;
     *dev = *ino = 0;
+    char gate[RLAIF_PATH_MAX];
+    rlaif_status gst = rlaif_path_gate(&path, gate, RLAIF_PATH_READ, "file_id");
+    if (gst != RLAIF_OK) return gst;
     if (stat(path, &st) != 0) {
         if (errno == ENOENT || errno == ENOTDIR) return RLAIF_OK;
         return rlaif_fail(RLAIF_EIO, "%s: %s", path, strerror(errno));
@@ -161,6 +167,9 @@ rlaif_status rlaif_fs_file_id(const char *path, int *exists, uint64_t *dev, uint
 }
 
 rlaif_status rlaif_fs_fsync_dir(const char *path) {
+    char gate[RLAIF_PATH_MAX];
+    rlaif_status gst = rlaif_path_gate(&path, gate, RLAIF_PATH_READ, "fsync_dir");
+    if (gst != RLAIF_OK) return gst;
     char *copy = strdup(path);
     if (copy == NULL) return rlaif_fail(RLAIF_ENOMEM, "%s: out of memory", path);
     int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -539,7 +539,7 @@ static CURL *easy_new(rlaif_http *h) {
         SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
         SET(CURLOPT_LOW_SPEED_TIME, (long)ceil(h->opts.stall_timeout));
     }
-    if (h->opts.ca_file) SET(CURLOPT_CAINFO, h->opts.ca_file);
+    if (h->opts.ca_file) SET(CURLOPT_CAINFO, h->opts.ca_file);   /* gated: in rlaif_http_new */
 #undef SET
     if (rc != CURLE_OK) {
         curl_easy_cleanup(e);

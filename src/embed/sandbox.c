@@ -6,8 +6,9 @@
  * gated versions: io.open/io.lines/io.input/io.output resolve every path
  * through the state's file policy (src/core/scope.c: relative paths under
  * the root; writes only inside the root; reads also from the toolkit's own
- * files), popen/tmpfile and the rest of os are gone, and os.getenv answers
- * only for the variables the host named. The C core gates its own file
+ * files), os.remove and os.rename only inside the root (the atomic writers
+ * rename a temporary), popen/tmpfile and the rest of os are gone, and
+ * os.getenv answers only for the variables the host named. The C core gates its own file
  * opens the same way, so tensors, tokenizers, models, datasets, label files
  * and the LLM cache stay inside the root too.
  *
@@ -18,8 +19,9 @@
  *   - load takes text chunks only, and runs them in the scripts' globals;
  *   - loadfile/dofile/require read Lua files inside the root only (require
  *     also returns the toolkit's rlaif.* modules); no C modules at all;
- *   - setmetatable (in both worlds) refuses a Lua __gc metamethod: Lua runs
- *     finalizers with hooks off, so one would escape the budget and interrupts;
+ *   - setmetatable refuses a Lua __gc metamethod (Lua runs finalizers with
+ *     hooks off, so one would escape the budget and interrupts); the toolkit
+ *     may use one defined in its own files, and its metatable gets locked;
  *   - collectgarbage keeps only collect/count/step/isrunning;
  *   - xpcall, coroutine.wrap and coroutine.close never run Lua code while
  *     the hooks are off (see "after an interrupt" below).
@@ -80,12 +82,13 @@ static int tk_open(lua_State *L) {
     return 3;
 }
 
-/* io.lines / io.input / io.output: a string argument is a path (read for
- * lines and input, write for output); anything else passes through. */
+/* io.lines / io.input / io.output / os.remove: a string argument is a path
+ * (read for lines and input, write for output and remove); anything else
+ * (a file handle) passes through. */
 static int tk_pathfn(lua_State *L) {
     rlaif_state *S = rlaif_embed_state(L);
     int n = lua_gettop(L);
-    if (lua_type(L, 1) == LUA_TSTRING) {
+    if (lua_isstring(L, 1)) {   /* a number is a file name to io and os too */
         int access = (int)lua_tointeger(L, lua_upvalueindex(2));
         char buf[RLAIF_PATH_MAX];
         const char *p = gate(&S->scope, lua_tostring(L, 1), buf, access, lua_tostring(L, lua_upvalueindex(3)));
@@ -97,6 +100,26 @@ static int tk_pathfn(lua_State *L) {
     lua_insert(L, 1);
     lua_call(L, n, LUA_MULTRET);
     return lua_gettop(L);
+}
+
+/* os.rename(from, to): both inside the root (the toolkit's atomic writers
+ * rename a temporary over their output). Upvalue 1: the real one. */
+static int tk_rename(lua_State *L) {
+    rlaif_state *S = rlaif_embed_state(L);
+    char a[RLAIF_PATH_MAX], b[RLAIF_PATH_MAX];
+    const char *from = gate(&S->scope, luaL_checkstring(L, 1), a, RLAIF_PATH_WRITE, "os.rename");
+    const char *to = from ? gate(&S->scope, luaL_checkstring(L, 2), b, RLAIF_PATH_WRITE, "os.rename") : NULL;
+    if (to == NULL) {
+        luaL_pushfail(L);
+        lua_pushstring(L, rlaif_last_error());
+        lua_pushinteger(L, EACCES);
+        return 3;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushstring(L, from);
+    lua_pushstring(L, to);
+    lua_call(L, 2, 3);
+    return 3;
 }
 
 /* os.getenv(name): only the variables the host listed in options.env */
@@ -150,6 +173,14 @@ static void gate_io_os(lua_State *L, int io, int os) {
     for (const char *const *k = os_pass; *k; k++) copy_field(L, os, *k);   /* exit: already the error */
     lua_pushcfunction(L, tk_getenv);
     lua_setfield(L, -2, "getenv");
+    lua_getfield(L, os, "remove");   /* os.remove(path): inside the root */
+    lua_pushinteger(L, RLAIF_PATH_WRITE);
+    lua_pushliteral(L, "os.remove");
+    lua_pushcclosure(L, tk_pathfn, 3);
+    lua_setfield(L, -2, "remove");
+    lua_getfield(L, os, "rename");
+    lua_pushcclosure(L, tk_rename, 1);
+    lua_setfield(L, -2, "rename");
     lua_pushvalue(L, -1);
     lua_setglobal(L, "os");
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
@@ -302,13 +333,34 @@ static int sb_require(lua_State *L) {
     return 2;
 }
 
-/* setmetatable(t, mt) without Lua finalizers. Upvalue 1: the real one. */
+/* setmetatable(t, mt) without Lua finalizers. Upvalue 1: the real one;
+ * upvalue 2: true for the toolkit's world, where a __gc defined in the
+ * toolkit's own Lua files is allowed (fileio's writer removes its temporary)
+ * and its metatable is locked (__metatable), so no script can swap it. */
 static int sb_setmetatable(lua_State *L) {
     if (lua_istable(L, 2)) {
         lua_pushliteral(L, "__gc");
-        if (lua_rawget(L, 2) != LUA_TNIL && !lua_iscfunction(L, -1))
-            return luaL_error(L, "setmetatable: __gc metamethods are not allowed in the sandbox "
-                                 "(a finalizer would run outside the instruction budget)");
+        if (lua_rawget(L, 2) != LUA_TNIL && !lua_iscfunction(L, -1)) {
+            int trusted = 0;
+            if (lua_toboolean(L, lua_upvalueindex(2)) && lua_isfunction(L, -1)) {
+                rlaif_state *S = rlaif_embed_state(L);
+                lua_Debug ar;
+                lua_pushvalue(L, -1);
+                size_t n = strlen(S->lua_dir);
+                trusted = lua_getinfo(L, ">S", &ar) && ar.source[0] == '@' &&
+                          strncmp(ar.source + 1, S->lua_dir, n) == 0 && ar.source[1 + n] == '/';
+            }
+            if (!trusted)
+                return luaL_error(L, "setmetatable: __gc metamethods are not allowed in the sandbox "
+                                     "(a finalizer would run outside the instruction budget)");
+            lua_pushliteral(L, "__metatable");
+            if (lua_rawget(L, 2) == LUA_TNIL) {
+                lua_pushliteral(L, "__metatable");
+                lua_pushboolean(L, 0);
+                lua_rawset(L, 2);
+            }
+            lua_pop(L, 1);
+        }
         lua_pop(L, 1);
     }
     lua_settop(L, 2);
@@ -505,7 +557,8 @@ static void lock_metatables(lua_State *L) {
 }
 
 /* Remove, from the table at idx and its sub-tables (to `depth`), every field
- * holding a registry metatable (rlaif.core.tensor.meta, ...). */
+ * holding a registry metatable (rlaif.core.tensor.meta, ...) or a table with
+ * a __gc field (a toolkit class whose finalizer a script could replace). */
 static void cut_metatables(lua_State *L, int idx, int depth) {
     idx = lua_absindex(L, idx);
     lua_pushnil(L);
@@ -518,6 +571,9 @@ static void cut_metatables(lua_State *L, int idx, int depth) {
                 drop = lua_rawequal(L, -1, -3);
                 lua_pop(L, 1);
             }
+            lua_pop(L, 1);
+            lua_pushliteral(L, "__gc");   /* a class table with a finalizer: scripts must not edit it */
+            drop = drop || lua_rawget(L, -2) != LUA_TNIL;
             lua_pop(L, 1);
             if (!drop && depth > 0) cut_metatables(L, -1, depth - 1);
         }
@@ -619,7 +675,8 @@ void rlaif_embed_sandbox(lua_State *L, rlaif_state *S) {
     lua_pushcclosure(L, sb_dofile, 2);
     lua_setglobal(L, "dofile");
     lua_pushvalue(L, real_setmt);
-    lua_pushcclosure(L, sb_setmetatable, 1);
+    lua_pushboolean(L, 1);
+    lua_pushcclosure(L, sb_setmetatable, 2);
     lua_setglobal(L, "setmetatable");
     lua_pushvalue(L, real_gc);
     lua_pushcclosure(L, sb_collectgarbage, 1);
@@ -680,7 +737,8 @@ void rlaif_embed_sandbox(lua_State *L, rlaif_state *S) {
     lua_pushcfunction(L, rlaif_embed_print);
     lua_setfield(L, env, "print");
     lua_pushvalue(L, real_setmt);
-    lua_pushcclosure(L, sb_setmetatable, 1);
+    lua_pushboolean(L, 0);
+    lua_pushcclosure(L, sb_setmetatable, 2);
     lua_setfield(L, env, "setmetatable");
     lua_pushvalue(L, real_gc);
     lua_pushcclosure(L, sb_collectgarbage, 1);

@@ -4,8 +4,8 @@
 #   1. LIB (librlaif.so) exports exactly the functions declared in
 #      include/rlaif/*.h, and src/embed/rlaif.map lists exactly those;
 #   2. each public header compiles on its own, as C99 and as C++;
-#   3. every src/core file that opens, creates or truncates files calls
-#      rlaif_path_gate (the sandbox's file policy, src/core/scope.c).
+#   3. every src/core function that opens, creates, truncates or stats a file
+#      calls rlaif_path_gate (the sandbox's file policy, src/core/scope.c) first.
 set -eu
 lib=${1:?usage: check_api.sh path/to/librlaif.so}
 cd "$(dirname "$0")/../.."
@@ -39,13 +39,19 @@ for h in include/rlaif.h include/rlaif/*.h; do
     fi
 done
 
-for f in src/core/*.c; do
-    if grep -qE '\b(fopen|open|gzopen|sqlite3_open_v2|mkdir|truncate|opendir|CURLOPT_CAINFO)\b *[(,]' "$f" &&
-        ! grep -q 'rlaif_path_gate' "$f"; then
-        echo "check-embed: $f opens files without rlaif_path_gate (the sandbox's file policy)"
-        fail=1
-    fi
-done
+# per function: an opener before any rlaif_path_gate in the same function is flagged
+# (functions start at a line "type name(...) {" in column 0 and end at "}")
+gaps=$(awk '
+    /^[A-Za-z].*\) *\{$/ { fn = $0; gated = 0 }
+    /rlaif_path_gate/ { gated = 1 }
+    /(^|[^A-Za-z_])(fopen|open|gzopen|sqlite3_open_v2|mkdir|truncate|opendir|stat|lstat|realpath) *\(|CURLOPT_CAINFO/ {
+        if (!gated && FILENAME != "src/core/scope.c" && !/gated: /) print FILENAME ":" FNR ": " $0
+    }' src/core/*.c)
+if [ -n "$gaps" ]; then
+    echo "check-embed: file access in src/core before the sandbox's file policy (rlaif_path_gate):"
+    echo "$gaps"
+    fail=1
+fi
 
 [ $fail -eq 0 ] && echo "check-embed: $(wc -l < "$tmp/declared") public functions, all exported and nothing else;" \
     "headers stand alone (C99, C++); every file opener in src/core is gated"

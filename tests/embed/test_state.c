@@ -281,6 +281,16 @@ static void test_escapes(void) {
         {"rlaif.llm.client{api = 'openai-chat', base_url = 'http://127.0.0.1:9', ca_file = '/etc/hostname'}",
          RLAIF_EACCES, "outside the sandbox root"},
         {"assert(rlaif.prompts.load('summarize-detailed'))", RLAIF_OK, ""},   /* the toolkit's own files */
+        /* the toolkit's atomic Lua writer: a temporary and a rename, inside the root only */
+        {"local w = require('rlaif.fileio').atomic('atomic.txt') w:write('hi') w:commit()\n"
+         "assert(rlaif.core.gz.file_id('atomic.txt'))", RLAIF_OK, ""},
+        {"require('rlaif.fileio').atomic('/tmp/rlaif-sandbox-escape.txt')", RLAIF_EACCES, "outside the sandbox root"},
+        {"local w = require('rlaif.fileio').atomic('w2.txt') assert(getmetatable(w) == false) w:abort()", RLAIF_OK,
+         ""},   /* its finalizer's metatable is locked */
+        {"assert(rlaif.core.gz.mkdir('made'))", RLAIF_OK, ""},
+        {"assert(rlaif.core.gz.mkdir('/tmp/rlaif-sandbox-escape-dir'))", RLAIF_EACCES, "outside the sandbox root"},
+        {"assert(rlaif.core.gz.write_atomic('/tmp/rlaif-sandbox-escape.txt', 'x'))", RLAIF_EACCES,
+         "outside the sandbox root"},
         {"rlaif.prompts.load('/etc/passwd')", RLAIF_EACCES, "no such template file"},
         /* metatables: no way to the real string table or a C object's finalizer */
         {"getmetatable('').__index.upper = nil", RLAIF_ESCRIPT, "attempt to index a boolean value"},
@@ -316,7 +326,8 @@ static void test_escapes(void) {
         CHECK_RUN(S, cases[i].code, cases[i].status, cases[i].needle);
         CHECK_ALIVE(S);
     }
-    CHECK(!exists("/tmp/rlaif-sandbox-escape.safetensors") && !exists("/tmp/evil.sqlite"));
+    CHECK(!exists("/tmp/rlaif-sandbox-escape.safetensors") && !exists("/tmp/evil.sqlite") &&
+          !exists("/tmp/rlaif-sandbox-escape.txt") && !exists("/tmp/rlaif-sandbox-escape-dir"));
     char p[300];
     snprintf(p, sizeof p, "%s/ok.safetensors", root);
     CHECK(exists(p));
@@ -437,7 +448,7 @@ static void test_interrupts(void) {
     /* inside a long C loop (generation polls the state's cancel flag) */
     CHECK_RUN(S,
               "m = rlaif.model.new{arch = 'llama', vocab_size = 64, n_layer = 1, n_head = 2, n_kv_head = 1,\n"
-              "  d_model = 16, d_ff = 32, seed = 1}",
+              "  d_model = 16, d_ff = 32, max_seq = 300000, seed = 1}",
               RLAIF_OK, "");
     double t0 = now();
     it.delay_ms = 200;
