@@ -9,7 +9,7 @@
 #
 # DEST is $(DESTDIR)$(PREFIX). An ITEM is one of
 #   MODE:SOURCE:TARGET   a file, installed with that mode (644, 755)
-#   tree:SOURCE:TARGET   every file under the directory SOURCE, mode 644
+#   tree:SOURCE:TARGET   every file under the directory SOURCE (mode 644)
 #   link:VALUE:TARGET    a symbolic link TARGET -> VALUE
 # with TARGET relative to DEST. The manifest, DEST/share/rlaif/install.manifest,
 # lists "d DIR" (created), "f FILE" and "l LINK" relative to DEST; a second
@@ -48,11 +48,14 @@ install)
         src=${rest%%:*}
         target=${rest#*:}
         case "$kind" in
-        tree)
-            (cd "$src" && find . -type f | sort) | while IFS= read -r f; do
-                f=${f#./}
-                put 644 "$src/$f" "$target/$f"
+        tree)   # directories one by one (to record the new ones), files in one copy
+            mkdirs "$target"
+            (cd "$src" && find . -mindepth 1 -type d | sort) | while IFS= read -r d; do
+                mkdirs "$target/${d#./}"
             done
+            cp -R "$src/." "$dest/$target/"
+            (cd "$src" && find . -type f) | sed "s|^\./|f $target/|" >> "$new"
+            (cd "$dest/$target" && find . -type f -exec chmod 644 {} +)
             ;;
         link)
             mkdirs "$(dirname "$target")"
