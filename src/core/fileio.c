@@ -37,7 +37,7 @@ static int temp_name_of(const char *name, const char *base, long *pid) {
  * Best effort: a failure here never fails the save. */
 static void remove_stale_temps(const char *path) {
     char *d = strdup(path), *b = strdup(path);
-    DIR *dir = d && b ? opendir(dirname(d)) : NULL;
+    DIR *dir = d && b ? opendir(dirname(d)) : NULL;   /* gated: the save of `path` that calls us was */
     if (dir != NULL) {
         const char *base = basename(b);
         int dfd = dirfd(dir);

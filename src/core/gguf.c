@@ -602,7 +602,9 @@ rlaif_status rlaif_gguf_open_buffer(const void *data, size_t size, const char *n
 
 rlaif_status rlaif_gguf_open(const char *path, rlaif_gguf_file **out) {
     *out = NULL;
-    rlaif_status st = RLAIF_OK;
+    char gate[RLAIF_PATH_MAX];
+    rlaif_status st = rlaif_path_gate(&path, gate, RLAIF_PATH_READ, "gguf");
+    if (st != RLAIF_OK) return st;
     struct stat sb;
     rlaif_gguf_file *f = calloc(1, sizeof *f);
     if (f == NULL || (f->path = strdup(path)) == NULL) {

@@ -367,7 +367,7 @@ static rlaif_status ensure_acts(rlaif_model *m, int B, int T, int NL, int rows) 
         m->acts_memory = NULL;
         uncharge(m, m->act_capacity * sizeof(float));
         m->act_capacity = 0;
-        rlaif_status st = charge(m, total * sizeof(float), "model.forward: activations");
+        st = charge(m, total * sizeof(float), "model.forward: activations");
         if (st != RLAIF_OK) return st;
         m->acts_memory = malloc(total * sizeof(float));
         if (m->acts_memory == NULL) uncharge(m, total * sizeof(float));
@@ -382,7 +382,7 @@ static rlaif_status ensure_acts(rlaif_model *m, int B, int T, int NL, int rows) 
         m->ids = NULL;
         uncharge(m, m->int_capacity * sizeof(int32_t));
         m->int_capacity = 0;
-        rlaif_status st = charge(m, ints * sizeof(int32_t), "model.forward");
+        st = charge(m, ints * sizeof(int32_t), "model.forward");
         if (st != RLAIF_OK) return st;
         m->ids = malloc(ints * sizeof(int32_t));
         if (m->ids == NULL) {

@@ -274,6 +274,9 @@ static int sb_require(lua_State *L) {
         lua_pushliteral(L, ":preload:");
         lua_call(L, 2, 1);
         lua_pushliteral(L, ":preload:");
+    } else if (strcmp(name, "rlaif.serve") == 0 || strncmp(name, "rlaif.serve_", 12) == 0) {
+        return luaL_error(L, "require: '%s' is not available in the sandbox (listening sockets belong to the host)",
+                          name);
     } else if (strcmp(name, "rlaif") == 0 || strncmp(name, "rlaif.", 6) == 0) {
         lua_pushvalue(L, lua_upvalueindex(3));   /* the toolkit's own modules */
         lua_pushvalue(L, 1);
@@ -695,6 +698,8 @@ void rlaif_embed_sandbox(lua_State *L, rlaif_state *S) {
     remove_field(L, core, "set_threads", NULL);       /* process-wide thread count */
     remove_field(L, core, "llm", "cancel_request");   /* the process-wide cancel flag */
     remove_field(L, core, "llm", "cancel_reset");
+    remove_field(L, core, "serve", NULL);             /* listening sockets belong to the host */
+    remove_field(L, rlaif, "serve", NULL);
     remove_field(L, rlaif, "set_threads", NULL);
     remove_field(L, rlaif, "llm", "cancel_request");
     remove_field(L, rlaif, "llm", "cancel_reset");

@@ -233,6 +233,9 @@ static void test_escapes(void) {
         /* no io, no os beyond time/clock/date, no debug */
         {"return io.open('/etc/passwd')", RLAIF_ESCRIPT, "global 'io'"},
         {"io.popen('id')", RLAIF_ESCRIPT, "global 'io'"},
+        {"return rlaif.serve{port = 0}", RLAIF_ESCRIPT, "field 'serve'"},
+        {"assert(rlaif.core == nil or rlaif.core.serve == nil)", RLAIF_OK, ""},
+        {"require('rlaif.serve')", RLAIF_ESCRIPT, "not available in the sandbox"},
         {"os.execute('true')", RLAIF_ESCRIPT, "field 'execute'"},
         {"os.exit(1)", RLAIF_ESCRIPT, "field 'exit'"},
         {"os.getenv('HOME')", RLAIF_ESCRIPT, "field 'getenv'"},
