@@ -67,6 +67,7 @@ end
 ---   timeout=, cache=, prices=, headers=, ca_file=, stream=, ...} -> client
 function M.client(opts)
   if type(opts) == "table" and opts.api == "local" then return require("rlaif.llm_local").client(opts) end
+  if type(opts) == "table" and opts.api == "sim" then return require("rlaif.sim").client(opts) end -- the simulated judge
   opts = CLIENT(opts)
   local api = opts.api or "openai-chat"
   local d = DEFAULTS[api]
