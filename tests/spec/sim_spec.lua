@@ -1,0 +1,401 @@
+-- tests/spec/sim_spec.lua -- the simulated world (rlaif.sim): determinism, the
+-- hidden quality, simulated humans, the AI judge's answers against its documented
+-- formula (hand-computed values), the labeler's real code paths through
+-- api = "sim" (two orders, CoT, d-RLAIF, votes, chat), and a small pipeline run
+-- (rlaif.sim_pipeline) through the reward models with the knobs turned.
+local helper = require "spec.helper"
+local rlaif = require "rlaif"
+local sim = require "rlaif.sim"
+local json = rlaif.core.json
+
+local POST = "My sister Anna owes me 50 dollars. They promised to pay me back on Friday. What should I do?"
+local A = "sister Anna owes me 50, promised Friday."    -- covers 4/4, 7 words: q = 1 - 0.21 = 0.79
+local B = "sister Anna owes me 50, promised Monday."    -- 3/4, invents monday, 7 words: q = 0.75 - 0.5 - 0.21 = 0.04
+local C = "Anna owes me 50."                            -- 2/4, 4 words: q = 0.5 - 0.12 = 0.38
+
+local function close(expected, got, tol)
+  assert(type(got) == "number", "expected a number, got " .. tostring(got))
+  if math.abs(expected - got) > (tol or 1e-9) then
+    error(string.format("expected %.15g, got %.15g", expected, got), 2)
+  end
+end
+
+local function top_of(res)
+  local t = {}
+  for _, e in ipairs(res.choices[1].tokens[1].top) do t[e.token] = e.logprob end
+  return t
+end
+
+describe("rlaif.sim world #unit", function()
+  it("is the same for a seed and differs between seeds", function()
+    local a = sim.world { seed = 3, size = "small" }
+    local b = sim.world { seed = 3, size = "small" }
+    local c = sim.world { seed = 4, size = "small" }
+    assert.equal(json.encode(a.splits), json.encode(b.splits))
+    assert.are_not.equal(json.encode(a.splits.train), json.encode(c.splits.train))
+    assert.equal(sim.SIZES.small.train, #a.splits.train)
+    assert.equal("eval-1", a.splits.eval[1].id)
+    assert.equal(a.splits.train[1].post .. "\nTL;DR:", a.splits.train[1].prompt)
+  end)
+
+  it("draws each split from its own stream: resizing one leaves the others", function()
+    local a = sim.world { seed = 3, size = "small" }
+    local b = sim.world { seed = 3, size = "small", sizes = { train = 10 } }
+    assert.equal(10, #b.splits.train)
+    assert.equal(json.encode(a.splits.pref), json.encode(b.splits.pref))
+    assert.equal(json.encode(a.splits.train[7]), json.encode(b.splits.train[7]))
+  end)
+
+  it("puts lexicon words only in fact slots, so a post's key facts are its slot values", function()
+    local function no_lexicon(text, where)
+      local plain = text:gsub("{%w+}", "")
+      for w in plain:gmatch("[%w']+") do
+        assert(not sim.LEX[w:lower()], where .. ": '" .. w .. "' is a lexicon word outside a slot")
+      end
+    end
+    for _, list in ipairs { sim.OPENERS, sim.FACTS } do
+      for _, t in ipairs(list) do no_lexicon(t[1], t[1]) no_lexicon(t[2], t[2]) end
+    end
+    for _, list in ipairs { sim.ASIDES, sim.QUESTIONS, sim.FILLER, sim.TITLES } do
+      for _, s in ipairs(list) do no_lexicon(s, s) end
+    end
+    -- every post has 4 to 7 key facts and a reference that mentions some of them
+    for _, p in ipairs(sim.world { seed = 5, size = "small" }.splits.test) do
+      local _, k = sim.facts(p.post)
+      assert(k >= 4 and k <= 7, p.post)
+      local _, d = sim.quality(p.post, p.reference)
+      assert(d.covered + d.invented >= 1, p.reference)
+    end
+  end)
+
+  it("references vary in quality", function()
+    local w = sim.world { seed = 2, size = "small" }
+    local lo, hi, inv = math.huge, -math.huge, 0
+    for _, p in ipairs(w.splits.train) do
+      local q, d = sim.quality(p.post, p.reference)
+      lo, hi = math.min(lo, q), math.max(hi, q)
+      if d.invented > 0 then inv = inv + 1 end
+    end
+    assert.is_true(hi - lo > 1)
+    assert.is_true(inv > 0.05 * #w.splits.train and inv < 0.3 * #w.splits.train)
+  end)
+
+  it("checks its options", function()
+    assert.has_error(function() sim.world { size = "huge" } end,
+      "sim.world: option 'size' must be one of \"default\", \"small\", got \"huge\"")
+    assert.has_error(function() sim.world { sizes = { train = 0 } } end)
+    assert.has_error(function() sim.world { seeds = 1 } end, "sim.world: unknown option 'seeds' (did you mean 'seed'?)")
+  end)
+end)
+
+describe("rlaif.sim truth and humans #unit", function()
+  it("computes q = c/k - 0.5 v - 0.03 n", function()
+    local q, d = sim.quality(POST, A)
+    close(0.79, q)
+    assert.same({ covered = 4, key = 4, invented = 0, words = 7 }, d)
+    close(0.04, (sim.quality(POST, B)))
+    close(0.38, (sim.quality(POST, C)))
+    close(-0.5 - 0.03 * 2, (sim.quality(POST, "Ben Ben")))      -- an invented name counts once
+    close(0, (sim.quality("no facts here", "")))
+  end)
+
+  it("humans follow the truth, flipped with probability noise, reproducibly", function()
+    local w = sim.world { seed = 9, size = "small" }
+    local exact, flipped = sim.humans { seed = 1, noise = 0 }, sim.humans { seed = 1, noise = 1 }
+    local h = sim.humans { seed = 1 }
+    assert.equal(0.25, h.noise)
+    local agree, n = 0, 0
+    for i, p in ipairs(w.splits.train) do
+      local other = w.splits.train[i % #w.splits.train + 1].reference
+      local t = sim.truth(p.post, p.reference, other)
+      if t ~= 0 then
+        assert.equal(t, (exact:prefers(p.post, p.reference, other)))
+        assert.equal(3 - t, (flipped:prefers(p.post, p.reference, other)))
+        local got = h:prefers(p.post, p.reference, other)
+        assert.equal(got, (h:prefers(p.post, p.reference, other)))
+        n = n + 1
+        if got == t then agree = agree + 1 end
+      end
+    end
+    assert.is_true(n > 3000)
+    assert.is_true(math.abs(agree / n - 0.75) < 0.03, "agreement " .. agree / n)
+  end)
+end)
+
+describe("rlaif.sim judge #unit", function()
+  local function client(o)
+    o = o or {}
+    o.api = "sim"
+    return rlaif.llm.client(o)
+  end
+  local function labeler(c, o)
+    o = o or {}
+    o.client = c
+    o.template = o.template or "summarize-detailed"
+    return rlaif.labeler.new(o)
+  end
+
+  it("answers a pairwise prompt with the documented log-probabilities", function()
+    local c = client { judge_noise = 0 }   -- position bias 0.5, length bias 0, scale 10
+    local r = labeler(c):label_one { context = POST, a = A, b = B }
+    -- order (A, B): z = 10 (0.79 - 0.04) + 0.5 = 8; order (B, A): z = -7.5 + 0.5 = -7
+    close(1 / (1 + math.exp(-8)), r.p_ab, 1e-12)
+    close(1 / (1 + math.exp(-7)), r.p_ba, 1e-12)
+    close(0.9993767993375665, r.p, 1e-12)
+    assert.is_false(r.same_position)
+    assert.equal(2, r.requests)
+    -- the raw answer: both labels with log sigma(+-z)
+    local res = c:complete { prompt = "Text - " .. POST .. "\nSummary 1 - " .. A .. "\nSummary 2 - " .. B ..
+      "\nPreferred Summary=", max_tokens = 1, temperature = 0, logprobs = 5 }
+    local t = top_of(res)
+    close(-0.00033540637289576885, t["1"], 1e-12)
+    close(-8.000335406372896, t["2"], 1e-12)
+    assert.equal("1", res.text)
+    assert.equal("1", res.choices[1].tokens[1].token)
+    assert.equal(1, res.usage.completion_tokens)
+  end)
+
+  it("adds the position bias to the first position and the length bias per 10 words", function()
+    local c = client { judge_noise = 0, judge_position_bias = 0, judge_length_bias = 0.2 }
+    -- A: 0.79 + 0.2 * 0.7 = 0.93; C: 0.38 + 0.2 * 0.4 = 0.46; z = 10 * 0.47 = 4.7
+    local r = labeler(c):label_one { context = POST, a = A, b = C }
+    close(1 / (1 + math.exp(-4.7)), r.p_ab, 1e-12)
+    close(1 / (1 + math.exp(-4.7)), r.p_ba, 1e-12)
+    -- a pure position bias: two equally good responses, the first one always wins
+    local pb = client { judge_noise = 0, judge_position_bias = 3 }
+    local same = labeler(pb):label_one { context = POST, a = A, b = "sister Anna owes me 50; promised Friday." }
+    close(1 / (1 + math.exp(-3)), same.p_ab, 1e-12)
+    close(1 - 1 / (1 + math.exp(-3)), same.p_ba, 1e-12)
+    close(0.5, same.p, 1e-12)
+    assert.is_true(same.same_position)
+    assert.equal(1, same.position)
+    -- the hand-computed length-bias case with a first-position bias of 0.5
+    local lb = client { judge_noise = 0, judge_length_bias = 0.2 }
+    local res = lb:complete { prompt = "Text - " .. POST .. "\nSummary 1 - " .. A .. "\nSummary 2 - " .. C ..
+      "\nPreferred Summary=", max_tokens = 1, temperature = 0, logprobs = 2 }
+    local t = top_of(res)
+    close(-0.005501403909657373, t["1"], 1e-12)   -- log sigma(5.2)
+    close(-5.205501403909658, t["2"], 1e-12)
+  end)
+
+  it("draws its noise from a hash of (seed, context, response): the same in both orders and on reruns", function()
+    local j = sim.judge { seed = 7, judge_noise = 0.1, judge_position_bias = 0.25 }
+    local ea = sim.normal(sim.hash(7, "judge", POST, A))
+    local eb = sim.normal(sim.hash(7, "judge", POST, B))
+    local l1, l2, z = j:pairwise(POST, A, B)
+    close(10 * ((0.79 + 0.1 * ea) - (0.04 + 0.1 * eb)) + 0.25, z, 1e-9)
+    local _, _, z2 = j:pairwise(POST, B, A)
+    close(-z + 0.5, z2, 1e-9)
+    local l1b, l2b = sim.judge { seed = 7, judge_noise = 0.1, judge_position_bias = 0.25 }:pairwise(POST, A, B)
+    assert.equal(l1, l1b)
+    assert.equal(l2, l2b)
+    local _, _, z8 = sim.judge { seed = 8, judge_noise = 0.1, judge_position_bias = 0.25 }:pairwise(POST, A, B)
+    assert.are_not.equal(z, z8)
+    -- the noise is standard normal
+    local s, s2, n = 0, 0, 20000
+    for i = 1, n do
+      local e = sim.normal(sim.hash(1, "judge", "x", tostring(i)))
+      s, s2 = s + e, s2 + e * e
+    end
+    assert.is_true(math.abs(s / n) < 0.03)
+    assert.is_true(math.abs(math.sqrt(s2 / n) - 1) < 0.03)
+  end)
+
+  it("scores one response for d-RLAIF from mu = 1 + 9 sigma(4 (q - 0.25))", function()
+    local c = client { judge_noise = 0 }
+    local r = labeler(c, { template = "drlaif-score" }):label_one { context = POST, response = A,
+      fields = { subreddit = "Advice", title = "Is this normal?", post = POST } }
+    assert.equal("ok", r.status)
+    close(8.923417104232762, r.s, 1e-9)
+    close((8.923417104232762 - 5.5) / 4.5, r.reward, 1e-9)
+    local ls = sim.judge { judge_noise = 0 }:score(POST, A)
+    close(-0.8514570828301906, ls[9], 1e-12)
+    close(-1.2820611459544367, ls[10], 1e-12)
+    close(-33.406624577836226, ls[1], 1e-9)
+    -- "10" is one token among the alternatives
+    local res = c:complete { prompt = "TEXT: SUBREDDIT: r/Advice\nTITLE: t\nPOST: " .. POST .. "\nSUMMARY: " .. A ..
+      "\nSCORE: ", max_tokens = 1, temperature = 0, logprobs = 3 }
+    assert.same({ "9", "10", "8" }, { res.choices[1].tokens[1].top[1].token, res.choices[1].tokens[1].top[2].token,
+      res.choices[1].tokens[1].top[3].token })
+  end)
+
+  it("answers CoT rationale requests, counts them, and keeps its verdict", function()
+    local c = client { judge_noise = 0 }
+    local r = labeler(c, { cot = true }):label_one { context = POST, a = A, b = B }
+    assert.equal("ok", r.status)
+    assert.equal(4, r.requests)      -- a rationale and a label, in each order
+    local st = c:stats()
+    assert.same({ pairwise = 2, score = 0, rationale = 2 }, st.sim)
+    assert.matches("Summary one mentions 4 of the 4 key facts (50, anna, friday, sister)", r.rationales.ab[1], nil,
+      true)
+    assert.matches("invents monday", r.rationales.ab[1], nil, true)
+    assert.matches("Overall Summary 1 is better", r.rationales.ab[1], nil, true)
+    assert.matches("Overall Summary 2 is better", r.rationales.ba[1], nil, true)
+    close(0.9993767993375665, r.p, 1e-12)        -- the rationale does not change the answer
+    assert.matches("rationale", c:summary(), nil, true)
+  end)
+
+  it("finds the sample after few-shot exemplars, in chat messages and in votes mode", function()
+    local c = client { judge_noise = 0 }
+    local plain = labeler(c):label_one { context = POST, a = A, b = C }
+    local shots = labeler(c, { shots = 2 }):label_one { context = POST, a = A, b = C }
+    local chat = labeler(c, { format = "chat" }):label_one { context = POST, a = A, b = C }
+    local helpful = labeler(c, { template = "helpful-base" }):label_one { context = POST, a = A, b = C }
+    for _, r in ipairs { shots, chat, helpful } do
+      assert.equal("ok", r.status)
+      close(plain.p, r.p, 1e-12)
+    end
+    -- votes: labels sampled from the distribution, reproducibly per request
+    local v1 = labeler(client { judge_noise = 0, judge_position_bias = 0 }, { scoring = "votes", votes = 40 })
+      :label_one { context = POST, a = A, b = "sister Anna owes me 50; promised Friday." }
+    local v2 = labeler(client { judge_noise = 0, judge_position_bias = 0 }, { scoring = "votes", votes = 40 })
+      :label_one { context = POST, a = A, b = "sister Anna owes me 50; promised Friday." }
+    assert.equal("ok", v1.status)
+    assert.equal(v1.p, v2.p)
+    assert.is_true(v1.p > 0.3 and v1.p < 0.7)      -- a coin between equals
+  end)
+
+  it("returns an error result for prompts it cannot read, and checks its options", function()
+    local c = client {}
+    local res = c:try_complete { prompt = "Which is better?", max_tokens = 1 }
+    assert.is_nil(res)
+    local _, err = c:try_complete { prompt = "Which is better?", max_tokens = 1 }
+    assert.equal("invalid", err.kind)
+    assert.matches("found neither two responses", err.message, nil, true)
+    local _, err2 = c:try_complete { prompt = "Summary 1 - a\nSummary 2 - b\nPreferred Summary=", max_tokens = 1 }
+    assert.matches("no context line", err2.message, nil, true)
+    local _, err3 = c:try_complete { prompt = { 1, 2, 3 } }
+    assert.matches("reads text prompts", err3.message, nil, true)
+    assert.same({ invalid = 4 }, c:stats().errors)
+    assert.has_error(function() client { judge_noise = -1 } end,
+      "llm.client{api = \"sim\"}: option 'judge_noise' must be a number >= 0 and <= 100, got -1")
+    assert.has_error(function() client { judge_nosie = 1 } end,
+      "llm.client{api = \"sim\"}: unknown option 'judge_nosie' (did you mean 'judge_noise'?)")
+    -- transport options of the HTTP backends are accepted (one configuration for every api)
+    assert.equal("sim", client { base_url = "http://x", timeout = 5, concurrency = 4 }.api)
+  end)
+end)
+
+-- ---- the pipeline ----
+
+local ROOT = assert(io.popen("pwd")):read("l")
+
+local function tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  return d
+end
+
+local function rmrf(d)
+  os.execute("rm -rf -- '" .. d:gsub("'", "'\\''") .. "'")
+end
+
+local function sim_write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local function read_json(path)
+  return json.decode(assert(helper.read_file(path), "missing " .. path))
+end
+
+-- run `rlaif sim ARGS`; returns stdout, stderr, exit status
+local function rlaif_sim(args)
+  local out, err = os.tmpname(), os.tmpname()
+  local _, _, code = os.execute(string.format("%s/rlaif sim %s >%s 2>%s </dev/null", ROOT, args, out, err))
+  local o, e = helper.read_file(out), helper.read_file(err)
+  os.remove(out)
+  os.remove(err)
+  return o, e, code
+end
+
+describe("rlaif.sim pipeline #unit", function()
+  -- a tiny world and model: the mechanics (stages, cache keys, resume, custom stages), not the findings
+  local HYPER = { world = { train = 300, pref = 40, test = 20, eval = 6 },
+    model = { d_model = 32, n_head = 2, max_seq = 96 }, sft = { steps = 12, batch_size = 8 },
+    samples = { best_of = 3, max_new_tokens = 12 }, rm = { epochs = 1, batch_size = 8 } }
+  local dir, threads
+  -- one thread: these models are far too small to gain from two, and the machine is shared
+  setup(function() threads = rlaif.get_threads() rlaif.set_threads(1) end)
+  teardown(function() rlaif.set_threads(threads) end)
+  before_each(function() dir = tmpdir() end)
+  after_each(function() rmrf(dir) end)
+
+  it("runs the stages, caches each one by its configuration and writes results.json", function()
+    local p = sim.pipeline { out = dir, size = "small", hyper = HYPER, quiet = true }
+    local r = p:run { stop_after = "rm" }
+    for _, k in ipairs { "tokenizer.json", "sft/config.json", "sft/tokenizer.json", "samples.jsonl",
+      "labels_ai.jsonl", "labels_human.jsonl", "rm_rlaif/model.safetensors", "rm_rlhf/reward_stats.json",
+      "manifest.json", "results.json" } do
+      assert(helper.read_file(dir .. "/" .. k), "missing " .. k)
+    end
+    local disk = read_json(dir .. "/results.json")
+    assert.same(json.decode(json.encode(r)), disk)
+    for _, k in ipairs { "ai_vs_human", "ai_vs_truth" } do assert.is_number(disk.alignment[k]) end
+    assert.is_number(disk.position_bias.same_position)
+    assert.is_number(disk.rm_accuracy.rlaif)
+    assert.is_number(disk.rm_accuracy.rlhf)
+    assert.is_number(disk.mean_length.sft)
+    assert.equal(3, disk.best_of_n.n)
+    assert.matches("SIMULATED", sim.format_results(r), nil, true)
+    -- a rerun with the same configuration computes nothing
+    local m1 = helper.read_file(dir .. "/manifest.json")
+    local again = sim.pipeline { out = dir, size = "small", hyper = HYPER, quiet = true }:run { stop_after = "rm" }
+    assert.same(json.decode(json.encode(r)), json.decode(json.encode(again)))
+    assert.equal(m1, helper.read_file(dir .. "/manifest.json"))
+    -- a new judge knob keeps tokenizer, SFT and samples, and recomputes from the labels on
+    local man = read_json(dir .. "/manifest.json")
+    local p3 = sim.pipeline { out = dir, size = "small", hyper = HYPER, quiet = true, judge_position_bias = 5,
+      swap = false }
+    p3:run { stop_after = "label" }
+    local man3 = read_json(dir .. "/manifest.json")
+    for _, s in ipairs { "tokenizer", "sft", "samples" } do
+      assert.equal(man.stages[s].key, man3.stages[s].key)
+      assert.equal(man.stages[s].seconds, man3.stages[s].seconds)   -- not recomputed
+    end
+    assert.are_not.equal(man.stages.label.key, man3.stages.label.key)
+    local r3 = read_json(dir .. "/results.json")
+    assert.is_nil(r3.rm_accuracy)          -- the old reward models belong to another configuration
+    assert.is_nil(r3.position_bias.same_position)   -- one order: no two-order statistic
+  end)
+
+  it("continues an interrupted stage and refuses a directory it did not make", function()
+    local p = sim.pipeline { out = dir, size = "small", hyper = HYPER, quiet = true }
+    local full = p:run { stop_after = "label" }
+    local pairs = full.labels.pairs
+    assert.equal(2 * pairs, full.labels.judge.pairwise)
+    -- as if killed while labeling: the stage is not done and only 10 labels reached the file
+    local man = read_json(dir .. "/manifest.json")
+    man.stages.label.done = false
+    sim_write(dir .. "/manifest.json", json.encode(man))
+    local lines = {}
+    for l in io.lines(dir .. "/labels_ai.jsonl") do lines[#lines + 1] = l end
+    sim_write(dir .. "/labels_ai.jsonl", table.concat(lines, "\n", 1, 10) .. "\n" .. lines[11]:sub(1, 20))  -- torn
+    local r = sim.pipeline { out = dir, size = "small", hyper = HYPER, quiet = true }:run { stop_after = "label" }
+    assert.equal(2 * (pairs - 10), r.labels.judge.pairwise)    -- only the rest were asked
+    assert.equal(json.encode(full.alignment), json.encode(r.alignment))
+    -- a custom stage has its own key: the default label stage's file is not resumed into
+    local custom = sim.pipeline { out = dir, size = "small", hyper = HYPER, quiet = true, stages = {
+      label = { key = "clamped", run = function(pp, default)
+        return default(pp, { labeler = { clamp = { 0.4, 0.6 } } })
+      end } } }
+    local rc = custom:run { stop_after = "label" }
+    assert.equal(2 * pairs, rc.labels.judge.pairwise)
+    assert.is_true(rc.labels.mean_confidence <= 0.6 + 1e-12)
+    -- a directory with foreign files is refused, naming it
+    local other = tmpdir()
+    os.execute("mkdir -p '" .. other .. "' && touch '" .. other .. "/notes.txt'")
+    local ok2, err2 = pcall(function() sim.pipeline { out = other, quiet = true }:run {} end)
+    rmrf(other)
+    assert.is_false(ok2)
+    assert.matches("exists and is not an rlaif sim directory", tostring(err2), nil, true)
+    assert.has_error(function() sim.pipeline { out = dir }:run { stop_after = "rl" } end)
+    assert.has_error(function() sim.pipeline { out = dir, hyper = { sft = { stepz = 1 } } } end,
+      "sim.pipeline: option 'hyper' has an unknown key 'sft.stepz'")
+    assert.has_error(function() sim.pipeline { out = dir, stages = { rl = function() end } } end,
+      "sim.pipeline: option 'stages' has an unknown stage 'rl'")
+    assert.has_error(function() sim.pipeline { out = dir, judge_noise = "high" } end,
+      "sim.pipeline: option 'judge_noise' must be a number >= 0 and <= 100, got \"high\"")
+  end)
+end)
