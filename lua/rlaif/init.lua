@@ -35,6 +35,7 @@ local rlaif = {
   plot = require "rlaif.plot",
   report = require "rlaif.report",
   serve = require "rlaif.serve",
+  sim = require "rlaif.sim",
 }
 
 --- rlaif.set_threads(n): threads for BLIS and the element-wise kernels.

@@ -39,7 +39,7 @@ local DEFAULTS = {
 }
 
 local APIS = { "openai-chat", "openai-completions", "vllm", "llamacpp", "ollama", "tgi", "gemini", "anthropic",
-  "local" }
+  "local", "sim" }
 local CLIENT = optcheck.schema("llm.client", {
   api = { "string", one_of = APIS }, base_url = "string", model = "string", api_key = "string",
   api_key_env = "string", concurrency = { "integer", min = 1, max = 65536 },

@@ -12,23 +12,27 @@
 --   local c = rlaif.llm.client{api = "sim", seed = 1, judge_noise = 0.05}  -- the AI judge
 --   rlaif.labeler.new{client = c, template = "summarize-detailed"}:label_one{context = p.post, a = a, b = b}
 --
--- The world. A post is 3-4 fact sentences (a loan between the writer and a
--- named person, with a relation, an amount, days, months, objects and places),
--- maybe a sentence without facts, and a question. Its key facts are the words of
--- the fact lexicon (sim.LEXICON: names, relations, numbers, days, months,
--- objects, places) that it contains; no other word of a post is in the lexicon.
--- A reference summary is written by a "writer" of random care: it keeps each
--- fact phrase with probability keep ~ U(0.4, 1), adds filler words ("honestly",
--- "long story short") with probability ~ U(0, 0.6), and one writer in four
--- swaps a fact word for another of its kind with probability 0.15 per word.
+-- The world. A post tells of a loan: an opening sentence (a relation, a name,
+-- an amount), then four fact sentences in a fixed order (a store, an object, a
+-- city, a company), maybe an aside without facts, and a question.
+-- Its key facts are the words of the fact lexicon (sim.LEXICON) it contains; no
+-- other word of a post is in the lexicon. A reference summary is written by a
+-- "writer" of random care: two writers in five are careful (every fact, no
+-- filler); the others keep the opening phrase and each other fact phrase with
+-- probability keep ~ U(0.4, 1) and add filler words ("honestly", "long story
+-- short") with probability ~ U(0, 0.6); one writer in ten swaps a fact word for
+-- another of its kind with probability 0.15 per word.
 -- Everything is drawn from seeded streams: the same seed gives the same world
 -- on any machine.
 --
 -- The hidden truth (what "humans want"), a pure function of two strings:
 --   F = key facts of the post, R = lexicon words of the response (distinct, lower-cased),
 --   k = |F|, c = |F ∩ R| (covered), v = |R \ F| (invented), n = words of the response
---   q = c / k - 0.5 v - 0.03 n
+--   q = c / k - 0.25 v - 0.03 n
 -- A perfect summary covers every key fact, invents none and wastes no words.
+-- (An invented fact costs as much as leaving out about two of a post's seven:
+-- a small reward model learns coverage and filler well and invented facts
+-- poorly, and a heavier weight would hide what it does learn.)
 --
 -- Simulated humans prefer the response with the higher q (an exact tie: a fair
 -- coin), and the preference is flipped with probability `noise` (default 0.25:
@@ -123,16 +127,25 @@ M.LEXICON = {
   name = { "Anna", "Ben", "Carla", "David", "Emma", "Felix", "Grace", "Hugo", "Iris", "Jack", "Kate", "Liam", "Maya",
     "Noah", "Olga", "Paul", "Rosa", "Sam", "Tina", "Victor", "Wendy", "Yusuf", "Zoe", "Omar" },
   relation = { "sister", "brother", "roommate", "boss", "neighbor", "friend", "landlord", "coworker", "cousin",
-    "teacher" },
-  number = { "20", "35", "40", "50", "60", "75", "80", "90", "120", "150", "200", "250", "300", "400", "500", "900" },
+    "teacher", "uncle", "aunt" },
+  number = { "20", "35", "40", "50", "60", "75", "80", "90", "120", "150", "200", "250", "300", "350", "400", "450",
+    "500", "600", "700", "800", "900", "1000", "1200", "1500" },
+  store = { "Target", "Walmart", "Costco", "IKEA", "Lidl", "Aldi", "Tesco", "Zara", "Uniqlo", "Sephora", "Safeway",
+    "Kroger", "Gap", "Nike", "Adidas", "Apple", "Samsung", "Amazon", "Etsy", "Ebay", "Wayfair", "Staples", "Walgreens",
+    "Lowes" },
   object = { "car", "bike", "laptop", "phone", "couch", "guitar", "camera", "tent", "printer", "piano", "drone",
-    "kayak" },
-  day = { "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday" },
-  month = { "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-    "November", "December" },
+    "kayak", "tablet", "watch", "scooter", "sofa", "desk", "lamp", "blender", "heater", "fridge", "oven", "mixer",
+    "speaker" },
   place = { "Berlin", "Boston", "Denver", "Dublin", "Lisbon", "Madrid", "Oslo", "Paris", "Prague", "Seattle",
-    "Toronto", "Vienna" },
+    "Toronto", "Vienna", "Austin", "Chicago", "Miami", "Phoenix", "Portland", "Atlanta", "Dallas", "Houston", "Munich",
+    "Milan", "Rome", "Zurich" },
+  company = { "Google", "Microsoft", "Intel", "Oracle", "Boeing", "Ford", "Toyota", "Honda", "Nestle", "Pfizer",
+    "Siemens", "Bosch", "Shell", "Visa", "Netflix", "Spotify", "Uber", "Airbnb", "Tesla", "Nvidia", "Adobe", "Cisco",
+    "Dell", "Sony" },
 }
+
+--- The kinds in the order a post draws them (a fixed order: Lua's pairs() is not).
+M.KINDS = { "relation", "name", "number", "store", "object", "place", "company" }
 
 -- lower-cased lexicon word -> kind
 local LEX = {}
@@ -141,27 +154,23 @@ for kind, words in pairs(M.LEXICON) do
 end
 M.LEX = LEX
 
--- Sentences with fact slots, each with the phrase a summary uses for it. The
--- first one of a post names the loan; two or three more follow (no slot twice).
+-- Sentences with fact slots, each with the phrase a summary uses for it (a
+-- span of the sentence). The opener names the loan; the others follow in this
+-- order.
 M.OPENERS = {
   { "My {relation} {name} owes me {number} dollars.", "{relation} {name} owes me {number}" },
-  { "My {relation} {name} borrowed {number} dollars from me.", "{relation} {name} borrowed {number}" },
-  { "I lent my {relation} {name} {number} dollars.", "lent {relation} {name} {number}" },
 }
 M.FACTS = {
-  { "They promised to pay me back on {day}.", "promised {day}" },
-  { "Then they bought a new {object}.", "bought a {object}" },
-  { "They moved to {place} in {month}.", "moved to {place} in {month}" },
-  { "Now they want to borrow my {object} too.", "wants my {object}" },
-  { "We met in {place} years ago.", "met in {place}" },
-  { "They keep saying they will pay in {month}.", "says {month}" },
-  { "Last {day} they ignored my texts.", "ignored me {day}" },
+  { "They spent it at {store}.", "spent it at {store}" },
+  { "Then they bought a new {object}.", "bought a new {object}" },
+  { "They moved to {place}.", "moved to {place}" },
+  { "They now work for {company}.", "work for {company}" },
 }
 -- text without facts
 M.ASIDES = { "The weather has been awful lately.", "I have been really tired this week.",
-  "Work has been busy as usual.", "I do not like drama.", "This has been going on for a while." }
-M.QUESTIONS = { "Should I ask again?", "What should I do?", "Am I wrong to be upset?", "How do I bring it up?" }
-M.FILLER = { "honestly", "long story short", "I guess", "you know", "basically", "which is annoying", "to be fair",
+  "Work has been busy as usual.", "I do not like drama.", "This has dragged on and on." }
+M.QUESTIONS = { "Should I ask again?", "What should I do?", "Am I wrong here?", "How do I bring it up?" }
+M.FILLER = { "honestly", "long story short", "I guess", "you know", "basically", "which is annoying", "fair enough",
   "kind of" }
 M.SUBREDDITS = { "personalfinance", "relationship_advice", "Advice" }
 M.TITLES = { "Money problems with someone close", "Not sure how to handle this", "Need advice about a loan",
@@ -174,35 +183,19 @@ local function fill(tmpl, v)
   return (tmpl:gsub("{(%w+)}", v))
 end
 
-local function slots_of(tmpl)
-  local s = {}
-  for k in tmpl:gmatch("{(%w+)}") do s[#s + 1] = k end
-  return s
-end
-
 -- One post: its text and the summary phrases of its fact sentences, in order.
+-- Every post has the same layout (the opener, the fact sentences in their
+-- listed order, maybe an aside, a question), so each fact sits at the same
+-- place in every post: a tiny model learns to copy facts by position within
+-- its SFT budget, where it fails to learn a content-based copy reliably.
 local function make_post(r)
   local v = {}
-  for kind, words in pairs(M.LEXICON) do v[kind] = r:pick(words) end
+  for _, kind in ipairs(M.KINDS) do v[kind] = r:pick(M.LEXICON[kind]) end
   local sents, phrases = {}, {}
   local op = r:pick(M.OPENERS)
   sents[1], phrases[1] = fill(op[1], v), fill(op[2], v)
-  local used = { relation = true, name = true, number = true }
-  local want = r:int(2) + 1
-  local order = {}
-  for i = 1, #M.FACTS do order[i] = i end
-  r:shuffle(order)
-  for _, i in ipairs(order) do
-    if #phrases > want then break end
-    local f = M.FACTS[i]
-    local ok = true
-    for _, s in ipairs(slots_of(f[1])) do if used[s] then ok = false end end
-    if ok then
-      for _, s in ipairs(slots_of(f[1])) do used[s] = true end
-      sents[#sents + 1], phrases[#phrases + 1] = fill(f[1], v), fill(f[2], v)
-    end
-  end
-  if r:chance(0.7) then table.insert(sents, r:int(#sents - 1) + 1, r:pick(M.ASIDES)) end
+  for _, f in ipairs(M.FACTS) do sents[#sents + 1], phrases[#phrases + 1] = fill(f[1], v), fill(f[2], v) end
+  if r:chance(0.7) then sents[#sents + 1] = r:pick(M.ASIDES) end
   sents[#sents + 1] = r:pick(M.QUESTIONS)
   return table.concat(sents, " "), phrases
 end
@@ -215,11 +208,16 @@ local function swap_word(r, w)
   return list[i]
 end
 
+--- The share of careful writers (every fact, no filler, nothing invented), and
+--- of writers who swap a fact word for another of its kind (15% of the words).
+M.CAREFUL, M.INVENTIVE = 0.4, 0.1
+
 -- A reference summary of the phrases, by a writer of random care.
 local function make_reference(r, phrases)
   local keep = 0.4 + 0.6 * r:u()
   local filler = 0.6 * r:u()
-  local invent = r:chance(0.25) and 0.15 or 0
+  local invent = r:chance(M.INVENTIVE) and 0.15 or 0
+  if r:chance(M.CAREFUL) then keep, filler, invent = 1, 0, 0 end
   local parts = {}
   for i, ph in ipairs(phrases) do
     if i == 1 or r:chance(keep) then
@@ -242,7 +240,7 @@ M.SPLITS = { "train", "pref", "test", "eval" }
 --- (held-out prompts for policy evaluation).
 M.SIZES = {
   default = { train = 12000, pref = 1000, test = 300, eval = 100 },
-  small = { train = 4000, pref = 300, test = 150, eval = 40 },
+  small = { train = 4000, pref = 400, test = 150, eval = 50 },
 }
 
 local WORLD = opts.schema("sim.world", {
@@ -306,10 +304,10 @@ function M.facts(s)
   return set, n
 end
 
-M.Q = { invented = 0.5, per_word = 0.03 }
+M.Q = { invented = 0.25, per_word = 0.03 }
 
 --- quality(post, response) -> q, {covered = c, key = k, invented = v, words = n}
---- q = c / k - 0.5 v - 0.03 n (see the header); k = 0 counts as no coverage.
+--- q = c / k - 0.25 v - 0.03 n (see the header); k = 0 counts as no coverage.
 function M.quality(post, response)
   local F, k = M.facts(post)
   local c, v, n = 0, 0, 0

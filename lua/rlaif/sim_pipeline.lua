@@ -67,16 +67,16 @@ M.PRESETS = {
     world = sim.SIZES.default,
     vocab_size = 1024,
     model = { arch = "gpt2", n_layer = 2, n_head = 2, d_model = 64, max_seq = 128 },
-    sft = { steps = 800, batch_size = 32, lr = 8e-3, warmup = 20, final = 0.1 },
-    samples = { temperature = 1.0, max_new_tokens = 40, best_of = 8, batch = 128 },
+    sft = { steps = 1200, batch_size = 16, lr = 3e-3, warmup = 20, decay = 0.3, final = 0.1 },
+    samples = { temperature = 0.9, max_new_tokens = 40, best_of = 8, batch = 128 },
     rm = { epochs = 2, batch_size = 16, lr = 1e-3, center = 0.01 },
   },
   small = {
     world = sim.SIZES.small,
     vocab_size = 1024,
     model = { arch = "gpt2", n_layer = 2, n_head = 2, d_model = 64, max_seq = 128 },
-    sft = { steps = 500, batch_size = 32, lr = 8e-3, warmup = 20, final = 0.1 },
-    samples = { temperature = 1.0, max_new_tokens = 40, best_of = 8, batch = 128 },
+    sft = { steps = 1200, batch_size = 16, lr = 3e-3, warmup = 20, decay = 0.3, final = 0.1 },
+    samples = { temperature = 0.9, max_new_tokens = 40, best_of = 8, batch = 128 },
     rm = { epochs = 2, batch_size = 16, lr = 1e-3, center = 0.01 },
   },
 }
@@ -99,6 +99,19 @@ local function deep_merge(dst, src, path)
     else
       dst[k] = v
     end
+  end
+end
+
+--- wsd_schedule{steps =, warmup =, decay =, final =} -> function(step): linear warm-up
+--- over `warmup` steps, constant, then a linear decay to `final` over the last
+--- `decay` fraction of the steps. (A tiny model learns to copy facts from the
+--- post only while the learning rate is high; a cosine decays it too soon.)
+function M.wsd_schedule(s)
+  local d0 = math.floor((1 - s.decay) * s.steps)
+  return function(step)
+    if s.warmup > 0 and step <= s.warmup then return step / s.warmup end
+    if step <= d0 then return 1 end
+    return 1 - (1 - s.final) * math.min(1, (step - d0) / math.max(1, s.steps - d0))
   end
 end
 
@@ -251,7 +264,8 @@ end
 function Pipeline:_stage_config(name)
   local c, h = self.cfg, self.hyper
   if name == "tokenizer" then
-    return { world = sim.VERSION, seed = c.seed, sizes = h.world, vocab_size = h.vocab_size }
+    return { world = sim.VERSION, seed = c.seed, sizes = h.world, vocab_size = h.vocab_size,
+      writers = { careful = sim.CAREFUL, inventive = sim.INVENTIVE } }
   elseif name == "sft" then
     return { model = h.model, sft = h.sft }
   elseif name == "samples" then
@@ -259,7 +273,7 @@ function Pipeline:_stage_config(name)
   elseif name == "label" then
     return { judge = c.judge or { api = "sim", judge_noise = c.judge_noise, judge_position_bias = c.judge_position_bias,
       judge_length_bias = c.judge_length_bias, judge_scale = c.judge_scale }, human_noise = c.human_noise,
-      swap = c.swap, cot = c.cot, template = c.template, labeler = c.labeler or {} }
+      swap = c.swap, cot = c.cot, template = c.template, labeler = c.labeler or {}, truth = sim.Q }
   elseif name == "rm" then
     return { rm = h.rm }
   elseif name == "bestofn" then
@@ -371,9 +385,18 @@ end
 -- The response text as the models see it: a leading space after "TL;DR:".
 local function as_response(s) return " " .. s end
 
--- Generated ids -> the response text: one line, trimmed (the judge reads responses line by line).
-local function clean(tok, ids)
-  return (tok:decode(ids):gsub("[\r\n]+", " "):gsub("^%s+", ""):gsub("%s+$", ""))
+-- Generated ids -> the response text: up to the end token, one line, trimmed
+-- (the judge reads responses line by line).
+local function clean(tok, ids, eos)
+  local n = #ids
+  for i, id in ipairs(ids) do
+    if id == eos then
+      n = i - 1
+      break
+    end
+  end
+  local text = tok:decode(table.move(ids, 1, n, 1, {}))
+  return (text:gsub("[\r\n]+", " "):gsub("^%s+", ""):gsub("%s+$", ""))
 end
 
 -- ---- the stages ----
@@ -410,8 +433,7 @@ function S.sft(p)
   local epochs = math.ceil(s.steps * s.batch_size / #data)
   last = train.sft { model = m, tokenizer = tok, data = data, batch_size = s.batch_size, epochs = epochs,
     max_steps = s.steps, lr = s.lr, seed = p.cfg.seed, state = state, save_every = 100,
-    schedule = train.schedule.cosine { warmup = s.warmup, total = s.steps, final = s.final },
-    on_step = function(info) bar:update(info.step, { { "loss", info.loss } }) end }
+    schedule = M.wsd_schedule(s), on_step = function(info) bar:update(info.step, { { "loss", info.loss } }) end }
   bar:finish(false)
   m:save(p:path("sft"))
   copy_file(p:path("tokenizer.json"), p:path("sft/tokenizer.json"))
@@ -444,7 +466,7 @@ function S.samples(p)
     for k, ids in ipairs(gen) do
       local j = owners[k]
       j.got = j.got or {}
-      j.got[#j.got + 1] = clean(tok, ids)
+      j.got[#j.got + 1] = clean(tok, ids, eos)
     end
     done = done + #rows
     bar:update(done)

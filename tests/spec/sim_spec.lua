@@ -8,9 +8,11 @@ local rlaif = require "rlaif"
 local sim = require "rlaif.sim"
 local json = rlaif.core.json
 
-local POST = "My sister Anna owes me 50 dollars. They promised to pay me back on Friday. What should I do?"
-local A = "sister Anna owes me 50, promised Friday."    -- covers 4/4, 7 words: q = 1 - 0.21 = 0.79
-local B = "sister Anna owes me 50, promised Monday."    -- 3/4, invents monday, 7 words: q = 0.75 - 0.5 - 0.21 = 0.04
+local ROOT = assert(io.popen("pwd")):read("l")
+
+local POST = "My sister Anna owes me 50 dollars. Then they bought a new car. What should I do?"
+local A = "sister Anna owes me 50, new car."    -- covers 4/4, 7 words: q = 1 - 0.21 = 0.79
+local B = "sister Anna owes me 50, new bike."    -- 3/4, invents bike, 7 words: q = 0.75 - 0.25 - 0.21 = 0.29
 local C = "Anna owes me 50."                            -- 2/4, 4 words: q = 0.5 - 0.12 = 0.38
 
 local function close(expected, got, tol)
@@ -38,6 +40,20 @@ describe("rlaif.sim world #unit", function()
     assert.equal(a.splits.train[1].post .. "\nTL;DR:", a.splits.train[1].prompt)
   end)
 
+  it("is the same in another process (no hash-order dependence) and on every machine", function()
+    local digest = sim.hash(json.encode(sim.world { seed = 1, size = "small" }.splits))
+    local code = "local sim = require 'rlaif.sim'; local json = require('rlaif.core').json; " ..
+      "print(sim.hash(json.encode(sim.world{seed = 1, size = 'small'}.splits)))"
+    local f = assert(io.popen(ROOT .. "/rlaif -e \"" .. code .. "\""))
+    local other = f:read("l")
+    f:close()
+    assert.equal(tostring(digest), other)
+    assert.equal(-2963181597653641904, digest)   -- pinned: a change to the world must bump sim.VERSION
+    local kinds = {}
+    for _, k in ipairs(sim.KINDS) do kinds[k] = true end
+    for k in pairs(sim.LEXICON) do assert(kinds[k], k) end
+  end)
+
   it("draws each split from its own stream: resizing one leaves the others", function()
     local a = sim.world { seed = 3, size = "small" }
     local b = sim.world { seed = 3, size = "small", sizes = { train = 10 } }
@@ -59,10 +75,10 @@ describe("rlaif.sim world #unit", function()
     for _, list in ipairs { sim.ASIDES, sim.QUESTIONS, sim.FILLER, sim.TITLES } do
       for _, s in ipairs(list) do no_lexicon(s, s) end
     end
-    -- every post has 4 to 7 key facts and a reference that mentions some of them
+    -- every post has 6 or 7 key facts and a reference that mentions some of them
     for _, p in ipairs(sim.world { seed = 5, size = "small" }.splits.test) do
       local _, k = sim.facts(p.post)
-      assert(k >= 4 and k <= 7, p.post)
+      assert(k == 6 or k == 7, p.post)
       local _, d = sim.quality(p.post, p.reference)
       assert(d.covered + d.invented >= 1, p.reference)
     end
@@ -77,7 +93,7 @@ describe("rlaif.sim world #unit", function()
       if d.invented > 0 then inv = inv + 1 end
     end
     assert.is_true(hi - lo > 1)
-    assert.is_true(inv > 0.05 * #w.splits.train and inv < 0.3 * #w.splits.train)
+    assert.is_true(inv > 0.02 * #w.splits.train and inv < 0.1 * #w.splits.train)
   end)
 
   it("checks its options", function()
@@ -89,13 +105,13 @@ describe("rlaif.sim world #unit", function()
 end)
 
 describe("rlaif.sim truth and humans #unit", function()
-  it("computes q = c/k - 0.5 v - 0.03 n", function()
+  it("computes q = c/k - 0.25 v - 0.03 n", function()
     local q, d = sim.quality(POST, A)
     close(0.79, q)
     assert.same({ covered = 4, key = 4, invented = 0, words = 7 }, d)
-    close(0.04, (sim.quality(POST, B)))
+    close(0.29, (sim.quality(POST, B)))
     close(0.38, (sim.quality(POST, C)))
-    close(-0.5 - 0.03 * 2, (sim.quality(POST, "Ben Ben")))      -- an invented name counts once
+    close(-0.25 - 0.03 * 2, (sim.quality(POST, "Ben Ben")))      -- an invented name counts once
     close(0, (sim.quality("no facts here", "")))
   end)
 
@@ -138,18 +154,18 @@ describe("rlaif.sim judge #unit", function()
   it("answers a pairwise prompt with the documented log-probabilities", function()
     local c = client { judge_noise = 0 }   -- position bias 0.5, length bias 0, scale 10
     local r = labeler(c):label_one { context = POST, a = A, b = B }
-    -- order (A, B): z = 10 (0.79 - 0.04) + 0.5 = 8; order (B, A): z = -7.5 + 0.5 = -7
-    close(1 / (1 + math.exp(-8)), r.p_ab, 1e-12)
-    close(1 / (1 + math.exp(-7)), r.p_ba, 1e-12)
-    close(0.9993767993375665, r.p, 1e-12)
+    -- order (A, B): z = 10 (0.79 - 0.29) + 0.5 = 5.5; order (B, A): z = -5 + 0.5 = -4.5
+    close(1 / (1 + math.exp(-5.5)), r.p_ab, 1e-12)
+    close(1 / (1 + math.exp(-4.5)), r.p_ba, 1e-12)
+    close(0.9924714598267554, r.p, 1e-12)
     assert.is_false(r.same_position)
     assert.equal(2, r.requests)
     -- the raw answer: both labels with log sigma(+-z)
     local res = c:complete { prompt = "Text - " .. POST .. "\nSummary 1 - " .. A .. "\nSummary 2 - " .. B ..
       "\nPreferred Summary=", max_tokens = 1, temperature = 0, logprobs = 5 }
     local t = top_of(res)
-    close(-0.00033540637289576885, t["1"], 1e-12)
-    close(-8.000335406372896, t["2"], 1e-12)
+    close(-0.0040784432705707205, t["1"], 1e-12)
+    close(-5.504078443270571, t["2"], 1e-12)
     assert.equal("1", res.text)
     assert.equal("1", res.choices[1].tokens[1].token)
     assert.equal(1, res.usage.completion_tokens)
@@ -163,7 +179,7 @@ describe("rlaif.sim judge #unit", function()
     close(1 / (1 + math.exp(-4.7)), r.p_ba, 1e-12)
     -- a pure position bias: two equally good responses, the first one always wins
     local pb = client { judge_noise = 0, judge_position_bias = 3 }
-    local same = labeler(pb):label_one { context = POST, a = A, b = "sister Anna owes me 50; promised Friday." }
+    local same = labeler(pb):label_one { context = POST, a = A, b = "sister Anna owes me 50; new car." }
     close(1 / (1 + math.exp(-3)), same.p_ab, 1e-12)
     close(1 - 1 / (1 + math.exp(-3)), same.p_ba, 1e-12)
     close(0.5, same.p, 1e-12)
@@ -183,7 +199,7 @@ describe("rlaif.sim judge #unit", function()
     local ea = sim.normal(sim.hash(7, "judge", POST, A))
     local eb = sim.normal(sim.hash(7, "judge", POST, B))
     local l1, l2, z = j:pairwise(POST, A, B)
-    close(10 * ((0.79 + 0.1 * ea) - (0.04 + 0.1 * eb)) + 0.25, z, 1e-9)
+    close(10 * ((0.79 + 0.1 * ea) - (0.29 + 0.1 * eb)) + 0.25, z, 1e-9)
     local _, _, z2 = j:pairwise(POST, B, A)
     close(-z + 0.5, z2, 1e-9)
     local l1b, l2b = sim.judge { seed = 7, judge_noise = 0.1, judge_position_bias = 0.25 }:pairwise(POST, A, B)
@@ -226,12 +242,12 @@ describe("rlaif.sim judge #unit", function()
     assert.equal(4, r.requests)      -- a rationale and a label, in each order
     local st = c:stats()
     assert.same({ pairwise = 2, score = 0, rationale = 2 }, st.sim)
-    assert.matches("Summary one mentions 4 of the 4 key facts (50, anna, friday, sister)", r.rationales.ab[1], nil,
+    assert.matches("Summary one mentions 4 of the 4 key facts (50, anna, car, sister)", r.rationales.ab[1], nil,
       true)
-    assert.matches("invents monday", r.rationales.ab[1], nil, true)
+    assert.matches("invents bike", r.rationales.ab[1], nil, true)
     assert.matches("Overall Summary 1 is better", r.rationales.ab[1], nil, true)
     assert.matches("Overall Summary 2 is better", r.rationales.ba[1], nil, true)
-    close(0.9993767993375665, r.p, 1e-12)        -- the rationale does not change the answer
+    close(0.9924714598267554, r.p, 1e-12)        -- the rationale does not change the answer
     assert.matches("rationale", c:summary(), nil, true)
   end)
 
@@ -247,9 +263,9 @@ describe("rlaif.sim judge #unit", function()
     end
     -- votes: labels sampled from the distribution, reproducibly per request
     local v1 = labeler(client { judge_noise = 0, judge_position_bias = 0 }, { scoring = "votes", votes = 40 })
-      :label_one { context = POST, a = A, b = "sister Anna owes me 50; promised Friday." }
+      :label_one { context = POST, a = A, b = "sister Anna owes me 50; new car." }
     local v2 = labeler(client { judge_noise = 0, judge_position_bias = 0 }, { scoring = "votes", votes = 40 })
-      :label_one { context = POST, a = A, b = "sister Anna owes me 50; promised Friday." }
+      :label_one { context = POST, a = A, b = "sister Anna owes me 50; new car." }
     assert.equal("ok", v1.status)
     assert.equal(v1.p, v2.p)
     assert.is_true(v1.p > 0.3 and v1.p < 0.7)      -- a coin between equals
@@ -277,8 +293,6 @@ describe("rlaif.sim judge #unit", function()
 end)
 
 -- ---- the pipeline ----
-
-local ROOT = assert(io.popen("pwd")):read("l")
 
 local function tmpdir()
   local d = os.tmpname()
@@ -338,7 +352,14 @@ describe("rlaif.sim pipeline #unit", function()
     assert.is_number(disk.rm_accuracy.rlhf)
     assert.is_number(disk.mean_length.sft)
     assert.equal(3, disk.best_of_n.n)
+    assert.is_nil(helper.read_file(dir .. "/samples.jsonl"):find("endoftext", 1, true))
     assert.matches("SIMULATED", sim.format_results(r), nil, true)
+    -- the same seed in another directory gives the same numbers (one thread: the same sums)
+    local dir2 = tmpdir()
+    local r2 = sim.pipeline { out = dir2, size = "small", hyper = HYPER, quiet = true }:run { stop_after = "rm" }
+    rmrf(dir2)
+    r2.seconds, disk.seconds = nil, nil
+    assert.same(json.decode(json.encode(r2)), disk)
     -- a rerun with the same configuration computes nothing
     local m1 = helper.read_file(dir .. "/manifest.json")
     local again = sim.pipeline { out = dir, size = "small", hyper = HYPER, quiet = true }:run { stop_after = "rm" }
@@ -397,5 +418,115 @@ describe("rlaif.sim pipeline #unit", function()
       "sim.pipeline: option 'stages' has an unknown stage 'rl'")
     assert.has_error(function() sim.pipeline { out = dir, judge_noise = "high" } end,
       "sim.pipeline: option 'judge_noise' must be a number >= 0 and <= 100, got \"high\"")
+  end)
+end)
+
+-- The findings, through the CLI at --size small. It runs the (uninstrumented)
+-- ./rlaif binary, so the ASan pass would only repeat it: #noasan.
+describe("rlaif sim CLI #unit #noasan", function()
+  local dir = tmpdir()
+  teardown(function() rmrf(dir) end)
+  local ENV = "RLAIF_NUM_THREADS=1 "   -- the models are too small to gain from a second thread
+
+  local function run(args)
+    local out, err = os.tmpname(), os.tmpname()
+    local _, _, code = os.execute(string.format("%s%s/rlaif sim --size small --out '%s' %s >%s 2>%s </dev/null", ENV,
+      ROOT, dir, args, out, err))
+    local o, e = helper.read_file(out), helper.read_file(err)
+    os.remove(out)
+    os.remove(err)
+    return o, e, code
+  end
+
+  -- share of two-order AI labels that prefer the longer response (pairs of different lengths)
+  local function prefers_longer()
+    local samples = {}
+    for line in io.lines(dir .. "/samples.jsonl") do
+      local r = json.decode(line)
+      if r.a then samples[r.id] = r end
+    end
+    local longer, n = 0, 0
+    for line in io.lines(dir .. "/labels_ai.jsonl") do
+      local r = json.decode(line)
+      local s = samples[r.id]
+      local la, lb = sim.word_count(s.a), sim.word_count(s.b)
+      if la ~= lb and r.p ~= 0.5 then
+        n = n + 1
+        if (r.p > 0.5) == (la > lb) then longer = longer + 1 end
+      end
+    end
+    return longer / n
+  end
+
+  it("reproduces the direction of the paper's findings, and the knobs move the numbers", function()
+    local out, err, code = run("--quiet")
+    assert.equal(0, code, err)
+    assert.matches("SIMULATED", out, nil, true)
+    assert.matches("Labeler alignment", out, nil, true)
+    assert.matches("Reward-model pairwise accuracy", out, nil, true)
+    assert.matches("Best-of-8", out, nil, true)
+    local base = read_json(dir .. "/results.json")
+    -- the reward models beat chance on held-out human labels and by the truth
+    assert.is_true(base.rm_accuracy.rlaif > 0.55, "rlaif rm " .. base.rm_accuracy.rlaif)
+    assert.is_true(base.rm_accuracy.rlhf > 0.55, "rlhf rm " .. base.rm_accuracy.rlhf)
+    assert.is_true(base.rm_accuracy_truth.rlaif > 0.7)
+    assert.is_true(base.rm_accuracy_truth.rlhf > 0.7)
+    -- and reranking SFT samples by them beats a random sample by the hidden truth
+    for _, k in ipairs { "rlaif", "rlhf", "judge" } do
+      assert.is_true(base.best_of_n[k].win_vs_random > 0.52, k .. " " .. base.best_of_n[k].win_vs_random)
+      assert.is_true(base.best_of_n[k].q > base.best_of_n.random.q, k)
+    end
+    assert.is_true(base.best_of_n.judge.win_vs_random > 0.6)
+    assert.is_true(base.alignment.ai_vs_truth > 0.75)
+    assert.is_true(base.alignment.ai_vs_human > 0.55 and base.alignment.ai_vs_human < 0.8)
+    local longer0 = prefers_longer()
+
+    -- a rerun computes nothing and prints the same tables
+    local out2, err2, code2 = run("")
+    assert.equal(0, code2, err2)
+    assert.equal(out, out2)
+    assert.equal(6, select(2, err2:gsub(": cached", "")))
+
+    -- position bias: without swapping it lowers alignment; swapping both orders recovers most of it
+    local _, e3, c3 = run("--quiet --judge-position-bias 3 --no-swap --stop-after label")
+    assert.equal(0, c3, e3)
+    local noswap = read_json(dir .. "/results.json")
+    assert.is_nil(noswap.rm_accuracy)
+    assert.is_true(noswap.alignment.ai_vs_human < base.alignment.ai_vs_human - 0.05)
+    assert.is_true(noswap.alignment.ai_vs_truth < base.alignment.ai_vs_truth - 0.1)
+    local _, e4, c4 = run("--quiet --judge-position-bias 3 --stop-after label")
+    assert.equal(0, c4, e4)
+    local swapped = read_json(dir .. "/results.json")
+    assert.is_true(swapped.position_bias.same_position > base.position_bias.same_position + 0.1)
+    assert.is_true(swapped.alignment.ai_vs_truth > noswap.alignment.ai_vs_truth)
+
+    -- length bias: the judge and the RLAIF reward model prefer longer responses; RLHF is untouched
+    local _, e5, c5 = run("--quiet --judge-length-bias 1.5")
+    assert.equal(0, c5, e5)
+    local long = read_json(dir .. "/results.json")
+    assert.is_true(prefers_longer() > longer0 + 0.1)
+    assert.is_true(long.best_of_n.rlaif.words > base.best_of_n.rlaif.words + 1)
+    assert.equal(base.rm_accuracy.rlhf, long.rm_accuracy.rlhf)
+    assert.equal(base.best_of_n.rlhf.words, long.best_of_n.rlhf.words)
+  end)
+
+  it("refuses what is not there yet and bad flags, naming them", function()
+    local _, err, code = rlaif_sim("--algo ppo")
+    assert.equal(2, code)
+    assert.matches("--algo is not yet available", err, nil, true)
+    _, err, code = rlaif_sim("--stop-after eval")
+    assert.equal(2, code)
+    assert.matches("--stop-after eval is not yet available", err, nil, true)
+    _, err, code = rlaif_sim("--judge-noise -1")
+    assert.equal(2, code)
+    assert.matches("option --judge-noise must be a number >= 0 and <= 100, got \"-1\"", err, nil, true)
+    _, err, code = rlaif_sim("--size huge")
+    assert.equal(2, code)
+    assert.matches("--size", err, nil, true)
+    _, err, code = rlaif_sim("--out /dev/null/x --stop-after label --quiet")
+    assert.equal(1, code)
+    assert.matches("rlaif sim: ", err, nil, true)
+    local out = rlaif_sim("--help")
+    assert.matches("SIMULATED", out, nil, true)
   end)
 end)
