@@ -692,8 +692,9 @@ function Client:complete_many(reqs, o)
   o = MANY(o)
   if type(reqs) ~= "table" then error("llm.complete_many: requests must be a list", 2) end
   local t0 = core.clock()
-  local bar = require("rlaif.progress").new { label = "judge", unit = "req", total = #reqs,
-    quiet = not o.progress }
+  local bo = { label = "judge", unit = "req", total = #reqs, quiet = not o.progress }
+  if type(o.progress) == "table" then for k, v in pairs(o.progress) do bo[k] = v end end
+  local bar = require("rlaif.progress").new(bo)
   local results, nfail = {}, 0
   for i = 1, #reqs do
     local req = reqs[i]

@@ -250,7 +250,11 @@ end
 function Pipeline:path(rel) return self.dir .. "/" .. rel end
 
 function Pipeline:_note(msg)
-  if not self.cfg.quiet then io.stderr:write(msg, "\n") end
+  if self.cfg.quiet then return end
+  local pr = self.cfg.progress
+  local out = type(pr) == "table" and pr.stream or io.stderr
+  out:write(msg, "\n")
+  out:flush()
 end
 
 function Pipeline:_bar(label, total, unit)

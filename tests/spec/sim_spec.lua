@@ -381,6 +381,24 @@ describe("rlaif.sim pipeline #unit", function()
     assert.is_nil(r3.position_bias.same_position)   -- one order: no two-order statistic
   end)
 
+  it("draws a progress bar for every stage, and takes another judge client", function()
+    local drawn = {}
+    local stream = { write = function(_, ...) for _, x in ipairs { ... } do drawn[#drawn + 1] = x end end,
+      flush = function() end }
+    local p = sim.pipeline { out = dir, size = "small", hyper = HYPER, swap = false,
+      progress = { tty = true, stream = stream, redraw = 0 },
+      judge = { api = "sim", judge_noise = 0, judge_position_bias = 50 } }
+    local r = p:run { stop_after = "rm" }
+    local text = table.concat(drawn)
+    for _, label in ipairs { "tokenizer [", "sft [", "samples [", "judge [", "rm rlaif [", "rm rlhf [",
+      "best-of-n [" } do
+      assert(text:find("\r" .. label, 1, true), "no bar for " .. label)
+    end
+    -- the judge given as client options answers every pair with "1" (a position bias of 50)
+    for line in io.lines(dir .. "/labels_ai.jsonl") do assert.is_true(json.decode(line).p > 0.99) end
+    assert.is_true(r.alignment.ai_vs_truth < 0.8)
+  end)
+
   it("continues an interrupted stage and refuses a directory it did not make", function()
     local p = sim.pipeline { out = dir, size = "small", hyper = HYPER, quiet = true }
     local full = p:run { stop_after = "label" }
