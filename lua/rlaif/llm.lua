@@ -66,8 +66,9 @@ end
 --- llm.client{api=, base_url=, model=, api_key_env=, api_key=, concurrency=, max_retries=,
 ---   timeout=, cache=, prices=, headers=, ca_file=, stream=, ...} -> client
 function M.client(opts)
+  -- in-process backends: a local model, the simulated judge of rlaif.sim
   if type(opts) == "table" and opts.api == "local" then return require("rlaif.llm_local").client(opts) end
-  if type(opts) == "table" and opts.api == "sim" then return require("rlaif.sim").client(opts) end -- the simulated judge
+  if type(opts) == "table" and opts.api == "sim" then return require("rlaif.sim").client(opts) end
   opts = CLIENT(opts)
   local api = opts.api or "openai-chat"
   local d = DEFAULTS[api]

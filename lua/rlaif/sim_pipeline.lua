@@ -523,8 +523,12 @@ function S.label(p, extra)
   local L = labeler.new(lo)
   local pairs = p:samples().pairs
   local recs = label_records(p, pairs)
-  local sum = L:label(recs, { out = p:path("labels_ai.jsonl"), resume = true,
-    progress = (not c.quiet and c.progress ~= false) and (type(c.progress) == "table" and c.progress or true) or nil })
+  local bar
+  if not c.quiet and c.progress ~= false then
+    bar = { label = "judge" }
+    if type(c.progress) == "table" then for k, v in next, c.progress do bar[k] = v end end
+  end
+  local sum = L:label(recs, { out = p:path("labels_ai.jsonl"), resume = true, progress = bar })
   if sum.error > 0 then
     error(string.format("sim: label: %d pairs failed (see %s); rerun to retry them", sum.error,
       p:path("labels_ai.jsonl")), 0)
