@@ -84,6 +84,7 @@ end
 
 --- uniform(h) -> a number in [0, 1) from a 64-bit integer.
 local function uniform(h) return ((h >> 11) & MASK53) / (1 << 53) end
+--- uniform(h) -> a number in [0, 1) from a 64-bit integer (the top 53 bits).
 M.uniform = uniform
 
 --- normal(h) -> a standard normal number from a 64-bit integer (Box-Muller

@@ -675,7 +675,7 @@ describe("rlaif.llm against the fake server #unit", function()
     it("unknown options and bad values", function()
       assert.has_error(function() llm.client { api = "nope" } end,
         'llm.client: option \'api\' must be one of "openai-chat", "openai-completions", "vllm", "llamacpp", ' ..
-        '"ollama", "tgi", "gemini", "anthropic", "local", got "nope"')
+        '"ollama", "tgi", "gemini", "anthropic", "local", "sim", got "nope"')
       assert.has_error(function() llm.client { concurency = 3 } end,
         "llm.client: unknown option 'concurency' (did you mean 'concurrency'?)")
       assert.has_error(function() llm.client { timeout = "10" } end,
