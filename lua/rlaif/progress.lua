@@ -3,7 +3,9 @@
 --   * on a terminal, one line redrawn in place at most every `redraw` seconds:
 --       label [#########.........] 120/400  30% 12.3 it/s ETA 22s  loss 1.234
 --   * otherwise (a log file, CI), a plain counter line every `interval` seconds
---     (default 10), and one at the end;
+--     (default 10); at the end a last counter line and the summary, but only when
+--     the work outlasted one interval: work that ends sooner leaves no line at all,
+--     so quick steps (a test's nine SFT steps) do not fill logs with summaries;
 --   * nothing at all when `quiet`.
 --
 --   local progress = require "rlaif.progress"
@@ -170,21 +172,24 @@ function Bar:note(msg)
 end
 
 --- bar:finish([msg]): the last draw, the end of the line, then msg or a summary line
---- "label: N units in T s (R/s)" (msg = false prints none). Idempotent.
+--- "label: N units in T s (R/s)" (msg = false prints none). Not a terminal: the
+--- last counter line and the summary only when a counter line was printed or the
+--- work took one interval or more (an explicit msg is always printed). Idempotent.
 function Bar:finish(msg)
   if self.finished then return end
   if not self.quiet then
+    local long = self.drawn or self.clock() - self.t0 >= self.interval
     if self.tty then
       self:draw(true)
       if self.drawn then self.stream:write("\n") end
-    elseif self.drawn then
+    elseif long then
       self:draw(true)
     end
     self.finished = true
-    if msg ~= false then
+    if type(msg) == "string" or (msg == nil and (self.tty or long)) then
       local el = self.clock() - self.t0
-      local s = msg or string.format("%s%s %ss in %s (%s/s)", self.label, self.label ~= "" and ":" or "",
-        fmt_field(self.done) .. " " .. self.unit, M.fmt_duration(el), M.fmt_rate(el > 0 and self.done / el or 0))
+      local s = msg or string.format("%s%s %s in %s (%s/s)", self.label, self.label ~= "" and ":" or "",
+        fmt_field(self.done) .. " " .. self.unit .. (self.done == 1 and "" or "s"), M.fmt_duration(el), M.fmt_rate(el > 0 and self.done / el or 0))
       self.stream:write(s, "\n")
     end
     self.stream:flush()

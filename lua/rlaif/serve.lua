@@ -14,7 +14,8 @@
 -- max_batch (64 requests per batch), batch_window (0.002 s), batch_size (32 rows per
 -- model call), max_queue (256), max_body (8 MiB), timeout (600 s), read_timeout
 -- (30 s), max_connections (1024), max_logprobs (20), seed, chat_template, quiet, log
--- (a line per batch), on_ready = function(srv).
+-- (a line per batch), on_ready = function(srv), on_error = function(req, message)
+-- (a handler's error; default: a line on stderr).
 -- What is served:
 --  * model = DIR | loaded model (+ tokenizer): an in-process rlaif.llm client
 --    (api = "local": chat template, logprobs, batched greedy generation),
@@ -31,7 +32,7 @@
 --    content_type = "..."} or answers itself with req:reply(response),
 --    req:error(status, message [, param [, type [, code]]]) or a stream:
 --    req:start(status [, headers]), req:write(s) (sent at once), req:finish().
---    An error raised by the handler answers 500 and is printed to stderr;
+--    An error raised by the handler answers 500 and goes to on_error (stderr);
 --  * batch_handler = function(reqs): the same, for every request of a batch at once.
 -- Batching: libmicrohttpd's thread queues complete requests (src/core/serve.c);
 -- this Lua loop takes up to max_batch of them (waiting batch_window seconds
@@ -62,7 +63,7 @@ local OPTS = opts.schema("serve", {
   max_body = { "integer", min = 1 }, timeout = { "number", min = 0 }, read_timeout = { "number", min = 0 },
   max_connections = { "integer", min = 1, max = 1000000 }, max_logprobs = { "integer", min = 0, max = 10000 },
   batch_size = { "integer", min = 1 }, seed = "integer", chat_template = "string|function", quiet = "boolean",
-  on_ready = "function", log = "boolean",
+  on_ready = "function", on_error = "function", log = "boolean",
 })
 
 -- ---- requests ----
@@ -191,7 +192,7 @@ function M.new(o)
       error("serve: option 'api_key_env': the environment variable " .. o.api_key_env .. " is not set", 2)
     end
   end
-  local self = setmetatable({ quiet = o.quiet, log = o.log, max_batch = o.max_batch or 64,
+  local self = setmetatable({ quiet = o.quiet, log = o.log, on_error = o.on_error, max_batch = o.max_batch or 64,
     window = o.batch_window or 0.002, counts = {}, batches = 0, requests = 0, errors = 0, t0 = core.clock() },
     Server)
   if o.model or o.client then
@@ -244,11 +245,12 @@ function Server:_count(status, ok)
   if not ok then self.counts.gone = (self.counts.gone or 0) + 1 end
 end
 
-function Server._call_one(_, h, req)
+function Server:_call_one(h, req)
   local ok, r = pcall(h, req)
   if not ok then
     if tostring(r):find("interrupted", 1, true) then error(r, 0) end
-    io.stderr:write("rlaif serve: handler error on ", req.method, " ", req.path, ": ", tostring(r), "\n")
+    local msg = "handler error on " .. req.method .. " " .. req.path .. ": " .. tostring(r)
+    if self.on_error then self.on_error(req, msg) else io.stderr:write("rlaif serve: ", msg, "\n") end
     if not req.done then req:error(500, "handler error: " .. tostring(r)) end
     return
   end

@@ -59,6 +59,50 @@ describe("rlaif.progress #unit", function()
     assert.matches("gen: 10 its in 10s %(1.0/s%)\n$", out:text())
   end)
 
+  it("leaves no line in a log for work shorter than one interval", function()
+    local now, out = 0, sink()
+    local p = progress.new { total = 9, label = "sft", unit = "step", tty = false, stream = out, interval = 10,
+      clock = function() return now end }
+    for i = 1, 9 do now = i * 0.01; p:update(i) end
+    p:finish()
+    assert.equal("", out:text())
+    -- an explicit message is the caller's and always printed; false prints nothing
+    local q = progress.new { total = 2, label = "x", tty = false, stream = out, clock = function() return now end }
+    q:update(2)
+    q:finish("x: done")
+    assert.equal("x: done\n", out:text())
+    -- long work with finish(false): its last counter line, no summary
+    local r = progress.new { total = 2, tty = false, stream = out, clock = function() return now end }
+    now = now + 100
+    r:finish(false)
+    assert.equal("x: done\n0/2   0% 0.0 it/s ETA ?\n", out:text())
+  end)
+
+  it("summarises in a log when the work outlasted one interval, with or without a counter line", function()
+    -- updates only in the first interval, then a long tail: the last counter line and the summary
+    local now, out = 0, sink()
+    local p = progress.new { total = 4, label = "rm", unit = "step", tty = false, stream = out, interval = 10,
+      clock = function() return now end }
+    now = 1; p:update(1)
+    now = 12
+    p:finish()
+    assert.equal("rm 1/4  25% 0.1 step/s ETA 36s\nrm: 1 step in 12s (0.1/s)\n", out:text())
+    -- exactly one interval counts as long
+    out = sink()
+    now = 0
+    p = progress.new { total = 1, label = "a", tty = false, stream = out, interval = 5, clock = function() return now end }
+    now = 5; p:finish()
+    assert.matches("^a 0/1 +0%% .*\na: 0 its in 5s %(0.0/s%)\n$", out:text())
+  end)
+
+  it("summarises short work on a terminal, where the bar was drawn", function()
+    local now, out = 0, sink()
+    local p = progress.new { total = 2, label = "t", tty = true, stream = out, clock = function() return now end }
+    now = 0.01; p:update(2)
+    p:finish()
+    assert.matches("\nt: 2 its in 0s %(200/s%)\n$", out:text())
+  end)
+
   it("is silent when quiet and survives odd input", function()
     local out = sink()
     local p = progress.new { total = 0, quiet = true, stream = out, tty = true }

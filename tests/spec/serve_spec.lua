@@ -402,7 +402,9 @@ describe("rlaif serve options, keys and signals #unit", function()
   end)
 
   it("runs a custom Lua handler in-process: routes, streams, 500s, 429 when full, 504 after the timeout", function()
+    local errors = {}
     local srv = rlaif.serve.new { port = 0, max_queue = 2, timeout = 30, quiet = true, max_batch = 1,
+      on_error = function(_, msg) errors[#errors + 1] = msg end,
       handler = function(req)
         if req.path == "/echo" then return { status = 200, json = { body = req:json(), q = req.query.x } } end
         if req.path == "/stream" then
@@ -449,6 +451,8 @@ describe("rlaif serve options, keys and signals #unit", function()
     assert.matches("data: 1\n\ndata: 2\n\ndata: 3\n\n__END__", r.stream[2])
     assert.equal(500, r.boom[1])
     assert.matches("kaboom", r.boom[2])
+    assert.equal(1, #errors)   -- reported through on_error, with the request it failed
+    assert.matches("^handler error on GET /boom: .*kaboom", errors[1])
     -- a queue of 2: six requests at once while nothing is taken -> 2 queued, 4 get 429 + retry-after
     local names = {}
     for i = 1, 6 do
