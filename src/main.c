@@ -795,6 +795,10 @@ static int pmain(lua_State *L) {
         lua_pushinteger(L, EXIT_SUCCESS);
         return 1;
     }
+    if (rlaif_check_env() != RLAIF_OK) {   /* e.g. RLAIF_NUM_THREADS=abc: refused, not ignored */
+        l_message(progname, rlaif_last_error());
+        return 0;
+    }
     luaL_openlibs(L);
     setup_packages(L);
     createargtable(L, argv, argc, script);

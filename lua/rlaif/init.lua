@@ -5,17 +5,11 @@
 local core = require "rlaif.core"
 
 -- RLAIF_NUM_THREADS must mean what it says: a value the core would silently
--- ignore (and run on every core instead) is an error here.
+-- ignore (and run on every core instead) is an error here (the executable
+-- refuses it before anything runs, rlaif --version included).
 do
-  local v = os.getenv("RLAIF_NUM_THREADS")
-  if v ~= nil and v ~= "" then
-    local n = v:match("^%s*(%d+)%s*$")
-    n = n and tonumber(n)
-    if not n or n < 1 or n > 4095 then
-      error(string.format("require \"rlaif\": RLAIF_NUM_THREADS must be an integer from 1 to 4095, got %q",
-        v), 0)
-    end
-  end
+  local ok, err = core.check_env()
+  if not ok then error("require \"rlaif\": " .. err, 0) end
 end
 
 local rlaif = {

@@ -76,14 +76,15 @@ function M.client(opts)
   local key_env = opts.api_key_env or d.key_env
   local key = opts.api_key or (key_env and os.getenv(key_env)) or nil
   if key == "" then key = nil end
-  local c = C.client {
+  local okc, c = pcall(C.client, {
     api = api, base_url = base_url, model = opts.model, api_key = key, headers = opts.headers,
     cache = opts.cache, ca_file = opts.ca_file, concurrency = opts.concurrency, max_retries = opts.max_retries,
     timeout = opts.timeout, connect_timeout = opts.connect_timeout, stall_timeout = opts.stall_timeout,
     backoff_base = opts.backoff_base, backoff_cap = opts.backoff_cap, retry_after_cap = opts.retry_after_cap,
     aimd = opts.aimd,
-  }
+  })
   key = nil -- luacheck: ignore 311 (drop our reference to the key early)
+  if not okc then error((tostring(c):gsub("^[^:\n]*:%d+: ", "")), 2) end   -- at the caller's line
   return setmetatable({
     _c = c, api = api, model = opts.model, base_url = base_url, prices = opts.prices, stream = opts.stream,
   }, Client)

@@ -109,7 +109,31 @@ function M.check_value(spec, v, key)
   return v
 end
 
--- the closest known key, for "did you mean"
+-- The closest known key, for "did you mean": among the keys near `key` -- a
+-- small edit distance (a typo: templat, top-p), one containing the other
+-- (temp), or every word of one among the other's words or their beginnings
+-- (max_tokens, max_token for max_new_tokens; words split at _ and -) -- the
+-- one with the fewest edits.
+local function words(s)
+  local w = {}
+  for part in s:gmatch("[^_%-]+") do w[part:lower()] = true end
+  return w
+end
+
+-- every word of a is a word of b, or the start of one (token, tokens)
+local function subset(a, b)
+  for w in pairs(a) do
+    local found = b[w]
+    if not found and #w >= 3 then
+      for v in pairs(b) do
+        if v:sub(1, #w) == w then found = true break end
+      end
+    end
+    if not found then return false end
+  end
+  return next(a) ~= nil
+end
+
 local function closest(key, known)
   local function dist(a, b)
     local prev = {}
@@ -124,13 +148,19 @@ local function closest(key, known)
     end
     return prev[#b]
   end
+  local kw, lk = words(key), key:lower()
   local best, bd
   for _, k in ipairs(known) do
     local d = dist(key, k)
-    if not bd or d < bd then best, bd = k, d end
+    local near = d <= math.max(2, #key // 3)
+    if not near and #key >= 3 and #k >= 3 then
+      local lo = k:lower()
+      near = lo:find(lk, 1, true) ~= nil or lk:find(lo, 1, true) ~= nil
+        or subset(kw, words(k)) or subset(words(k), kw)
+    end
+    if near and (not bd or d < bd) then best, bd = k, d end
   end
-  if bd and bd <= math.max(2, #key // 3) then return best end
-  return nil
+  return best
 end
 
 --- schema(fn, specs [, {allow_unknown = false}]) -> checker(t [, level]) that returns a

@@ -4,10 +4,10 @@
 --
 -- It is not part of require "rlaif" and sets no globals; the REPL loads it and
 -- binds the globals `help` (= repl.help) and `rlaif`. Its only state is
--- repl.docs, one-line docs keyed by API path ("tensor.zeros", "Tensor:matmul"),
+-- repl.docs, docs keyed by API path ("tensor.zeros", "Tensor:matmul"),
 -- which other modules may extend; functions written in Lua are documented by
--- the first line of their "---" comment in lua/rlaif/*.lua, read on the first
--- help() call. help() lists whatever the `rlaif` table holds, so an
+-- their "---" comment block in lua/rlaif/*.lua, read on the first help() call
+-- (help(fn) shows the block, a module listing its first sentence). help() lists whatever the `rlaif` table holds, so an
 -- undocumented function still shows up (as "name(...)").
 
 local repl = {}
@@ -101,6 +101,7 @@ repl.docs = {
   ["core.cancelled"] = "rlaif.core.cancelled() -> true after Ctrl-C (or llm.cancel_request) until reset",
   ["core.clock"] = "rlaif.core.clock() -> monotonic wall clock in seconds",
   ["core.get_threads"] = "rlaif.core.get_threads() -> threads in use (as rlaif.get_threads)",
+  ["core.check_env"] = "rlaif.core.check_env() -> true | nil, message: RLAIF_NUM_THREADS is unset or a thread count",
   ["core.set_threads"] = "rlaif.core.set_threads(n) -- as rlaif.set_threads",
   ["core.info"] = "rlaif.core.info() -> {version, blis_version, blis_arch, blis_arch_forced, threads} (as rlaif.info)",
   ["core.setenv"] = "rlaif.core.setenv(name, value | nil) -- set or unset an environment variable for children",
@@ -311,7 +312,9 @@ local function doc_line(mod, key, name, doc)
 end
 
 -- Read "--- doc" blocks followed by `function M.name(`, `M.name =`,
--- `function methods:name(` (CLASS[mod]) or, in init.lua, `rlaif.name =`.
+-- `function methods:name(` (CLASS[mod]) or, in init.lua, `rlaif.name =`. The
+-- whole block is kept: its first line made into the entry's doc line, the
+-- others after it, indented.
 local function harvest(mod, path, into)
   local f = io.open(path, "rb")
   if not f then return end
@@ -319,7 +322,8 @@ local function harvest(mod, path, into)
   for line in f:lines() do
     local d = line:match("^%-%-%- ?(.*)$")
     if d then
-      doc = doc or d
+      doc = doc or {}
+      doc[#doc + 1] = d
     else
       if doc then
         local tbl, name = line:match("^function ([%w_]+)[.:]([%w_]+)%s*%(")
@@ -328,7 +332,11 @@ local function harvest(mod, path, into)
         if tbl == "M" or (mod and tbl == mod) then key = mod .. "." .. name
         elseif tbl == "methods" and CLASS[mod] then key = CLASS[mod] .. ":" .. name
         elseif tbl == "rlaif" and not mod then key = name end
-        if key and into[key] == nil then into[key] = doc_line(mod, key, name, doc) end
+        if key and into[key] == nil then
+          local text = { doc_line(mod, key, name, doc[1]) }
+          for i = 2, #doc do text[i] = "    " .. doc[i] end
+          into[key] = table.concat(text, "\n")
+        end
       end
       if not line:match("^%-%-") then doc = nil end
     end
@@ -364,9 +372,37 @@ local function doc_of(path)
   return nil
 end
 
-local function describe(e)
+-- The first sentence of a doc (which may run over several of its lines),
+-- wrapped at 78 columns under a two-space indent: a module listing's entry.
+local function summary(doc)
+  local text = doc:gsub("\n%s*", " ")
+  local at = 1
+  while true do
+    local e = text:find("[.?!] ", at)
+    if not e then break end
+    local word = text:sub(1, e):match("(%S+)$")
+    if not (word == "e.g." or word == "i.e." or word == "etc." or word == "vs.") then
+      text = text:sub(1, e)
+      break
+    end
+    at = e + 1
+  end
+  local out, line = {}, ""
+  for w in text:gmatch("%S+") do
+    if #line > 0 and #line + 1 + #w > 76 then
+      out[#out + 1] = line
+      line = "    " .. w
+    else
+      line = #line > 0 and (line .. " " .. w) or w
+    end
+  end
+  out[#out + 1] = line
+  return table.concat(out, "\n  ")
+end
+
+local function describe(e, short)
   local doc = doc_of(e.path)
-  if doc then return doc end
+  if doc then return short and summary(doc) or doc end
   local class, m = e.path:match("^(%u%w*):(.+)$")
   local name = class and ((VAR[class] or "obj") .. ":" .. m) or ("rlaif." .. e.path)
   if type(e.value) == "function" then return name .. "(...)" end
@@ -402,7 +438,7 @@ local function list_all(rlaif, list, out)
   out(string.format("rlaif %s -- help(\"tensor.zeros\"), help(rlaif.tensor), help(fn) for more\n",
     tostring(rlaif.version)))
   for _, e in ipairs(list) do
-    if not e.parent and type(e.value) ~= "table" then out("  " .. describe(e) .. "\n") end
+    if not e.parent and type(e.value) ~= "table" then out("  " .. describe(e, true) .. "\n") end
   end
   for _, e in ipairs(list) do
     if not e.parent and type(e.value) == "table" then
@@ -433,7 +469,8 @@ local function find_by_name(list, name)
 end
 
 --- help() lists the rlaif API; help(fn), help("name") or help(module) prints
--- one entry's doc line or a module's listing. Writes with io.write by default.
+--- one entry's whole doc or a module's listing (each entry's first sentence).
+--- Writes with io.write by default.
 function repl.help(topic, write)
   local out = write or io.write
   local ok, rlaif = pcall(require, "rlaif")
@@ -464,7 +501,7 @@ function repl.help(topic, write)
     out("module rlaif." .. found.path .. ":\n")
     for _, k in ipairs(sorted_keys(found.value)) do
       if not (k == "methods" or k == "meta") then
-        out("  " .. describe({ path = found.path .. "." .. k, value = found.value[k] }) .. "\n")
+        out("  " .. describe({ path = found.path .. "." .. k, value = found.value[k] }, true) .. "\n")
       end
     end
   else

@@ -116,7 +116,8 @@ rlaif_status rlaif_llm_client_new(rlaif_llm_client **out, const rlaif_llm_config
     if (cfg->base_url == NULL || *cfg->base_url == '\0')
         return rlaif_fail(RLAIF_EINVAL, "llm.client: base_url is required");
     if (strncmp(cfg->base_url, "http://", 7) != 0 && strncmp(cfg->base_url, "https://", 8) != 0)
-        return rlaif_fail(RLAIF_EINVAL, "llm.client: base_url must start with http:// or https://");
+        return rlaif_fail(RLAIF_EINVAL, "llm.client: base_url must start with http:// or https://, got \"%.200s\"",
+                          cfg->base_url);
     rlaif_llm_client *c = calloc(1, sizeof *c);
     if (c == NULL) return rlaif_fail(RLAIF_ENOMEM, "llm.client: out of memory");
     c->api = cfg->api;

@@ -63,12 +63,23 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int n_threads = 1;
 static int arch_forced;
 
+/* A thread count from the environment: 1..RLAIF_MAX_THREADS with blanks
+ * around it, else 0 (unset or unusable). */
 static int env_int(const char *name) {
     const char *s = getenv(name);
     if (s == NULL || *s == '\0') return 0;
     char *end;
+    errno = 0;
     long v = strtol(s, &end, 10);
-    return (*end == '\0' && v > 0 && v < 4096) ? (int)v : 0;
+    while (*end == ' ' || *end == '\t') end++;
+    return (end != s && *end == '\0' && errno == 0 && v > 0 && v <= RLAIF_MAX_THREADS) ? (int)v : 0;
+}
+
+rlaif_status rlaif_check_env(void) {
+    const char *s = getenv("RLAIF_NUM_THREADS");
+    if (s == NULL || *s == '\0' || env_int("RLAIF_NUM_THREADS") > 0) return RLAIF_OK;
+    return rlaif_fail(RLAIF_EINVAL, "RLAIF_NUM_THREADS must be an integer from 1 to %d, got \"%.40s\"",
+                      RLAIF_MAX_THREADS, s);
 }
 
 static char arch_note[160];
@@ -188,6 +199,7 @@ void rlaif_init(void) { pthread_once(&init_once, init_runtime); }
 
 static void set_threads(int n) {
     if (n < 1) n = 1;
+    if (n > RLAIF_MAX_THREADS) n = RLAIF_MAX_THREADS;
     n_threads = n;
     bli_thread_set_num_threads(n);
 }

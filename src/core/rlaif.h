@@ -68,9 +68,18 @@ int  rlaif_cancelled(void);
  * else every online core. */
 void rlaif_init(void);
 
-/* Threads used by BLIS and by the element-wise kernels. n >= 1. */
+/* Threads used by BLIS and the element-wise kernels, 1..RLAIF_MAX_THREADS
+ * (values outside are clamped). */
+#define RLAIF_MAX_THREADS 1024
 void rlaif_set_threads(int n);
 int  rlaif_get_threads(void);
+
+/* RLAIF_OK when RLAIF_NUM_THREADS is unset, empty or a thread count (an integer
+ * from 1 to RLAIF_MAX_THREADS, blanks around it allowed); else RLAIF_EINVAL
+ * "RLAIF_NUM_THREADS must be an integer from 1 to 1024, got \"abc\"". The
+ * runtime itself ignores such a value (every core is used); front ends call
+ * this first so that a typo is an error, not a silent default. */
+rlaif_status rlaif_check_env(void);
 
 /* BLIS's kernel configuration in use ("skx", "zen3", "generic", ...) and
  * whether rlaif chose it (1) or BLIS detected it / the user set it (0). */

@@ -401,11 +401,11 @@ rlaif_status rlaif_safetensors_save(const char *path, const rlaif_named_tensor *
     for (int i = 0; i < count; i++) {
         const rlaif_tensor *t = items[i].tensor;
         if (items[i].name == NULL || items[i].name[0] == '\0' || strcmp(items[i].name, "__metadata__") == 0) {
-            st = rlaif_fail(RLAIF_EINVAL, "save %s: tensor %d has an empty or reserved name", path, i + 1);
+            st = rlaif_fail(RLAIF_EINVAL, "%s: tensor %d has an empty or reserved name", path, i + 1);
             goto done;
         }
         if (cJSON_GetObjectItemCaseSensitive(root, items[i].name) != NULL) {
-            st = rlaif_fail(RLAIF_EINVAL, "save %s: duplicate tensor name '%s'", path, items[i].name);
+            st = rlaif_fail(RLAIF_EINVAL, "%s: duplicate tensor name '%s'", path, items[i].name);
             goto done;
         }
         cJSON *e = cJSON_CreateObject(), *shape = cJSON_CreateArray(), *off = cJSON_CreateArray();
@@ -426,10 +426,10 @@ rlaif_status rlaif_safetensors_save(const char *path, const rlaif_named_tensor *
     save_body body = {header, strlen(header), 0, items, count};
     body.padded = (body.hlen + 7) & ~(size_t)7;
     /* 0600: the mode these files have always had (mkstemp's) */
-    st = rlaif_write_file_atomic(path, "save", 0666, write_body, &body);
+    st = rlaif_write_file_atomic(path, "cannot write", 0666, write_body, &body);
     goto done;
 nomem:
-    st = rlaif_fail(RLAIF_ENOMEM, "save %s: out of memory", path);
+    st = rlaif_fail(RLAIF_ENOMEM, "%s: out of memory", path);
 done:
     free(header);
     cJSON_Delete(root);

@@ -160,7 +160,7 @@ static int gz_write_atomic(lua_State *L) {
     blob b;
     const char *path = luaL_checkstring(L, 1);
     b.s = luaL_checklstring(L, 2, &b.n);
-    if (rlaif_write_file_atomic(path, "gz.write_atomic", 0644, write_blob, &b) != RLAIF_OK) {
+    if (rlaif_write_file_atomic(path, "cannot write", 0644, write_blob, &b) != RLAIF_OK) {
         luaL_pushfail(L);
         lua_pushstring(L, rlaif_last_error());
         return 2;

@@ -12,10 +12,23 @@
 
 static int pkg_set_threads(lua_State *L) {
     lua_Integer n = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, n >= 1 && n <= 1024, 1, "thread count must be between 1 and 1024");
+    if (n < 1 || n > RLAIF_MAX_THREADS)
+        return luaL_argerror(L, 1, lua_pushfstring(L, "thread count must be an integer from 1 to %d, got %I",
+                                                   RLAIF_MAX_THREADS, (LUAI_UACINT)n));
     rlaif_init();
     rlaif_set_threads((int)n);
     return 0;
+}
+
+/* check_env() -> true | nil, msg: RLAIF_NUM_THREADS is unset or a thread count */
+static int pkg_check_env(lua_State *L) {
+    if (rlaif_check_env() != RLAIF_OK) {
+        luaL_pushfail(L);
+        lua_pushstring(L, rlaif_last_error());
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 static int pkg_get_threads(lua_State *L) {
@@ -74,6 +87,7 @@ static const luaL_Reg pkg_funcs[] = {
     {"clock", pkg_clock},
     {"set_threads", pkg_set_threads},
     {"get_threads", pkg_get_threads},
+    {"check_env", pkg_check_env},
     {"info", pkg_info},
     {"cancelled", pkg_cancelled},
     {NULL, NULL},

@@ -62,7 +62,15 @@ void rlaifL_gcpressure(lua_State *L, size_t bytes) {
 }
 
 int rlaifL_fail(lua_State *L, const char *op) {
-    return luaL_error(L, "%s: %s", op, rlaif_last_error());
+    const char *msg = rlaif_last_error();
+    size_t n = strlen(op);
+    if (strncmp(msg, op, n) == 0 && msg[n] == ':') return luaL_error(L, "%s", msg);   /* named already */
+    /* the core names its function ("matmul: ..."): "tensor.matmul: ...", not both */
+    const char *dot = strrchr(op, '.'), *colon = strrchr(op, ':');
+    const char *base = dot > colon ? dot + 1 : colon ? colon + 1 : NULL;
+    size_t bn = base ? strlen(base) : 0;
+    if (bn > 0 && strncmp(msg, base, bn) == 0 && msg[bn] == ':') return luaL_error(L, "%s%s", op, msg + bn);
+    return luaL_error(L, "%s: %s", op, msg);
 }
 
 int rlaifL_checkshape(lua_State *L, int i, int64_t *shape) {

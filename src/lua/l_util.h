@@ -27,7 +27,10 @@ void          rlaifL_pushtensor(lua_State *L, rlaif_tensor *t);
 /* Tell the GC about `bytes` of new memory outside its heap (tensor data, model
  * buffers). Never call it from a finalizer. */
 void          rlaifL_gcpressure(lua_State *L, size_t bytes);
-/* Raise "<op>: <rlaif_last_error()>" for a failed core call. */
+/* Raise "<op>: <rlaif_last_error()>" for a failed core call, naming the
+ * operation once: a message that starts with "<op>:" is raised as it is, and
+ * one that starts with op's last part ("matmul:" for "tensor.matmul") has that
+ * part replaced by op. */
 int           rlaifL_fail(lua_State *L, const char *op);
 /* Read a shape table {d1, ..., dn} at index i into shape; returns ndim. */
 int           rlaifL_checkshape(lua_State *L, int i, int64_t *shape);

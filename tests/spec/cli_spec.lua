@@ -347,16 +347,27 @@ describe("rlaif executable #unit", function()
       assert.is_truthy(out:find("anthropic | local", 1, true), out)
     end)
 
-    it("refuse an RLAIF_NUM_THREADS that is not a thread count", function()
-      for _, v in ipairs { "abc", "0", "-2", "3x", "99999" } do
-        local _, err, code = run("info", nil, "RLAIF_NUM_THREADS=" .. v)
-        assert.are.equal(1, code)
-        assert.is_truthy(has(err, 'rlaif: require "rlaif": RLAIF_NUM_THREADS must be an integer from 1 to ' ..
-          '4095, got "' .. v .. '"'), err)
+    it("refuse an RLAIF_NUM_THREADS that is not a thread count, --version included", function()
+      for _, v in ipairs { "abc", "0", "-2", "3x", "1025", "99999" } do
+        for _, cmd in ipairs { "info", "--version", "-e 'print(1)'" } do
+          local out, err, code = run(cmd, nil, "RLAIF_NUM_THREADS=" .. v)
+          assert.are.equal(1, code)
+          assert.are.equal("", out)
+          assert.are.equal('rlaif: RLAIF_NUM_THREADS must be an integer from 1 to 1024, got "' .. v .. '"\n', err)
+        end
       end
-      local out, _, code = run("info", nil, "RLAIF_NUM_THREADS=' 2'")
+      -- a host's require "rlaif" (a stock lua5.4 here) refuses it the same way
+      local p = io.popen(string.format("cd %s && RLAIF_NUM_THREADS=abc LUA_PATH=%s LUA_CPATH=%s lua5.4 -e " ..
+        "'print(pcall(require, \"rlaif\"))' 2>&1", ROOT, q(package.path), q(package.cpath)))
+      local s = p:read("a")
+      p:close()
+      assert.are.equal('false\trequire "rlaif": RLAIF_NUM_THREADS must be an integer from 1 to 1024, got "abc"\n', s)
+      local out, _, code = run("info", nil, "RLAIF_NUM_THREADS=' 2 '")
       assert.are.equal(0, code)
       assert.is_truthy(has(out, "threads: 2\n"), out)
+      out, _, code = run("--version", nil, "RLAIF_NUM_THREADS=1024")
+      assert.are.equal(0, code)
+      assert.is_truthy(has(out, "threads: 1024\n"), out)
     end)
   end)
 

@@ -684,7 +684,11 @@ describe("rlaif.llm against the fake server #unit", function()
         "llm.client: option 'concurrency' must be an integer >= 1 and <= 65536, got 0")
       assert.has_error(function() llm.client { api = "local", model = "x", batch_size = "8" } end,
         "llm.client{api = \"local\"}: option 'batch_size' must be an integer >= 1, got \"8\"")
-      helper.raises(function() llm.client { base_url = "ftp://x" } end, "llm.client", "base_url must start with http")
+      -- the bad URL shown, the function named once, at the caller's line
+      local ok, err = pcall(function() local c = llm.client { base_url = "ftp://x" } return c end)
+      assert.is_false(ok)
+      assert.matches("^tests/spec/llm_spec%.lua:%d+: llm%.client: base_url must start with http:// or https://, " ..
+        "got \"ftp://x\"$", err)
       assert.has_error(function() client():complete { prompt = P(), extra = { f = print } } end,
         "llm.run: cannot convert a function to JSON")
     end)

@@ -302,7 +302,7 @@ describe("rlaif.model options, limits and loaders #unit", function()
       "model.try_load: option 'head' must be one of \"lm\", \"reward\", got \"value\"")
     local m = llama()
     assert.has_error(function() m:generate({ 1, 2 }, { max_tokens = 2 }) end,
-      "model:generate: unknown option 'max_tokens' (known: max_new_tokens, seed, stop, temperature, top_k, top_p)")
+      "model:generate: unknown option 'max_tokens' (did you mean 'max_new_tokens'?)")
     assert.has_error(function() m:generate({ 1, 2 }, { temperature = -1 }) end,
       "model:generate: option 'temperature' must be a number >= 0, got -1")
     assert.has_error(function() m:generate({ 1, 2 }, { top_p = 2 }) end,
@@ -331,6 +331,10 @@ describe("rlaif.model options, limits and loaders #unit", function()
       "model.forward: sequence length 9 exceeds max_seq 8")
     assert.has_error(function() m:generate({ 1, 2, 3, 4, 5, 6 }, { max_new_tokens = 3 }) end,
       "model.generate: prompt + max_new_tokens = 9 exceeds max_seq 8")
+    -- raised at the caller's line, not inside lua/rlaif/model.lua
+    local ok, err = pcall(function() local t = m:generate({ 1, 2, 3, 4, 5, 6 }, { max_new_tokens = 3 }) return t end)
+    assert.is_false(ok)
+    assert.matches("^tests/spec/model_spec%.lua:%d+: model%.generate: prompt", err)
   end)
 
   it("generate stops at the model's EOS unless told otherwise", function()

@@ -29,6 +29,27 @@ describe("rlaif.opts #unit", function()
     assert.matches("unknown option 'zzzzzzzz' %(known: even, fn, ids, mode, n, name, p, t%)", err)
   end)
 
+  it("suggests a key by its words and parts, not only by typos", function()
+    local G = opts.schema("model:generate", { max_new_tokens = "integer", temperature = "number", top_p = "number",
+      top_k = "integer", stop = "table", seed = "integer" })
+    local function hint(k)
+      local ok, err = pcall(G, { [k] = 1 })
+      assert.is_false(ok)
+      return err:match("did you mean '([%w_]+)'") or err:match("%(known: .*%)")
+    end
+    assert.equal("max_new_tokens", hint("max_tokens"))    -- OpenAI's name: the words of one among the other's
+    assert.equal("max_new_tokens", hint("max_token"))     -- ... or their beginnings
+    assert.equal("max_new_tokens", hint("new_tokens"))
+    assert.equal("temperature", hint("temp"))             -- a part of the key
+    assert.equal("top_p", hint("topp"))                   -- a typo
+    assert.equal("top_k", hint("top-k"))
+    assert.equal("seed", hint("seeds"))
+    assert.equal("(known: max_new_tokens, seed, stop, temperature, top_k, top_p)", hint("xyz"))
+    assert.equal("(known: max_new_tokens, seed, stop, temperature, top_k, top_p)", hint("n"))
+    assert.has_error(function() opts.cli("gen", { "--max-tokens", "3" }, { ["max-new-tokens"] = "integer" }) end,
+      "rlaif gen: unknown option --max-tokens (did you mean --max-new-tokens?)")
+  end)
+
   it("names key, expectation and value", function()
     assert.has_error(function() S { n = "2" } end, 'thing.new: option \'n\' must be an integer >= 1, got "2"')
     assert.has_error(function() S { n = 0 } end, "thing.new: option 'n' must be an integer >= 1, got 0")

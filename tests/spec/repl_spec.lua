@@ -120,6 +120,18 @@ describe("rlaif.repl #unit", function()
       assert.is_truthy(help():find("model methods, m:name(...): adamw_step,", 1, true))
     end)
 
+    it("shows a function's whole doc block, and its first sentence whole in a module listing", function()
+      local d = help("rlaif.labeler.debias")
+      assert.is_truthy(d:match("^rlaif%.labeler%.debias%(%.%.%.%) %-%- Two%-order debiasing%. p1_ab"), d)
+      assert.is_truthy(d:find("\n    a tie) and same_position.\n", 1, true), d)   -- the block's last line
+      local l = help(rlaif.labeler)
+      assert.is_truthy(l:find("\n  rlaif.labeler.debias(...) -- Two-order debiasing.\n", 1, true), l)
+      -- a first sentence over several source lines is shown whole, wrapped
+      local t = help(rlaif.train)
+      assert.is_truthy(t:find("rlaif.train.save_reward_stats(dir, res) -> true | nil, message: write\n", 1, true), t)
+      assert.is_truthy(t:find(" normalise this model's rewards.\n", 1, true), t)
+    end)
+
     it("says when it knows nothing", function()
       assert.is_truthy(help("no_such_thing"):match("^help: nothing known about \"no_such_thing\""))
       assert.is_truthy(help(print):match("^help: nothing known about this function"))
