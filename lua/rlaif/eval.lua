@@ -472,11 +472,8 @@ function M.generate(o)
     for id, r in pairs(by) do
       if (r.status == nil or r.status == "ok") and r.response ~= nil then done[id] = r end
     end
-  elseif o.out then
-    local f = io.open(o.out, "wb")
-    if f then f:close() end
   end
-  local w = o.out and labeler.writer(o.out) or nil
+  local w = o.out and labeler.writer(o.out, { replace = not o.resume }) or nil
   local bar = progress.new { label = o.label or "generate", total = #prompts, unit = "response",
     quiet = o.quiet or not o.progress }
   local out = {}
@@ -606,9 +603,7 @@ local function previous(out, resume)
   if not out then return {} end
   local labeler = require "rlaif.labeler"
   if resume then return (labeler.read_labels_file(out)) end
-  local f = io.open(out, "wb")
-  if f then f:close() end
-  return {}
+  return {}   -- the writer replaces `out` once it has a record (labeler.writer{replace})
 end
 
 local DONE = { ok = true, unlabeled = true }
@@ -635,7 +630,7 @@ local function judge_items(judge, items, mode, o)
   local jid = judge_id(judge, o.judge_name)
   local prev = previous(o.out, o.resume)
   local labeler = require "rlaif.labeler"
-  local w = o.out and labeler.writer(o.out) or nil
+  local w = o.out and labeler.writer(o.out, { replace = not o.resume }) or nil
   local records, todo, by_id = {}, {}, {}
   local counts = { judged = 0, reused = 0 }
   for i, it in ipairs(items) do

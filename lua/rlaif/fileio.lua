@@ -1,13 +1,16 @@
 -- rlaif.fileio: the rules every Lua writer of rlaif follows, in one place: an
 -- output is never one of the inputs (compared by file identity, so links and
--- other spellings of a path count), and a file is replaced atomically (a
--- temporary beside it, fsync, rename, fsync of the directory), never truncated
--- in place. The C writers (src/core/fileio.c) follow the same rules.
+-- other spellings of a path count), and a file is replaced atomically, never
+-- truncated in place. The replacing itself is the C core's one implementation
+-- (src/core/fileio.c through rlaif.core.gz: a temporary created exclusively
+-- beside the target, fsync, rename, fsync of the directory; temporaries of
+-- killed writers removed on the next save), so Lua and C writers behave alike.
 --
 --   local fileio = require "rlaif.fileio"
 --   fileio.check_outputs("label", {data = "in.jsonl"}, {out = "labels.jsonl"})   -- raises on a clash
 --   local w = fileio.atomic("pairs.jsonl", {who = "labeler.export_pairs", force = false})
 --   w:write(line, "\n") ... w:commit()      -- or w:abort() (also on error: nothing replaced)
+--   fileio.write("results.json", text, {who = "eval"})   -- the same for one string
 --
 -- What it is not: no appends (the labeler's writer appends crash-safely) and no
 -- JSON. Holds no state and sets no globals.
@@ -65,58 +68,62 @@ end
 local Atomic = {}
 Atomic.__index = Atomic
 
-local serial = 0
-
---- atomic(path [, {who = name for messages, force = false}]) -> writer with
---- :write(...), :commit() and :abort(). Raises when `path` exists and not force
---- ("... exists; pass force to replace it"), or when the temporary cannot be made.
-function M.atomic(path, o)
-  o = o or {}
-  local who = o.who or "fileio.atomic"
+local function exists_check(path, o, who)
   if not o.force and gz.file_id(path) then
     error(string.format("%s: %s exists; not replacing it without force", who, path), 0)
   end
-  serial = serial + 1
-  local tmp = string.format("%s.tmp.%d.%d", path, os.time(), serial)
-  local f, err = io.open(tmp, "wb")
-  if not f then error(string.format("%s: cannot write %s: %s", who, path, tostring(err)), 0) end
-  f:setvbuf("full", 1 << 16)
-  return setmetatable({ f = f, path = path, tmp = tmp, who = who }, Atomic)
+end
+
+--- atomic(path [, {who = name for messages, force = false}]) -> writer with
+--- :write(...), :commit() and :abort() (also its __close). Raises when `path`
+--- exists and not force ("... exists; not replacing it without force"), or when
+--- the temporary cannot be made; :write and :commit raise on I/O errors (the
+--- temporary is removed and `path` left as it was).
+function M.atomic(path, o)
+  o = o or {}
+  local who = o.who or "fileio.atomic"
+  exists_check(path, o, who)
+  local w, err = gz.atomic(path)
+  if not w then error(who .. ": " .. tostring(err), 0) end
+  return setmetatable({ w = w, path = path, who = who }, Atomic)
 end
 
 function Atomic:write(...)
-  local ok, err = self.f:write(...)
+  local ok, err = self.w:write(...)
   if not ok then
     self:abort()
-    error(string.format("%s: writing %s: %s", self.who, self.path, tostring(err)), 0)
+    error(self.who .. ": " .. tostring(err), 0)
   end
   return self
 end
 
 --- w:commit(): flush, fsync and rename the temporary over the target.
 function Atomic:commit()
-  local f = self.f
-  if not f then return end
-  local ok, err = gz.fsync(f)
-  f:close()
-  self.f = nil
-  if ok then ok, err = os.rename(self.tmp, self.path) end
-  if not ok then
-    os.remove(self.tmp)
-    error(string.format("%s: writing %s: %s", self.who, self.path, tostring(err)), 0)
-  end
-  gz.fsync_dir(self.path)
+  local w = self.w
+  if not w then return end
+  self.w = nil
+  local ok, err = w:commit()
+  if not ok then error(self.who .. ": " .. tostring(err), 0) end
 end
 
 --- w:abort(): drop the temporary; the target stays as it was. Idempotent.
 function Atomic:abort()
-  if self.f then
-    self.f:close()
-    self.f = nil
-    os.remove(self.tmp)
+  if self.w then
+    self.w:abort()
+    self.w = nil
   end
 end
 Atomic.__close = Atomic.abort
-Atomic.__gc = Atomic.abort
+
+--- write(path, s [, {who =, force = true}]): replace path with the string s
+--- atomically; raises "<who>: cannot write PATH: reason". Unlike atomic(), it
+--- replaces an existing file unless force = false.
+function M.write(path, s, o)
+  o = o or {}
+  local who = o.who or "fileio.write"
+  if o.force == false then exists_check(path, o, who) end
+  local ok, err = gz.write_atomic(path, s)
+  if not ok then error(who .. ": " .. tostring(err), 0) end
+end
 
 return M

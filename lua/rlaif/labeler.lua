@@ -1071,17 +1071,20 @@ Writer.__index = Writer
 --- with one write() and flushed, so a killed process loses at most the record
 --- being written; fsync after every batch, every `fsync_every` records if set, and
 --- on close, against power loss). With replace = true the records go to a
---- temporary beside `path`, which replaces `path` once the first record is on
---- disk: until then an existing file stays as it was (and stays if nothing is
---- written).
+--- temporary beside `path` (rlaif.core.gz.atomic), which replaces `path` once the
+--- first record is on disk: until then an existing file stays as it was (and
+--- stays if nothing is written).
 function M.writer(path, opts)
   opts = opts or {}
-  local target = path
-  if opts.replace then path = string.format("%s.new.%d", target, os.time()) end
-  local f, err = io.open(path, opts.replace and "wb" or "ab")
+  local f, err
+  if opts.replace then
+    f, err = gz.atomic(path, 1 << 22)
+  else
+    f, err = io.open(path, "ab")
+    if f then f:setvbuf("full", 1 << 22) end   -- larger than any record: one write() per record
+  end
   if not f then error("labeler: cannot open output: " .. tostring(err), 2) end
-  f:setvbuf("full", 1 << 22)    -- larger than any record: one write() per record
-  return setmetatable({ f = f, path = path, target = target, pending = opts.replace and path or nil, n = 0,
+  return setmetatable({ f = f, path = path, pending = opts.replace or nil, n = 0,
     since = 0, fsync_every = opts.fsync_every or math.huge }, Writer)
 end
 
@@ -1092,11 +1095,9 @@ function Writer:write(rec)
   self.n = self.n + 1
   self.since = self.since + 1
   if self.pending then   -- the new file has content: it takes the old one's place
-    self.since = 1
-    self:sync()
-    local ok, rerr = os.rename(self.pending, self.target)
-    if not ok then error("labeler: cannot replace " .. self.target .. ": " .. tostring(rerr), 0) end
-    gz.fsync_dir(self.target)
+    self.since = 0
+    local ok, perr = f:publish()
+    if not ok then error("labeler: cannot replace " .. self.path .. ": " .. tostring(perr), 0) end
     self.pending = nil
   end
   if self.since >= self.fsync_every then self:sync() end
@@ -1113,9 +1114,10 @@ end
 function Writer:close()
   if self.f then
     self:sync()
-    self.f:close()
+    -- an atomic writer: commit (after publish, a final fsync; never published,
+    -- nothing was written: abort, and the old file stays)
+    if self.pending then self.f:abort() elseif self.f.commit then assert(self.f:commit()) else self.f:close() end
     self.f = nil
-    if self.pending then os.remove(self.pending) end   -- nothing written: the old file stays
   end
 end
 

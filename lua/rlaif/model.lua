@@ -86,16 +86,6 @@ rawset(methods, "_raw", raw)
 for _, k in ipairs { "generate", "adamw_step", "lm_loss", "save" } do raw[k] = raw[k] or methods[k] end
 local c_generate, c_adamw, c_lm_loss, c_save = raw.generate, raw.adamw_step, raw.lm_loss, raw.save
 
--- The results of pcall(c_method, ...), or its error raised at the line that
--- called our Lua wrapper (Lua 5.4 runs a C function called from a Lua wrapper
--- in the wrapper's frame, so luaL_error would name this file's line).
-local function at_caller(ok, ...)
-  if ok then return ... end
-  local e = ...
-  if type(e) == "string" then e = e:gsub("^[^\n]-:%d+: ", "", 1) end
-  error(e, 3)
-end
-
 --- m:generate(prompts [, {max_new_tokens = 16, temperature = 1, top_k = 0, top_p = 1, seed = 0,
 ---   stop = id | {ids} | false}]) -> tokens, logprobs. Without `stop` a row ends at the
 --- model's end-of-sequence token (config eos_id), as in transformers; stop = false
@@ -110,8 +100,7 @@ function methods:generate(prompts, o)
   elseif o.stop == true then
     error("model:generate: option 'stop' must be a token id, a list of ids or false, got true", 2)
   end
-  local r1, r2 = at_caller(pcall(c_generate, self, prompts, o))
-  return r1, r2
+  return c_generate(self, prompts, o)
 end
 
 --- m:adamw_step{lr =, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0} -> step
@@ -122,8 +111,7 @@ end
 --- m:lm_loss(ids, targets [, mask [, {scale = 1, backward = true}]]) -> mean loss, tokens
 function methods:lm_loss(ids, targets, mask, o)
   if o ~= nil then o = LM_LOSS(o) end
-  local r1, r2 = at_caller(pcall(c_lm_loss, self, ids, targets, mask, o))
-  return r1, r2
+  return c_lm_loss(self, ids, targets, mask, o)
 end
 
 -- The files a tokenizer was loaded from, copied into a checkpoint directory.

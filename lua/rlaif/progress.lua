@@ -189,7 +189,8 @@ function Bar:finish(msg)
     if type(msg) == "string" or (msg == nil and (self.tty or long)) then
       local el = self.clock() - self.t0
       local s = msg or string.format("%s%s %s in %s (%s/s)", self.label, self.label ~= "" and ":" or "",
-        fmt_field(self.done) .. " " .. self.unit .. (self.done == 1 and "" or "s"), M.fmt_duration(el), M.fmt_rate(el > 0 and self.done / el or 0))
+        fmt_field(self.done) .. " " .. self.unit .. (self.done == 1 and "" or "s"), M.fmt_duration(el),
+        M.fmt_rate(el > 0 and self.done / el or 0))
       self.stream:write(s, "\n")
     end
     self.stream:flush()

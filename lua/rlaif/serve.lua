@@ -223,10 +223,7 @@ function M.new(o)
     srv:static("/health", 200, "application/json", '{"status":"ok"}', true)
   end
   if o.port_file then
-    local f = assert(io.open(o.port_file .. ".tmp", "w"))
-    f:write(tostring(srv:port()), "\n")
-    f:close()
-    assert(os.rename(o.port_file .. ".tmp", o.port_file))
+    require("rlaif.fileio").write(o.port_file, tostring(srv:port()) .. "\n", { who = "serve: port_file" })
   end
   return self
 end

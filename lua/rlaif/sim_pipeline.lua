@@ -43,7 +43,7 @@ local opts = require "rlaif.opts"
 local progress = require "rlaif.progress"
 local sim = require "rlaif.sim"
 
-local json, gz = core.json, core.gz
+local json = core.json
 local M = {}
 
 M.STAGES = { "tokenizer", "sft", "samples", "label", "rm", "bestofn" }
@@ -131,19 +131,9 @@ local function read_file(p)
   return s
 end
 
---- write_atomic(path, s): a temporary file beside path, flushed and fsynced, renamed over it.
+--- write_atomic(path, s): replace path with s atomically (rlaif.fileio.write).
 local function write_atomic(path, s)
-  local tmp = string.format("%s.tmp.%d", path, sim.hash(path, core.clock()) & 0xffffff)
-  local f, err = io.open(tmp, "wb")
-  if not f then error("sim: cannot write " .. tostring(err), 0) end
-  local ok, werr = f:write(s)
-  if ok then ok, werr = gz.fsync(f) end
-  f:close()
-  if ok then ok, werr = os.rename(tmp, path) end
-  if not ok then
-    os.remove(tmp)
-    error("sim: cannot write " .. path .. ": " .. tostring(werr), 0)
-  end
+  require("rlaif.fileio").write(path, s, { who = "sim" })
 end
 M.write_atomic = write_atomic
 

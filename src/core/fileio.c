@@ -1,12 +1,17 @@
-/* src/core/fileio.c -- crash-safe whole-file replacement: write a temporary
- * file beside the target, fsync it, rename it over the target, fsync the
- * directory. Used by every writer of a file a crash must not leave half
- * written (safetensors, config.json, training state). A writer killed before
- * its rename (SIGKILL, power loss) leaves "<path>.tmp.<pid>.<n>" behind, as
- * big as the checkpoint; the next save of the same path removes such files
- * when their process is gone and they are ours (regular, same owner). Nothing
- * else in the directory is touched.
- * Not here: appends (gz.c's rlaif_fs_fsync/truncate serve JSONL logs). */
+/* src/core/fileio.c -- crash-safe whole-file replacement, the one
+ * implementation every writer uses (the C savers, and through gz.atomic /
+ * gz.write_atomic every Lua writer): a temporary file beside the target,
+ * created exclusively (O_EXCL: never someone else's file, never a symlink
+ * followed), written, flushed and fsynced, renamed over the target, then the
+ * directory fsynced. A writer killed before its rename (SIGKILL, power loss)
+ * leaves "<path>.tmp.<pid>.<n>" behind, as big as the checkpoint; the next
+ * save of the same path removes such files when their process is gone and
+ * they are ours (regular, same owner). Nothing else in the directory is
+ * touched. A writer may also publish early (rename now, keep appending: the
+ * labeler's replacing writer, which keeps an old file until the new one has
+ * content).
+ * Not here: appends to an existing file (gz.c's rlaif_fs_fsync/truncate serve
+ * JSONL logs). */
 #include "rlaif.h"
 
 #include <errno.h>
@@ -58,61 +63,140 @@ static void remove_stale_temps(const char *path) {
     free(b);
 }
 
-rlaif_status rlaif_write_file_atomic(const char *path, const char *who, unsigned mode, rlaif_write_fn fill,
-                                     void *ud) {
+struct rlaif_atomic {
+    FILE *f;           /* the temporary (after publish: the target itself) */
+    char *path;        /* the target, after the sandbox's file policy */
+    char *tmp;         /* "<path>.tmp.<pid>.<n>" */
+    char *who;         /* message prefix */
+    int published;     /* renamed already: nothing to remove on abort */
+};
+
+static void atomic_free(rlaif_atomic *a) {
+    if (a == NULL) return;
+    if (a->f) fclose(a->f);
+    free(a->path);
+    free(a->tmp);
+    free(a->who);
+    free(a);
+}
+
+void rlaif_atomic_abort(rlaif_atomic *a) {
+    if (a == NULL) return;
+    if (a->f) {
+        fclose(a->f);
+        a->f = NULL;
+        if (!a->published) unlink(a->tmp);
+    }
+    atomic_free(a);
+}
+
+rlaif_status rlaif_atomic_open(rlaif_atomic **out, const char *path, const char *who, unsigned mode,
+                               size_t bufsize) {
     static atomic_uint serial;   /* distinct temporary names across threads */
     char gate[RLAIF_PATH_MAX];   /* an embedding sandbox's file policy (scope.c) */
+    *out = NULL;
     rlaif_status st = rlaif_path_gate(&path, gate, RLAIF_PATH_WRITE, who);
     if (st != RLAIF_OK) return st;
+    rlaif_atomic *a = calloc(1, sizeof *a);
     size_t tlen = strlen(path) + 40;
-    char *tmp = malloc(tlen), *dirbuf = strdup(path);
-    FILE *f = NULL;
-    int fd = -1, created = 0;
-    if (tmp == NULL || dirbuf == NULL) {
-        st = rlaif_fail(RLAIF_ENOMEM, "%s %s: out of memory", who, path);
-        goto done;
+    if (a == NULL || (a->path = strdup(path)) == NULL || (a->who = strdup(who)) == NULL ||
+        (a->tmp = malloc(tlen)) == NULL) {
+        atomic_free(a);
+        return rlaif_fail(RLAIF_ENOMEM, "%s %s: out of memory", who, path);
     }
     /* In the target's directory, so the rename is atomic; O_EXCL, so never
      * someone else's file. */
+    int fd = -1;
     for (int tries = 0; fd < 0 && tries < 100; tries++) {
-        snprintf(tmp, tlen, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&serial, 1));
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+        snprintf(a->tmp, tlen, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&serial, 1));
+        fd = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
         if (fd < 0 && errno != EEXIST) break;
     }
-    if (fd < 0 || (f = fdopen(fd, "wb")) == NULL) {
+    if (fd < 0 || (a->f = fdopen(fd, "wb")) == NULL) {
         st = rlaif_fail(RLAIF_EIO, "%s %s: %s", who, path, strerror(errno));
-        created = fd >= 0;
-        goto done;
+        if (fd >= 0) {
+            close(fd);
+            unlink(a->tmp);
+        }
+        atomic_free(a);
+        return st;
     }
-    created = 1;
-    fd = -1;   /* owned by f now */
-    if ((st = fill(f, ud)) != RLAIF_OK) goto done;
-    if (ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        st = rlaif_fail(RLAIF_EIO, "%s %s: write failed: %s", who, path, strerror(errno));
-        goto done;
-    }
-    int rc = fclose(f);
-    f = NULL;
-    if (rc != 0) {
-        st = rlaif_fail(RLAIF_EIO, "%s %s: close failed: %s", who, path, strerror(errno));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        st = rlaif_fail(RLAIF_EIO, "%s %s: rename failed: %s", who, path, strerror(errno));
-        goto done;
-    }
-    created = 0;
-    remove_stale_temps(path);
-    int dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (bufsize > 0) setvbuf(a->f, NULL, _IOFBF, bufsize);
+    *out = a;
+    return RLAIF_OK;
+}
+
+FILE *rlaif_atomic_file(rlaif_atomic *a) { return a->f; }
+const char *rlaif_atomic_path(const rlaif_atomic *a) { return a->path; }
+
+/* Flush and fsync what was written so far. */
+static rlaif_status atomic_sync(rlaif_atomic *a) {
+    if (ferror(a->f) || fflush(a->f) != 0 || fsync(fileno(a->f)) != 0)
+        return rlaif_fail(RLAIF_EIO, "%s %s: write failed: %s", a->who, a->path,
+                          errno ? strerror(errno) : "I/O error");
+    return RLAIF_OK;
+}
+
+rlaif_status rlaif_atomic_sync(rlaif_atomic *a) {
+    if (a->f == NULL) return rlaif_fail(RLAIF_EINVAL, "%s %s: the writer is closed", a->who, a->path);
+    return atomic_sync(a);
+}
+
+/* Rename the temporary over the target; remove stale temporaries; fsync the directory. */
+static rlaif_status atomic_rename(rlaif_atomic *a) {
+    if (rename(a->tmp, a->path) != 0)
+        return rlaif_fail(RLAIF_EIO, "%s %s: rename failed: %s", a->who, a->path, strerror(errno));
+    a->published = 1;
+    remove_stale_temps(a->path);
+    char *dirbuf = strdup(a->path);
+    int dfd = dirbuf ? open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;   /* gated: at open */
     if (dfd >= 0) {
         fsync(dfd);   /* best effort: the data itself is already durable */
         close(dfd);
     }
-done:
-    if (f) fclose(f);
-    if (fd >= 0) close(fd);
-    if (created) unlink(tmp);
-    free(tmp);
     free(dirbuf);
+    return RLAIF_OK;
+}
+
+rlaif_status rlaif_atomic_publish(rlaif_atomic *a) {
+    if (a->f == NULL) return rlaif_fail(RLAIF_EINVAL, "%s %s: the writer is closed", a->who, a->path);
+    if (a->published) return atomic_sync(a);
+    rlaif_status st = atomic_sync(a);
+    return st != RLAIF_OK ? st : atomic_rename(a);
+}
+
+rlaif_status rlaif_atomic_commit(rlaif_atomic *a) {
+    if (a->f == NULL) {
+        rlaif_status st = rlaif_fail(RLAIF_EINVAL, "%s %s: the writer is closed", a->who, a->path);
+        atomic_free(a);
+        return st;
+    }
+    rlaif_status st = atomic_sync(a);
+    if (st == RLAIF_OK) {
+        int rc = fclose(a->f);
+        a->f = NULL;
+        if (rc != 0) st = rlaif_fail(RLAIF_EIO, "%s %s: close failed: %s", a->who, a->path, strerror(errno));
+    }
+    if (st == RLAIF_OK && !a->published) st = atomic_rename(a);
+    if (st != RLAIF_OK && !a->published) {
+        if (a->f) {
+            fclose(a->f);
+            a->f = NULL;
+        }
+        unlink(a->tmp);
+    }
+    atomic_free(a);
     return st;
+}
+
+rlaif_status rlaif_write_file_atomic(const char *path, const char *who, unsigned mode, rlaif_write_fn fill,
+                                     void *ud) {
+    rlaif_atomic *a;
+    rlaif_status st = rlaif_atomic_open(&a, path, who, mode, 0);
+    if (st != RLAIF_OK) return st;
+    if ((st = fill(a->f, ud)) != RLAIF_OK) {
+        rlaif_atomic_abort(a);
+        return st;
+    }
+    return rlaif_atomic_commit(a);
 }

@@ -48,6 +48,26 @@ typedef rlaif_status (*rlaif_write_fn)(FILE *f, void *ud);
 rlaif_status rlaif_write_file_atomic(const char *path, const char *who, unsigned mode, rlaif_write_fn fill,
                                      void *ud);
 
+/* The same, written piece by piece: rlaif_atomic_open creates the temporary
+ * exclusively (mode less the umask; a stdio buffer of bufsize bytes, 0 =
+ * stdio's default) after the sandbox's file policy; write to
+ * rlaif_atomic_file(a) (borrowed); rlaif_atomic_commit flushes, fsyncs,
+ * renames over the path and frees `a` (on failure the temporary is removed and
+ * the path untouched); rlaif_atomic_abort drops the temporary and frees `a`
+ * (NULL-safe). rlaif_atomic_publish renames now and keeps the file open for
+ * more writes (appends a later commit makes durable; an abort then only
+ * closes); rlaif_atomic_sync flushes and fsyncs. Messages as above. One
+ * writer is used by one thread at a time. */
+typedef struct rlaif_atomic rlaif_atomic;
+rlaif_status rlaif_atomic_open(rlaif_atomic **out, const char *path, const char *who, unsigned mode,
+                               size_t bufsize);
+FILE        *rlaif_atomic_file(rlaif_atomic *a);
+const char  *rlaif_atomic_path(const rlaif_atomic *a);
+rlaif_status rlaif_atomic_sync(rlaif_atomic *a);
+rlaif_status rlaif_atomic_publish(rlaif_atomic *a);
+rlaif_status rlaif_atomic_commit(rlaif_atomic *a);
+void         rlaif_atomic_abort(rlaif_atomic *a);
+
 /* ---- cancellation ---- */
 
 /* Async-signal-safe: a SIGINT handler calls rlaif_cancel_request; long C loops

@@ -338,7 +338,7 @@ static int sb_require(lua_State *L) {
 
 /* setmetatable(t, mt) without Lua finalizers. Upvalue 1: the real one;
  * upvalue 2: true for the toolkit's world, where a __gc defined in the
- * toolkit's own Lua files is allowed (fileio's writer removes its temporary)
+ * toolkit's own Lua files is allowed (a toolkit class cleaning up after itself)
  * and its metatable is locked (__metatable), so no script can swap it. */
 static int sb_setmetatable(lua_State *L) {
     if (lua_istable(L, 2)) {

@@ -8,24 +8,37 @@
  *                                      -- nil, msg on a corrupt stream
  *   for line, nl in r:lines() do ... end   -- raises "<file>: ..." on a corrupt stream
  *   r:lineno()  r:path()  r:close()    -- close is idempotent (also __gc/__close)
- *   gz.fsync(file)                     -- flush a Lua file handle and fsync it
+ *   gz.fsync(file)                     -- flush a Lua file handle (or an atomic writer)
+ *                                      -- and fsync it
  *   gz.truncate(path, size)            -- true, or nil, msg
  *   gz.mkdir(path), gz.write_atomic(path, s) -- true, or nil, msg
+ *   local w = gz.atomic(path [, bufsize])   -- a replacing writer (src/core/fileio.c):
+ *                                      -- nil, msg when the temporary cannot be made
+ *   w:write(s, ...)  w:flush()  w:sync()   -- as a file's; sync = flush + fsync
+ *   w:publish()                        -- rename over path now, keep writing (appends)
+ *   w:commit()  w:abort()              -- replace path / drop the temporary; both
+ *                                      -- close w (abort also __gc/__close, idempotent)
+ *   w:path()                           -- the target
  *   gz.file_id(path)                   -- "dev:ino" of the file path names, false when
  *                                      -- there is none; nil, msg when stat fails
  *   gz.fsync_dir(path)                 -- fsync path's directory: true, or nil, msg
  *
- * The reader userdata is a box holding one pointer (house style 9.7). */
+ * Every failure of a writer returns nil, msg ("cannot write PATH: reason");
+ * using a closed one raises. The reader and the writer userdata are boxes
+ * holding one pointer (house style 9.7). */
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "gz.h"
 #include "rlaif.h"
 #include "l_util.h"
 
 #define GZ_MT "rlaif.GzReader"
+#define ATOMIC_MT "rlaif.AtomicWriter"
 
 typedef struct gz_box { rlaif_gz *g; } gz_box;
 
@@ -111,7 +124,11 @@ static int gz_tostring(lua_State *L) {
     return 1;
 }
 
+static int atomic_sync(lua_State *L);
+
+/* gz.fsync(file | atomic writer) -> true | nil, msg */
 static int gz_fsync(lua_State *L) {
+    if (luaL_testudata(L, 1, ATOMIC_MT)) return atomic_sync(L);
     luaL_Stream *s = luaL_checkudata(L, 1, LUA_FILEHANDLE);
     luaL_argcheck(L, s->closef != NULL && s->f != NULL, 1, "attempt to use a closed file");
     if (fflush(s->f) != 0) return luaL_fileresult(L, 0, "gz.fsync");
@@ -169,6 +186,101 @@ static int gz_write_atomic(lua_State *L) {
     return 1;
 }
 
+/* ---- the atomic writer ---- */
+
+typedef struct atomic_box { rlaif_atomic *a; } atomic_box;
+
+static int push_fail(lua_State *L) {
+    luaL_pushfail(L);
+    lua_pushstring(L, rlaif_last_error());
+    return 2;
+}
+
+static rlaif_atomic *check_atomic(lua_State *L, int i) {
+    atomic_box *b = luaL_checkudata(L, i, ATOMIC_MT);
+    if (!b->a) luaL_error(L, "attempt to use a closed atomic writer");
+    return b->a;
+}
+
+/* gz.atomic(path [, bufsize]) -> writer | nil, msg */
+static int gz_atomic(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer buf = luaL_optinteger(L, 2, 1 << 16);
+    luaL_argcheck(L, buf >= 0 && buf <= (1 << 30), 2, "buffer size must be from 0 to 2^30 bytes");
+    atomic_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->a = NULL;
+    luaL_setmetatable(L, ATOMIC_MT);
+    if (rlaif_atomic_open(&b->a, path, "cannot write", 0644, (size_t)buf) != RLAIF_OK) return push_fail(L);
+    return 1;
+}
+
+/* w:write(s, ...) -> w | nil, msg (strings and numbers, as file:write) */
+static int atomic_write(lua_State *L) {
+    rlaif_atomic *a = check_atomic(L, 1);
+    FILE *f = rlaif_atomic_file(a);
+    int n = lua_gettop(L);
+    for (int i = 2; i <= n; i++) {
+        size_t len;
+        const char *s = luaL_checklstring(L, i, &len);
+        if (fwrite(s, 1, len, f) != len) {
+            rlaif_fail(RLAIF_EIO, "cannot write %s: %s", rlaif_atomic_path(a), strerror(errno));
+            return push_fail(L);
+        }
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int atomic_flush(lua_State *L) {
+    rlaif_atomic *a = check_atomic(L, 1);
+    if (fflush(rlaif_atomic_file(a)) != 0) {
+        rlaif_fail(RLAIF_EIO, "cannot write %s: %s", rlaif_atomic_path(a), strerror(errno));
+        return push_fail(L);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int atomic_sync(lua_State *L) {
+    if (rlaif_atomic_sync(check_atomic(L, 1)) != RLAIF_OK) return push_fail(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int atomic_publish(lua_State *L) {
+    if (rlaif_atomic_publish(check_atomic(L, 1)) != RLAIF_OK) return push_fail(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* commit frees the writer whatever happens; the box is closed first */
+static int atomic_commit(lua_State *L) {
+    rlaif_atomic *a = check_atomic(L, 1);
+    ((atomic_box *)lua_touserdata(L, 1))->a = NULL;
+    if (rlaif_atomic_commit(a) != RLAIF_OK) return push_fail(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int atomic_abort(lua_State *L) {   /* abort, __gc and __close */
+    atomic_box *b = luaL_checkudata(L, 1, ATOMIC_MT);
+    rlaif_atomic_abort(b->a);
+    b->a = NULL;
+    return 0;
+}
+
+static int atomic_path(lua_State *L) {
+    lua_pushstring(L, rlaif_atomic_path(check_atomic(L, 1)));
+    return 1;
+}
+
+static int atomic_tostring(lua_State *L) {
+    atomic_box *b = luaL_checkudata(L, 1, ATOMIC_MT);
+    if (b->a) lua_pushfstring(L, "atomic writer (%s)", rlaif_atomic_path(b->a));
+    else lua_pushliteral(L, "atomic writer (closed)");
+    return 1;
+}
+
 static int gz_file_id(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     int exists;
@@ -203,9 +315,20 @@ static const luaL_Reg reader_meta[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg atomic_methods[] = {
+    {"write", atomic_write},   {"flush", atomic_flush}, {"sync", atomic_sync},  {"publish", atomic_publish},
+    {"commit", atomic_commit}, {"abort", atomic_abort}, {"path", atomic_path}, {NULL, NULL},
+};
+
+static const luaL_Reg atomic_meta[] = {
+    {"__gc", atomic_abort}, {"__close", atomic_abort}, {"__tostring", atomic_tostring}, {"__index", NULL},
+    {NULL, NULL},
+};
+
 static const luaL_Reg gz_funcs[] = {
     {"open", gz_open}, {"fsync", gz_fsync}, {"truncate", gz_truncate}, {"mkdir", gz_mkdir},
-    {"write_atomic", gz_write_atomic}, {"file_id", gz_file_id}, {"fsync_dir", gz_fsync_dir}, {NULL, NULL},
+    {"write_atomic", gz_write_atomic}, {"atomic", gz_atomic}, {"file_id", gz_file_id},
+    {"fsync_dir", gz_fsync_dir}, {NULL, NULL},
 };
 
 int luaopen_rlaif_gz(lua_State *L) {
@@ -213,6 +336,13 @@ int luaopen_rlaif_gz(lua_State *L) {
         luaL_setfuncs(L, reader_meta, 0);
         luaL_newlibtable(L, reader_methods);
         luaL_setfuncs(L, reader_methods, 0);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, ATOMIC_MT)) {
+        luaL_setfuncs(L, atomic_meta, 0);
+        luaL_newlibtable(L, atomic_methods);
+        luaL_setfuncs(L, atomic_methods, 0);
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);

@@ -1,7 +1,8 @@
 /* tests/c/test_gz.c -- the line reader over zlib: plain and gzip files, long
  * lines, a last line without newline, empty lines, a missing file, a truncated
  * gzip stream, truncate(), file identities (links name one file) and the
- * directory fsync. */
+ * directory fsync; and the streaming atomic writer of src/core/fileio.c
+ * (exclusive temporaries, publish, commit, abort). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "check.h"
 #include "gz.h"
+#include "rlaif.h"
 
 static void write_plain(const char *path, const char *s, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -21,6 +23,62 @@ static void write_gz(const char *path, const char *s, size_t n) {
     gzFile g = gzopen(path, "wb");
     gzwrite(g, s, (unsigned)n);
     gzclose(g);
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    static char buf[256];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* The streaming writer: never follows or takes over a file already at a
+ * temporary's name (a symlink planted there stays, its target untouched);
+ * publish makes the file visible and keeps appending; abort before publish
+ * leaves the target as it was; commit of a closed path reports. */
+static void check_atomic(void) {
+    char dir[] = "/tmp/rlaif_atomic_XXXXXX", path[64], victim[64], name[96];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    snprintf(victim, sizeof victim, "%s/victim.txt", dir);
+    write_plain(victim, "precious", 8);
+    for (int k = 0; k < 8; k++) {   /* the first names this process's writer tries */
+        snprintf(name, sizeof name, "%s.tmp.%ld.%d", path, (long)getpid(), k);
+        CHECK(symlink(victim, name) == 0);
+    }
+    rlaif_atomic *a = NULL;
+    CHECK_OK(rlaif_atomic_open(&a, path, "cannot write", 0644, 0));
+    if (!a) return;
+    fputs("one\n", rlaif_atomic_file(a));
+    CHECK(slurp(path) == NULL);                 /* not visible before publish */
+    CHECK_OK(rlaif_atomic_publish(a));
+    CHECK(strcmp(slurp(path), "one\n") == 0);
+    fputs("two\n", rlaif_atomic_file(a));
+    CHECK_OK(rlaif_atomic_commit(a));
+    CHECK(strcmp(slurp(path), "one\ntwo\n") == 0);
+    CHECK(strcmp(slurp(victim), "precious") == 0);
+    for (int k = 0; k < 8; k++) {               /* the planted links are not ours to remove */
+        snprintf(name, sizeof name, "%s.tmp.%ld.%d", path, (long)getpid(), k);
+        CHECK(unlink(name) == 0);
+    }
+    /* abort before publish: the target as it was, no temporary left */
+    CHECK_OK(rlaif_atomic_open(&a, path, "cannot write", 0644, 1 << 16));
+    if (a) {
+        fputs("lost", rlaif_atomic_file(a));
+        rlaif_atomic_abort(a);
+    }
+    CHECK(strcmp(slurp(path), "one\ntwo\n") == 0);
+    rlaif_atomic_abort(NULL);
+    /* the whole-file writer is the same code */
+    CHECK(rlaif_atomic_open(&a, "/nonexistent/dir/x", "cannot write", 0644, 0) == RLAIF_EIO);
+    CHECK(a == NULL);
+    CHECK(strstr(rlaif_last_error(), "cannot write /nonexistent/dir/x: No such file or directory") != NULL);
+    remove(victim);
+    remove(path);
+    CHECK(rmdir(dir) == 0);   /* nothing else was left in it */
 }
 
 static void check_lines(const char *path, size_t longlen) {
@@ -110,5 +168,6 @@ int main(void) {
     free(s);
     remove(tmpl);
     remove(gzpath);
+    check_atomic();
     return check_report("test_gz");
 }

@@ -59,6 +59,7 @@ local SKIP = {
   ["core.gz.fsync_dir"] = "fsyncs any folder (slow on a shared disk)",
   ["core.gz.mkdir"] = "creates folders at any path it is given",
   ["core.gz.write_atomic"] = "writes files at any path it is given",
+  ["core.gz.atomic"] = "writes files at any path it is given (its writer is tested in test_gz and fileio_spec)",
   ["Model.save"] = "writes a checkpoint directory at any path it is given",
   ["Model.save_state"] = "writes a file at any path it is given",
   ["Model.generate"] = "max_new_tokens up to 2^24 runs for minutes by design (sizes fuzzed in C)",

@@ -90,7 +90,8 @@ describe("rlaif.progress #unit", function()
     -- exactly one interval counts as long
     out = sink()
     now = 0
-    p = progress.new { total = 1, label = "a", tty = false, stream = out, interval = 5, clock = function() return now end }
+    p = progress.new { total = 1, label = "a", tty = false, stream = out, interval = 5,
+      clock = function() return now end }
     now = 5; p:finish()
     assert.matches("^a 0/1 +0%% .*\na: 0 its in 5s %(0.0/s%)\n$", out:text())
   end)
