@@ -23,7 +23,8 @@
 --
 -- The CLI side: opts.cli(cmd, args, flags) parses `--key value`, `--key=value` and
 -- boolean `--flag`, checks each value against the same kinds of spec and raises
--- "rlaif <cmd>: option --key ..." for the CLI's main to print (exit 2).
+-- "rlaif <cmd>: option --key ..." for the CLI's main to print (exit 2);
+-- opts.main_args does that printing, --help and stray arguments for every CLI.
 -- What it is not: a general argument-parsing library. Holds no state, sets no globals.
 
 local M = {}
@@ -280,6 +281,30 @@ function M.cli(cmd, args, flags)
   end
   for k, s in pairs(S) do
     if o[k] == nil and s.default ~= nil then o[k] = s.default end
+  end
+  return o
+end
+
+--- main_args(cmd, args, flags, usage [, {positional = false}]) -> options, or nil and
+--- the exit status: the start every CLI main shares. A bad flag prints its message
+--- and the usage to stderr (status 2); --help / -h prints the usage (status 0);
+--- a positional argument, unless positional = true, is "rlaif <cmd>: unexpected
+--- argument 'x'" (status 2).
+---   local o, status = opts.main_args("label", args, FLAGS, usage)
+---   if not o then return status end
+function M.main_args(cmd, args, flags, usage, how)
+  local ok, o = pcall(M.cli, cmd, args, flags)
+  if not ok then
+    io.stderr:write(tostring(o), "\n", usage)
+    return nil, 2
+  end
+  if o.help then
+    io.write(usage)
+    return nil, 0
+  end
+  if #o > 0 and not (how and how.positional) then
+    io.stderr:write("rlaif ", cmd, ": unexpected argument '", o[1], "'\n", usage)
+    return nil, 2
   end
   return o
 end

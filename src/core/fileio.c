@@ -10,6 +10,7 @@
  * touched. A writer may also publish early (rename now, keep appending: the
  * labeler's replacing writer, which keeps an old file until the new one has
  * content).
+ * Also the read side the binary readers share: rlaif_map_file.
  * Not here: appends to an existing file (gz.c's rlaif_fs_fsync/truncate serve
  * JSONL logs). */
 #include "rlaif.h"
@@ -19,6 +20,7 @@
 #include <dirent.h>
 #include <libgen.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -199,4 +201,34 @@ rlaif_status rlaif_write_file_atomic(const char *path, const char *who, unsigned
         return st;
     }
     return rlaif_atomic_commit(a);
+}
+
+/* ---- reading: a whole file mapped ---- */
+
+rlaif_status rlaif_map_file(const char *path, const char *kind, size_t min_size, void **map, size_t *size) {
+    char gate[RLAIF_PATH_MAX];   /* an embedding sandbox's file policy (scope.c) */
+    *map = NULL, *size = 0;
+    rlaif_status st = rlaif_path_gate(&path, gate, RLAIF_PATH_READ, kind);
+    if (st != RLAIF_OK) return st;
+    struct stat sb;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return rlaif_fail(RLAIF_EIO, "%s: %s", path, strerror(errno));
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        st = rlaif_fail(RLAIF_EIO, "%s: not a regular file", path);
+    } else if ((uint64_t)sb.st_size < min_size || sb.st_size == 0) {
+        st = rlaif_fail(RLAIF_EFORMAT, "%s: %lld bytes is too short for a %s file", path, (long long)sb.st_size,
+                        kind);
+    } else if ((uint64_t)sb.st_size > SIZE_MAX) {
+        st = rlaif_fail(RLAIF_EFORMAT, "%s: %lld bytes is too large to map", path, (long long)sb.st_size);
+    } else {
+        void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) st = rlaif_fail(RLAIF_EIO, "%s: mmap: %s", path, strerror(errno));
+        else *map = m, *size = (size_t)sb.st_size;
+    }
+    close(fd);
+    return st;
+}
+
+void rlaif_unmap_file(void *map, size_t size) {
+    if (map != NULL) munmap(map, size);
 }

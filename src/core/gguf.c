@@ -9,15 +9,10 @@
  * tokenizer keys (bpe_gguf.c). */
 #include "gguf.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* ---- ggml types ---- */
 
@@ -437,7 +432,7 @@ int rlaif_gguf_next_str(const unsigned char **p, const unsigned char *end, const
 
 void rlaif_gguf_close(rlaif_gguf_file *f) {
     if (f == NULL) return;
-    if (f->map_) munmap(f->map_, f->map_size_);
+    rlaif_unmap_file(f->map_, f->map_size_);
     free(f->kv);
     free(f->tensors);
     free(f->path);
@@ -602,37 +597,18 @@ rlaif_status rlaif_gguf_open_buffer(const void *data, size_t size, const char *n
 
 rlaif_status rlaif_gguf_open(const char *path, rlaif_gguf_file **out) {
     *out = NULL;
-    char gate[RLAIF_PATH_MAX];
-    rlaif_status st = rlaif_path_gate(&path, gate, RLAIF_PATH_READ, "gguf");
+    void *map;
+    size_t size;
+    rlaif_status st = rlaif_map_file(path, "GGUF", 24, &map, &size);
     if (st != RLAIF_OK) return st;
-    struct stat sb;
     rlaif_gguf_file *f = calloc(1, sizeof *f);
     if (f == NULL || (f->path = strdup(path)) == NULL) {
         free(f);
+        rlaif_unmap_file(map, size);
         return rlaif_fail(RLAIF_ENOMEM, "gguf: out of memory");
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        st = rlaif_fail(RLAIF_EIO, "%s: %s", path, strerror(errno));
-        goto done;
-    }
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = rlaif_fail(RLAIF_EIO, "%s: not a regular file", path);
-        goto done;
-    }
-    if (sb.st_size < 24) {
-        st = rlaif_fail(RLAIF_EFORMAT, "%s: %lld bytes is too short for a GGUF file", path, (long long)sb.st_size);
-        goto done;
-    }
-    void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-        st = rlaif_fail(RLAIF_EIO, "%s: mmap: %s", path, strerror(errno));
-        goto done;
-    }
-    f->map_ = map, f->map_size_ = (size_t)sb.st_size;
-    st = parse(f, map, (size_t)sb.st_size);
-done:
-    if (fd >= 0) close(fd);
+    f->map_ = map, f->map_size_ = size;
+    st = parse(f, map, size);
     if (st != RLAIF_OK) rlaif_gguf_close(f);
     else *out = f;
     return st;

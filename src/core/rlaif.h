@@ -68,6 +68,13 @@ rlaif_status rlaif_atomic_publish(rlaif_atomic *a);
 rlaif_status rlaif_atomic_commit(rlaif_atomic *a);
 void         rlaif_atomic_abort(rlaif_atomic *a);
 
+/* Map the regular file `path` read-only, after the sandbox's file policy:
+ * *map (release with rlaif_unmap_file) and *size. Failures: RLAIF_EIO
+ * "<path>: <reason>" or "... not a regular file", RLAIF_EFORMAT "<path>: N
+ * bytes is too short for a <kind> file" below min_size bytes (or empty). */
+rlaif_status rlaif_map_file(const char *path, const char *kind, size_t min_size, void **map, size_t *size);
+void         rlaif_unmap_file(void *map, size_t size);   /* NULL-safe */
+
 /* ---- cancellation ---- */
 
 /* Async-signal-safe: a SIGINT handler calls rlaif_cancel_request; long C loops

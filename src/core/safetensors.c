@@ -20,15 +20,10 @@
 #include "tensor_impl.h"
 
 #include <cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define MAX_HEADER (100u << 20)  /* the reference implementation's limit */
 #define MAX_EXACT ((uint64_t)1 << 53)  /* every integer up to here is a double */
@@ -233,43 +228,27 @@ const rlaif_safetensors_entry *rlaif_safetensors_find(const rlaif_safetensors_fi
 void rlaif_safetensors_close(rlaif_safetensors_file *f) {
     if (f == NULL) return;
     cJSON_Delete(f->header_);
-    if (f->map_ != NULL) munmap(f->map_, f->map_size_);
+    rlaif_unmap_file(f->map_, f->map_size_);
     free(f->entries);
     free(f->path);
     free(f);
 }
 
 rlaif_status rlaif_safetensors_open(const char *path, rlaif_safetensors_file **out) {
-    rlaif_status st = RLAIF_OK;
-    struct stat sb;
     *out = NULL;
-    char gate[RLAIF_PATH_MAX];   /* an embedding sandbox's file policy (scope.c) */
-    if ((st = rlaif_path_gate(&path, gate, RLAIF_PATH_READ, "safetensors")) != RLAIF_OK) return st;
+    void *mapped;
+    size_t msize;
+    rlaif_status st = rlaif_map_file(path, "safetensors", 8, &mapped, &msize);
+    if (st != RLAIF_OK) return st;
     rlaif_safetensors_file *f = calloc(1, sizeof *f);
     if (f == NULL || (f->path = strdup(path)) == NULL) {
         free(f);
+        rlaif_unmap_file(mapped, msize);
         return rlaif_fail(RLAIF_ENOMEM, "%s: out of memory", path);
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        st = rlaif_fail(RLAIF_EIO, "%s: %s", path, strerror(errno));
-        goto done;
-    }
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = rlaif_fail(RLAIF_EIO, "%s: not a regular file", path);
-        goto done;
-    }
-    uint64_t size = (uint64_t)sb.st_size, hlen = 0;
-    if (size < 8) {
-        st = rlaif_fail(RLAIF_EFORMAT, "%s: %" PRIu64 " bytes is too short for a safetensors file", path, size);
-        goto done;
-    }
-    unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-        st = rlaif_fail(RLAIF_EIO, "%s: mmap: %s", path, strerror(errno));
-        goto done;
-    }
-    f->map_ = map, f->map_size_ = (size_t)size;
+    unsigned char *map = mapped;
+    uint64_t size = msize, hlen = 0;
+    f->map_ = map, f->map_size_ = msize;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | map[i];
     if (hlen > MAX_HEADER || hlen > size - 8) {
         st = rlaif_fail(RLAIF_EFORMAT, "%s: header length %" PRIu64 " is larger than the file (%" PRIu64
@@ -304,7 +283,6 @@ rlaif_status rlaif_safetensors_open(const char *path, rlaif_safetensors_file **o
         parse_entry(e, map + 8 + hlen, f->data_len, &f->entries[f->count++]);
     }
 done:
-    if (fd >= 0) close(fd);
     if (st != RLAIF_OK) rlaif_safetensors_close(f);
     else *out = f;
     return st;

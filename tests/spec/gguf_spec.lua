@@ -152,7 +152,16 @@ describe("GGUF #unit", function()
     assert.matches("tokenizer has 1000 tokens", out)
     out, rc = run(string.format("./rlaif export-gguf --model %s/llama_f32.gguf --out %s/llama_f32.gguf", dir, dir))
     assert.equal(2, rc)
-    assert.matches("overwrite the input", out)
+    assert.matches("^rlaif export%-gguf: %-%-out " .. dir:gsub("%p", "%%%0") .. "/llama_f32%.gguf is the same " ..
+      "file as %-%-model .*: an output must never overwrite an input\n$", out)
+    -- another spelling of the same file, and the tokenizer's file, count too
+    out, rc = run(string.format("./rlaif export-gguf --model %s/llama_f32.gguf --out %s/./llama_f32.gguf", dir, dir))
+    assert.equal(2, rc)
+    assert.matches("is the same file as %-%-model", out)
+    out, rc = run(string.format("./rlaif export-gguf --model %s/llama_f32.gguf --tokenizer %s/llama_f32.gguf " ..
+      "--out %s/../%s/llama_f32.gguf", dir, dir, dir, dir:match("[^/]+$")))
+    assert.equal(2, rc)
+    assert.matches("is the same file as %-%-", out)
     out, rc = run("./rlaif export-gguf --model x --out y --type q4")
     assert.equal(2, rc)
     assert.matches("option %-%-type must be one of", out)

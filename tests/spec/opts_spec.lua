@@ -94,4 +94,33 @@ describe("rlaif.opts #unit", function()
       'rlaif rl: option --algo must be one of "ppo", "rloo", got "x"')
     assert.is_true(opts.cli("rl", { "--help" }, F).help)
   end)
+
+  it("main_args: the start every CLI main shares (usage, status, stray arguments)", function()
+    local F = { steps = { "integer", min = 1 }, quiet = "flag" }
+    local usage = "usage: rlaif thing [--steps N]\n"
+    local function call(args, how)
+      local out, err = {}, {}
+      -- luacheck: push ignore 122 (the helper prints through io.write and io.stderr)
+      local real_write, real_stderr = io.write, io.stderr
+      io.write = function(...) for _, s in ipairs { ... } do out[#out + 1] = s end end
+      io.stderr = { write = function(_, ...) for _, s in ipairs { ... } do err[#err + 1] = s end end }
+      local ok, o, status = pcall(opts.main_args, "thing", args, F, usage, how)
+      io.write, io.stderr = real_write, real_stderr
+      -- luacheck: pop
+      assert(ok, o)
+      return o, status, table.concat(out), table.concat(err)
+    end
+    local o, status, out, err = call { "--steps", "3", "--quiet" }
+    assert.same({ 3, true, nil, "", "" }, { o.steps, o.quiet, status, out, err })
+    o, status, out, err = call { "--steps", "0" }
+    assert.same({ nil, 2, "" }, { o, status, out })
+    assert.equal("rlaif thing: option --steps must be an integer >= 1, got \"0\"\n" .. usage, err)
+    o, status, out, err = call { "--help" }
+    assert.same({ nil, 0, usage, "" }, { o, status, out, err })
+    o, status, out, err = call { "--quiet", "extra" }
+    assert.same({ nil, 2, "" }, { o, status, out })
+    assert.equal("rlaif thing: unexpected argument 'extra'\n" .. usage, err)
+    o, status = call({ "a", "b" }, { positional = true })
+    assert.same({ "a", "b", nil }, { o[1], o[2], status })
+  end)
 end)

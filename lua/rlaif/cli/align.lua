@@ -43,17 +43,8 @@ local function row_name(r)
 end
 
 local function main(args)
-  local opts = require "rlaif.opts"
-  local okp, o = pcall(opts.cli, "align", args, FLAGS)
-  if not okp then
-    io.stderr:write(tostring(o), "\n", usage)
-    return 2
-  end
-  if o.help then io.write(usage) return 0 end
-  if o[1] then
-    io.stderr:write("rlaif align: unexpected argument '", o[1], "'\n", usage)
-    return 2
-  end
+  local o, status = require("rlaif.opts").main_args("align", args, FLAGS, usage)
+  if not o then return status end
   local files = o.labels or {}
   if #files == 0 then
     io.stderr:write("rlaif align: --labels is required\n", usage)

@@ -94,17 +94,8 @@ local function source(o, which, out)
 end
 
 local function main(args)
-  local opts = require "rlaif.opts"
-  local ok0, o = pcall(opts.cli, "eval", args, FLAGS)
-  if not ok0 then
-    io.stderr:write(tostring(o), "\n", usage)
-    return 2
-  end
-  if o.help then io.write(usage) return 0 end
-  if #o > 0 then
-    io.stderr:write("rlaif eval: unexpected argument '", o[1], "'\n", usage)
-    return 2
-  end
+  local o, bad = require("rlaif.opts").main_args("eval", args, FLAGS, usage)
+  if not o then return bad end
   if not o.a or not o.out or (not o.b and not o.harmless) then
     io.stderr:write("rlaif eval: --a, --b and --out are required (--b is optional with --harmless)\n", usage)
     return 2
@@ -113,6 +104,7 @@ local function main(args)
   local json = core.json
   local eval = require "rlaif.eval"
   local labeler = require "rlaif.labeler"
+  local fileio = require "rlaif.fileio"
   local status = 0
   local records_path = o.out .. "/records.jsonl"
   local ok, err = pcall(function()
@@ -138,7 +130,7 @@ local function main(args)
     elseif f then
       f:close()
     end
-    assert(core.gz.write_atomic(cfg_path, json.encode(cfg, { indent = true }) .. "\n"))
+    fileio.write(cfg_path, json.encode(cfg, { indent = true }) .. "\n", { who = "rlaif eval" })
     local gen = { max_new_tokens = o["max-new-tokens"], temperature = o.temperature, top_p = o["top-p"],
       seed = o["gen-seed"], batch_size = o["batch-size"] }
     local prompts = o.prompts and eval.norm_prompts(o.prompts, "rlaif eval: --prompts") or nil
@@ -179,7 +171,7 @@ local function main(args)
       results.sources = { a = da, b = db }
     end
     results.records = records_path
-    assert(core.gz.write_atomic(o.out .. "/results.json", json.encode(results, { indent = true }) .. "\n"))
+    fileio.write(o.out .. "/results.json", json.encode(results, { indent = true }) .. "\n", { who = "rlaif eval" })
     io.write(eval.format_table(rows))
     local failed, unmatched = 0, 0
     for _, r in ipairs(rows) do failed, unmatched = failed + r.failed, unmatched + (r.unmatched or 0) end

@@ -27,29 +27,18 @@ local FLAGS = {
 }
 
 local function main(args)
-  local ok, o = pcall(opts.cli, "export-gguf", args, FLAGS)
-  if not ok then
-    io.stderr:write(tostring(o), "\n", usage)
-    return 2
-  end
-  if o.help then
-    io.write(usage)
-    return 0
-  end
-  if #o > 0 or not o.model or not o.out then
-    io.stderr:write("rlaif export-gguf: ", #o > 0 and ("unexpected argument '" .. o[1] .. "'") or
-      "--model and --out are required", "\n", usage)
+  local o, status = opts.main_args("export-gguf", args, FLAGS, usage)
+  if not o then return status end
+  if not o.model or not o.out then
+    io.stderr:write("rlaif export-gguf: --model and --out are required\n", usage)
     return 2
   end
   local rlaif = require "rlaif"
-  local function real(p)
-    local h = io.popen("realpath -m -- '" .. p:gsub("'", [['\'']]) .. "' 2>/dev/null")
-    local r = h and h:read("l")
-    if h then h:close() end
-    return r or p
-  end
-  if real(o.out) == real(o.model) then
-    io.stderr:write("rlaif export-gguf: --out would overwrite the input ", o.model, "\n")
+  -- by file identity (links and other spellings count), the tokenizer's file too
+  local okc, clash = pcall(require("rlaif.fileio").check_outputs, "rlaif export-gguf",
+    { ["--model"] = o.model, ["--tokenizer"] = o.tokenizer }, { ["--out"] = o.out })
+  if not okc then
+    io.stderr:write(tostring(clash), "\n")
     return 2
   end
   local m, err = rlaif.model.try_load(o.model)
@@ -64,6 +53,7 @@ local function main(args)
     return 1
   end
   local t0 = rlaif.core.clock()
+  local ok
   ok, err = m:save_gguf(o.out, { tokenizer = tok, type = o.type, name = o.name, pre = o.pre })
   if not ok then
     io.stderr:write("rlaif export-gguf: ", err, "\n")

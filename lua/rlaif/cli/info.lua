@@ -10,19 +10,8 @@ local rlaif = require "rlaif"
 local usage = "usage: rlaif info\nPrints rlaif, Lua and BLIS versions, BLIS kernels and threads.\n"
 
 local function main(args)
-  local ok, o = pcall(require("rlaif.opts").cli, "info", args, {})
-  if not ok then
-    io.stderr:write(tostring(o), "\n", usage)
-    return 2
-  end
-  if o.help then
-    io.write(usage)
-    return 0
-  end
-  if #o > 0 then
-    io.stderr:write("rlaif info: unexpected argument '", o[1], "'\n", usage)
-    return 2
-  end
+  local o, status = require("rlaif.opts").main_args("info", args, {}, usage)
+  if not o then return status end
   local info = rlaif.info()
   local chooser = info.blis_arch_forced and "selected by rlaif" or "chosen by BLIS or BLIS_ARCH_TYPE"
   io.write(string.format("rlaif %s\n", tostring(info.version)))

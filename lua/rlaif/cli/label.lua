@@ -116,17 +116,8 @@ local function interrupted(err)
 end
 
 local function main(args)
-  local opts = require "rlaif.opts"
-  local okp, o = pcall(opts.cli, "label", args, FLAGS)
-  if not okp then
-    io.stderr:write(tostring(o), "\n", usage)
-    return 2
-  end
-  if o.help then io.write(usage) return 0 end
-  if o[1] then
-    io.stderr:write("rlaif label: unexpected argument '", o[1], "'\n", usage)
-    return 2
-  end
+  local o, status = require("rlaif.opts").main_args("label", args, FLAGS, usage)
+  if not o then return status end
   if not o.data or not o.out then
     io.stderr:write("rlaif label: --data and --out are required\n", usage)
     return 2

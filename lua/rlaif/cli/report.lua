@@ -18,13 +18,8 @@ local FLAGS = { out = "string", title = "string", samples = { "integer", min = 0
   ["max-points"] = { "integer", min = 4 } }
 
 local function main(args)
-  local opts = require "rlaif.opts"
-  local ok0, o = pcall(opts.cli, "report", args, FLAGS)
-  if not ok0 then
-    io.stderr:write(tostring(o), "\n", usage)
-    return 2
-  end
-  if o.help then io.write(usage) return 0 end
+  local o, status = require("rlaif.opts").main_args("report", args, FLAGS, usage, { positional = true })
+  if not o then return status end
   if not o.out or #o == 0 then
     io.stderr:write("rlaif report: give at least one RUN_DIR and --out FILE\n", usage)
     return 2

@@ -136,17 +136,8 @@ local function make_reward(o, rlaif)
 end
 
 local function main(args)
-  local opts = require "rlaif.opts"
-  local ok_parse, o = pcall(opts.cli, "rl", args, FLAGS)
-  if not ok_parse then
-    io.stderr:write(tostring(o), "\n", usage)
-    return 2
-  end
-  if o.help then io.write(usage) return 0 end
-  if #o > 0 then
-    io.stderr:write("rlaif rl: unexpected argument '", o[1], "'\n", usage)
-    return 2
-  end
+  local o, status = require("rlaif.opts").main_args("rl", args, FLAGS, usage)
+  if not o then return status end
   for _, k in ipairs { "policy", "data", "out" } do
     if not o[k] then
       io.stderr:write("rlaif rl: --", k, " is required\n", usage)

@@ -44,26 +44,15 @@ local FLAGS = {
 }
 
 local function main(args)
-  local ok, o = pcall(opts.cli, "serve", args, FLAGS)
-  if not ok then
-    io.stderr:write(tostring(o), "\n", usage)
-    return 2
-  end
-  if o.help then
-    io.write(usage)
-    return 0
-  end
-  if #o > 0 then
-    io.stderr:write("rlaif serve: unexpected argument '", o[1], "'\n", usage)
-    return 2
-  end
+  local o, status = opts.main_args("serve", args, FLAGS, usage)
+  if not o then return status end
   if not o.model then
     io.stderr:write("rlaif serve: --model is required\n", usage)
     return 2
   end
   local rlaif = require "rlaif"
   if o.threads then rlaif.set_threads(o.threads) end
-  local stats, reason
+  local ok, stats, reason
   ok, stats, reason = pcall(rlaif.serve, {
     model = o.model, tokenizer = o.tokenizer, name = o.name, host = o.host, port = o.port or 8000,
     port_file = o["port-file"], api_key_env = o["api-key-env"], max_batch = o["max-batch"],
