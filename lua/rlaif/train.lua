@@ -56,7 +56,7 @@ local TRAINER = with(OPTIM, {
 local SFT = opts.schema("train.sft", with(TRAINER, { data = { "table", required = true },
   grad_accum = { "integer", min = 1 } }))
 local REWARD = opts.schema("train.reward", with(TRAINER, { pairs = { "table|string", required = true },
-  eval_pairs = "table|string", margin = "number", center = { "number", min = 0 } }))
+  eval_pairs = "table|string", margin = "number", center = { "number", min = 0 }, out = "string" }))
 local SCORES = opts.schema("train.reward_scores", { batch_size = { "integer", min = 1 },
   max_len = { "integer", min = 1 }, add_eos = "boolean" })
 
@@ -388,14 +388,25 @@ end
 
 --- reward{model=, tokenizer=, pairs=, eval_pairs=, batch_size=8 (pairs), epochs=1,
 ---        max_steps=, lr=1e-5, margin=0, center=0, max_len=, add_eos=true, seed=0,
----        on_step=, state=, save_every=, log=, progress=true, quiet=}
+---        on_step=, state=, save_every=, log=, progress=true, quiet=, out=}
 ---        -> {step=, loss=, accuracy=, reward_mean=, reward_std=}
 -- pairs: array or a JSONL path (read_pairs). Loss: the soft-label pairwise loss
--- with p = preference for `chosen` (1 or 0 gives Bradley-Terry).
+-- with p = preference for `chosen` (1 or 0 gives Bradley-Terry). reward_mean and
+-- reward_std: the trained model's scores over every training response. With
+-- out = DIR the trained model (and the tokenizer) and reward_stats.json go to DIR,
+-- the directory `rlaif rl --reward-model DIR` reads and normalises with.
 function M.reward(o)
   o = REWARD(o)
   local m, opt = o.model, common(o)
   assert(m:config().head == "reward", "train.reward: the model needs head = \"reward\"")
+  if o.out then   -- before any training: a clash found after hours is too late
+    local files = {}
+    for _, f in ipairs { "config.json", "model.safetensors", "reward_stats.json", "tokenizer.json" } do
+      files["out " .. f] = o.out .. "/" .. f
+    end
+    require("rlaif.fileio").check_outputs("train.reward", { pairs = type(o.pairs) == "string" and o.pairs or nil,
+      eval_pairs = type(o.eval_pairs) == "string" and o.eval_pairs or nil, state = o.state, log = o.log }, files)
+  end
   local pairs = type(o.pairs) == "string" and M.read_pairs(o.pairs) or o.pairs
   local evalp = type(o.eval_pairs) == "string" and M.read_pairs(o.eval_pairs) or o.eval_pairs
   assert(pairs and #pairs > 0, "train.reward: no pairs")
@@ -452,15 +463,26 @@ function M.reward(o)
     local ec, er = M.reward_scores(m, o.tokenizer, evalp, sopts)
     last.accuracy = M.pairwise_accuracy(ec, er, evalp)
   end
+  if o.out then
+    local ok, err = m:save(o.out, { tokenizer = o.tokenizer })
+    if ok then ok, err = M.save_reward_stats(o.out, last) end
+    if not ok then error("train.reward: " .. tostring(err), 2) end
+  end
   return last
 end
 
 --- save_reward_stats(dir, res) -> true | nil, message: write dir/reward_stats.json
 --- {"mean": res.reward_mean, "std": res.reward_std} atomically (res is what
 --- rlaif.train.reward returns), so rlaif.rl can normalise this model's rewards.
+--- Statistics load_reward_stats would refuse (std not > 0, not finite) are not written.
 function M.save_reward_stats(dir, res)
   if type(res) ~= "table" or type(res.reward_mean) ~= "number" or type(res.reward_std) ~= "number" then
     error("train.save_reward_stats: expected the result of train.reward (reward_mean, reward_std)", 2)
+  end
+  local mean, std = res.reward_mean, res.reward_std
+  if not (std > 0 and std < math.huge and mean > -math.huge and mean < math.huge) then
+    return nil, string.format("train.save_reward_stats: cannot normalise by reward mean %s, std %s (std must be " ..
+      "finite and > 0: the model scores every response alike); %s/reward_stats.json not written", mean, std, dir)
   end
   return core.gz.write_atomic(dir .. "/reward_stats.json",
     string.format('{"mean": %.17g, "std": %.17g}\n', res.reward_mean, res.reward_std))

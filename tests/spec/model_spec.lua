@@ -281,6 +281,50 @@ describe("rlaif.train #unit", function()
     assert.are.equal(0.8, ps[1].p)
     assert.are.equal(1.0, ps[2].p)
   end)
+
+  it("reward training with out = DIR saves the model and the reward_stats.json rlaif rl normalises with", function()
+    local pairs = {}
+    for i = 1, 12 do
+      pairs[i] = { prompt = { i % 5 + 1 }, chosen = { i % 3 + 10, 7 }, rejected = { i % 4 + 12, 30 }, p = 0.9 }
+    end
+    local dir = helper.tmpname("_rm")
+    local res = train.reward { model = tiny("reward"), pairs = pairs, batch_size = 4, epochs = 3, lr = 3e-3,
+                               out = dir }
+    local stats = train.load_reward_stats(dir)
+    assert.are.same({ mean = res.reward_mean, std = res.reward_std }, stats)   -- %.17g: exact
+    -- independently: the saved model's scores of every training response, population mean and std
+    local saved = M.load(dir, { head = "reward" })
+    local rc, rr = train.reward_scores(saved, nil, pairs)
+    local all = {}
+    for i = 1, #rc do all[#all + 1], all[#all + 2] = rc[i], rr[i] end
+    local s = 0
+    for _, v in ipairs(all) do s = s + v end
+    local mean, ss = s / #all, 0
+    for _, v in ipairs(all) do ss = ss + (v - mean) ^ 2 end
+    assert.are.equal(24, #all)
+    assert.is_true(math.abs(stats.mean - mean) < 1e-6, stats.mean .. " vs " .. mean)
+    assert.is_true(math.abs(stats.std - math.sqrt(ss / #all)) < 1e-6, stats.std .. " vs " .. math.sqrt(ss / #all))
+    assert.is_true(stats.std > 0.01)
+    -- the untrained model scores differently: these are the trained model's statistics
+    local u1, u2 = train.reward_scores(tiny("reward"), nil, pairs)
+    assert.is_true(math.abs(u1[1] - rc[1]) > 1e-4 or math.abs(u2[1] - rr[1]) > 1e-4)
+    -- an output that is an input is refused before any training
+    local before = helper.read_file(dir .. "/model.safetensors")
+    assert.has_error(function()
+      train.reward { model = tiny("reward"), pairs = pairs, out = dir, log = dir .. "/reward_stats.json" }
+    end, "train.reward: out reward_stats.json " .. dir .. "/reward_stats.json is the same file as log " .. dir ..
+      "/reward_stats.json: an output must never overwrite an input")
+    assert.are.equal(before, helper.read_file(dir .. "/model.safetensors"))
+    assert.are.same(stats, train.load_reward_stats(dir))
+    -- statistics load_reward_stats would refuse are never written
+    local ok, err = train.save_reward_stats(dir, { reward_mean = 0.25, reward_std = 0 })
+    assert.is_nil(ok)
+    assert.matches("^train.save_reward_stats: cannot normalise by reward mean 0.25, std 0 %(std must be finite", err)
+    ok = train.save_reward_stats(dir, { reward_mean = 0 / 0, reward_std = 1 })
+    assert.is_nil(ok)
+    assert.are.same(stats, train.load_reward_stats(dir))
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
 end)
 
 describe("rlaif.model options, limits and loaders #unit", function()
