@@ -125,6 +125,17 @@ static void test_reference(void) {
     }
     CHECK(isinf(rlaif_f16_to_f32(rlaif_f32_to_f16(70000.0f))));
     CHECK(rlaif_f16_to_f32(rlaif_f32_to_f16(6e-8f)) > 0);   /* subnormal halves */
+    /* exact ties round to even, in the normal and the subnormal range; the halves are
+     * numpy's: np.float32(x).astype(np.float16).view(np.uint16) */
+    static const struct { float x; uint16_t h; } ties[] = {
+        {1.00048828125f, 0x3c00}, {1.00146484375f, 0x3c02}, {2049.0f, 0x6800}, {2051.0f, 0x6802},
+        {-2049.0f, 0xe800}, {65519.0f, 0x7bff}, {65520.0f, 0x7c00}, {8.940696716308594e-08f, 0x0002},
+        {1.4901161193847656e-07f, 0x0002}, {1.0004892349243164f, 0x3c01}};
+    for (size_t i = 0; i < sizeof ties / sizeof ties[0]; i++) {
+        uint16_t h = rlaif_f32_to_f16(ties[i].x);
+        if (h != ties[i].h) fprintf(stderr, "f16(%.9g) = 0x%04x, numpy 0x%04x\n", ties[i].x, h, ties[i].h);
+        CHECK(h == ties[i].h);
+    }
     const rlaif_gguf_tensor *f64 = rlaif_gguf_find_tensor(f, "f64");
     if (f64) {
         CHECK_OK(rlaif_gguf_tensor_f32(f, f64, w));
@@ -206,6 +217,51 @@ static void test_crafted(const char *path, size_t span, int mutations) {
     }
     free(buf);
     free(orig);
+}
+
+/* ---- layout rules, one at a time: general.alignment, tensor offsets ---- */
+
+typedef struct { unsigned char b[256]; size_t n; } gbuf;
+static void g_bytes(gbuf *g, const void *p, size_t n) { memcpy(g->b + g->n, p, n), g->n += n; }
+static void g_u32(gbuf *g, uint32_t v) { g_bytes(g, &v, 4); }   /* little-endian host (x86-64) */
+static void g_u64(gbuf *g, uint64_t v) { g_bytes(g, &v, 8); }
+static void g_str(gbuf *g, const char *s) { g_u64(g, strlen(s)), g_bytes(g, s, strlen(s)); }
+
+/* GGUF v3: one u32 general.alignment (when align > 0) and F32 tensor "w" [4] at
+ * `offset` in the data section, its values 1..4 there; `pad` aligns the section. */
+static gbuf layout(uint32_t align, uint64_t offset, uint64_t pad) {
+    gbuf g = {{0}, 0};
+    g_bytes(&g, "GGUF", 4), g_u32(&g, 3), g_u64(&g, 1), g_u64(&g, align ? 1 : 0);
+    if (align) g_str(&g, "general.alignment"), g_u32(&g, 4 /* u32 */), g_u32(&g, align);
+    g_str(&g, "w"), g_u32(&g, 1), g_u64(&g, 4), g_u32(&g, 0 /* F32 */), g_u64(&g, offset);
+    size_t data = (g.n + pad - 1) / pad * pad;
+    memset(g.b + g.n, 0, data + offset - g.n), g.n = data + offset;
+    const float v[4] = {1, 2, 3, 4};
+    g_bytes(&g, v, sizeof v);
+    return g;
+}
+
+static void test_layout(void) {
+    rlaif_gguf_file *f = NULL;
+    gbuf g = layout(64, 64, 64);   /* the data section and the tensor on 64-byte boundaries */
+    CHECK_OK(rlaif_gguf_open_buffer(g.b, g.n, "layout", &f));
+    if (f) {
+        float w[4];
+        CHECK(f->alignment == 64 && f->data_offset % 64 == 0 && f->tensors[0].offset == 64);
+        CHECK_OK(rlaif_gguf_tensor_f32(f, &f->tensors[0], w));
+        CHECK(w[0] == 1 && w[3] == 4);
+        rlaif_gguf_close(f), f = NULL;
+    }
+    g = layout(0, 32, 32);         /* no key: the default 32 */
+    CHECK_OK(rlaif_gguf_open_buffer(g.b, g.n, "layout", &f));
+    rlaif_gguf_close(f), f = NULL;
+    g = layout(48, 48, 48);
+    CHECK_FAIL(rlaif_gguf_open_buffer(g.b, g.n, "layout", &f), RLAIF_EFORMAT, "general.alignment 48 is not a power of 2");
+    g = layout(64, 4, 64);
+    CHECK_FAIL(rlaif_gguf_open_buffer(g.b, g.n, "layout", &f), RLAIF_EFORMAT, "tensor 'w': offset 4 is not aligned to 64");
+    g = layout(0, 16, 32);
+    CHECK_FAIL(rlaif_gguf_open_buffer(g.b, g.n, "layout", &f), RLAIF_EFORMAT, "tensor 'w': offset 16 is not aligned to 32");
+    CHECK(f == NULL);
 }
 
 /* ---- models ---- */
@@ -340,6 +396,7 @@ static void test_tokenizer(void) {
 
 int main(void) {
     test_reference();
+    test_layout();
     test_crafted("tests/fixtures/gguf/ref.gguf", 4352, 3000);
     test_models();
     test_tokenizer();

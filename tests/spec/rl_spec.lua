@@ -186,13 +186,47 @@ describe("rlaif.rl toy task #unit", function()
     os.execute("rm -rf " .. a .. " " .. b)
   end)
 
+  it("the adaptive KL controller follows Ziegler et al. (TRL's AdaptiveKLController)", function()
+    -- value *= 1 + clip(kl / target - 1, -0.2, 0.2) * n / horizon; the expected values are
+    -- TRL's class run in numpy (init 0.1, target 6, horizon 10000), each update's branch noted
+    local c = rl.kl_controller { init = 0.1, target = 6, horizon = 10000 }
+    local want = {
+      { 12.0, 256, 0.100512 },              -- above the +20% clip
+      { 3.0, 256, 0.09999737856 },          -- below the -20% clip
+      { 6.6, 100, 0.10009737593856 },       -- inside: +10%
+      { 5.4, 1000, 0.0990964021791744 },    -- inside: -10%, n scales the step
+      { -2.0, 64, 0.09896955878438506 },    -- a negative k1 estimate: clipped
+      { 6.0, 512, 0.09896955878438506 },    -- on target: unchanged
+    }
+    for i, w in ipairs(want) do
+      local v = c:update(w[1], w[2])
+      assert.are.equal(v, c.value)
+      close(v, w[3], 1e-14, "update " .. i .. " (kl " .. w[1] .. ", n " .. w[2] .. ")")
+    end
+    local h = rl.kl_controller { init = 0.2, target = 1, horizon = 40 }
+    close(h:update(1.1, 8), 0.2 * (1 + 0.1 * 8 / 40), 1e-14, "horizon")
+    local fixed = rl.kl_controller { init = 0.05 }
+    assert.are.equal(0.05, fixed:update(100, 1000))
+    assert.are.equal(0.05, fixed.value)
+  end)
+
   it("the adaptive controller moves beta towards the target KL; callbacks can change it", function()
     local seen = {}
-    local all, tr = toy_run("reinforce", { target_kl = 0.5, horizon = 50, steps = 6,
+    local target, horizon, bs = 0.5, 50, 8
+    local all, tr = toy_run("reinforce", { target_kl = target, horizon = horizon, steps = 6, batch_size = bs,
       on_step = function(t, st) seen[#seen + 1] = st.kl_coef if st.step == 5 then t.kl_coef = 0.5 end end })
     assert.are.equal(6, #all)
     assert.is_true(seen[2] ~= seen[1], "beta adapts")
+    assert.are.equal(0.01, all[1].kl_coef)
+    -- each step's beta rewards that step's rollouts; the update uses the batch's mean KL and
+    -- n = number of rollouts (TRL's n_steps = batch size), and the next step starts from it
+    for i, st in ipairs(all) do
+      local e = math.max(-0.2, math.min(0.2, st.kl / target - 1))
+      close(st.next_kl_coef, st.kl_coef * (1 + e * bs / horizon), 1e-12, "step " .. i .. " next_kl_coef")
+      if i > 1 and i ~= 6 then close(st.kl_coef, all[i - 1].next_kl_coef, 1e-12, "step " .. i .. " kl_coef") end
+    end
     assert.are.equal(0.5, all[6].kl_coef)
+    close(tr.kl_coef, all[6].next_kl_coef, 1e-12, "after step 6")
     assert.is_true(tr.kl_coef ~= 0.5)   -- adapted again after step 6
   end)
 end)
