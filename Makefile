@@ -142,7 +142,7 @@ test-lua-asan: all test-npm $(BUILD)/asan/rlaif/core.so
 FUZZ_CC   ?= clang
 FUZZ_TIME ?= 10
 LLM_FORMATS = openai-chat openai-completions llamacpp ollama tgi gemini anthropic
-FUZZ_NAMES = safetensors model state tokenizer_json tiktoken sse gz json $(LLM_FORMATS:%=llm_%)
+FUZZ_NAMES = safetensors model gguf state tokenizer_json tiktoken sse gz json $(LLM_FORMATS:%=llm_%)
 FUZZ_SAN  = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 # clang 14 drops target("avx512f") on OpenMP-outlined regions, so the fuzz build
 # compiles the OpenMP pragmas away (one thread; the targets are the parsers)

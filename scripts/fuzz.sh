@@ -37,6 +37,7 @@ extra_dirs() {   # fixtures and shared samples that make good seeds for $1
     case $1 in
         safetensors) echo tests/fixtures/model/gpt2 tests/fixtures/model/llama_gqa tests/fixtures/dtypes.safetensors ;;
         tokenizer_json) echo tests/fixtures/tokenizer/trained.json ;;
+        gguf) echo tests/fixtures/gguf/ref.gguf ;;
         llm_*) [ -d ../shared/data/api-samples ] && [ "$mode" = run ] && echo ../shared/data/api-samples ;;
         gz) [ "$mode" = run ] && echo tests/fixtures/tokenizer/corpus.jsonl ;;
     esac
@@ -44,7 +45,7 @@ extra_dirs() {   # fixtures and shared samples that make good seeds for $1
 
 alloc_mb() {   # allocations above this fail (RLAIF_ENOMEM paths are fuzzed too); a
     # model that passes its checks is initialised element by element, so keep it small
-    case $1 in model) echo 64 ;; *) echo 256 ;; esac   # BLIS itself takes ~16 MB
+    case $1 in model|gguf) echo 64 ;; *) echo 256 ;; esac   # BLIS itself takes ~16 MB
 }
 
 export RLAIF_NUM_THREADS=1 OMP_NUM_THREADS=1

@@ -243,6 +243,81 @@ put("gz", "truncated.gz", buf.getvalue()[:-9])
 # ---- json ----
 put("json", "record", b'{"prompt":"a\\u00e9\\ud83d\\ude00","n":-1.5e-3,"ok":true,"none":null,"arr":[[],{}],"big":12345678901234567890}')
 put("json", "nested", b"[" * 50 + b"1" + b"]" * 50)
+# ---- gguf: a tiny llama with its byte-level tokenizer, every tensor type, edge layouts ----
+GG_U32, GG_I32, GG_F32, GG_STR, GG_ARR = 4, 5, 6, 8, 9
+
+
+def gg_str(x):
+    b = x.encode() if isinstance(x, str) else x
+    return struct.pack("<Q", len(b)) + b
+
+
+def gg_kv(key, kind, val):
+    if kind == "str":
+        return gg_str(key) + struct.pack("<I", GG_STR) + gg_str(val)
+    if kind == "u32":
+        return gg_str(key) + struct.pack("<II", GG_U32, val)
+    if kind == "f32":
+        return gg_str(key) + struct.pack("<If", GG_F32, val)
+    if kind == "strs":
+        return gg_str(key) + struct.pack("<IIQ", GG_ARR, GG_STR, len(val)) + b"".join(gg_str(v) for v in val)
+    if kind == "i32s":
+        return gg_str(key) + struct.pack("<IIQ", GG_ARR, GG_I32, len(val)) + struct.pack("<%di" % len(val), *val)
+    raise ValueError(kind)
+
+
+def gguf(kvs, tensors, align=32):
+    """kvs: [bytes of gg_kv]; tensors: [(name, ggml type, ne (ggml order), raw bytes)] -> file bytes"""
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs)) + b"".join(kvs)
+    data, offs = b"", []
+    for _, _, _, raw in tensors:
+        data += bytes(-len(data) % align)
+        offs.append(len(data))
+        data += raw
+    for (name, typ, ne, _), off in zip(tensors, offs):
+        out += gg_str(name) + struct.pack("<I", len(ne)) + struct.pack("<%dQ" % len(ne), *ne) + struct.pack("<IQ", typ, off)
+    return out + bytes(-len(out) % align) + data
+
+
+def byte_level():   # GPT-2's bytes_to_unicode alphabet, in byte order
+    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    table = dict(zip(bs, cs))
+    return [chr(table[b]) for b in range(256)]
+
+
+toks = byte_level() + ["he", "\u0120t", "\u0120the", "<|endoftext|>"]
+V, C, F = len(toks), 4, 8
+tokenizer_kvs = [gg_kv("tokenizer.ggml.model", "str", "gpt2"), gg_kv("tokenizer.ggml.pre", "str", "gpt-2"),
+                 gg_kv("tokenizer.ggml.tokens", "strs", toks),
+                 gg_kv("tokenizer.ggml.token_type", "i32s", [1] * (V - 1) + [3]),
+                 gg_kv("tokenizer.ggml.merges", "strs", ["h e", "\u0120 t", "\u0120t he"]),
+                 gg_kv("tokenizer.ggml.eos_token_id", "u32", V - 1)]
+llama_kvs = [gg_kv("general.architecture", "str", "llama"), gg_kv("llama.block_count", "u32", 1),
+             gg_kv("llama.embedding_length", "u32", C), gg_kv("llama.feed_forward_length", "u32", F),
+             gg_kv("llama.attention.head_count", "u32", 2), gg_kv("llama.attention.head_count_kv", "u32", 1),
+             gg_kv("llama.context_length", "u32", 8), gg_kv("llama.attention.layer_norm_rms_epsilon", "f32", 1e-5),
+             gg_kv("llama.rope.freq_base", "f32", 10000.0)]
+llama_t = [("token_embd.weight", 0, [C, V], f32(ramp(C * V))), ("blk.0.attn_norm.weight", 0, [C], f32([1.0] * C)),
+           ("blk.0.attn_q.weight", 0, [C, C], f32(ramp(C * C))), ("blk.0.attn_k.weight", 0, [C, 2], f32(ramp(2 * C))),
+           ("blk.0.attn_v.weight", 0, [C, 2], f32(ramp(2 * C))), ("blk.0.attn_output.weight", 0, [C, C], f32(ramp(C * C))),
+           ("blk.0.ffn_norm.weight", 0, [C], f32([1.0] * C)), ("blk.0.ffn_gate.weight", 0, [C, F], f32(ramp(C * F))),
+           ("blk.0.ffn_up.weight", 0, [C, F], f32(ramp(C * F))), ("blk.0.ffn_down.weight", 0, [F, C], f32(ramp(C * F))),
+           ("output_norm.weight", 0, [C], f32([1.0] * C))]
+put("gguf", "llama-tiny", gguf(llama_kvs + tokenizer_kvs, llama_t))
+put("gguf", "vocab-only", gguf(tokenizer_kvs, []))
+q8 = struct.pack("<H", 0x2c00) + bytes(range(-16 & 255, 256)) + bytes(range(16))   # d = 1/16, int8 -16..15
+put("gguf", "types", gguf([gg_kv("general.alignment", "u32", 64)], [
+    ("f32", 0, [4], f32([1.0, -2.0, 0.5, 3.0])), ("f16", 1, [4], struct.pack("<4H", 0x3c00, 0xc000, 0x0001, 0x7c00)),
+    ("bf16", 30, [2, 2], struct.pack("<4H", 0x3f80, 0xbf80, 0x0001, 0x7f80)), ("f64", 28, [2], struct.pack("<2d", 1.5, -1e300)),
+    ("q8_0", 8, [32], q8), ("q4_k", 12, [256], bytes(144))], align=64))
+put("gguf", "misaligned-offset", b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + gg_str("w") +
+    struct.pack("<IQIQ", 1, 4, 0, 4) + bytes(-57 % 32) + bytes(4) + f32([1, 2, 3, 4]))   # offset 4, alignment 32
 # ---- regressions: each crashed or misread before the fix named ----
 REG = os.path.join(ROOT, "..", "regress")
 wrap = ('{"w":{"dtype":"F32","shape":[512],"data_offsets":[18446744073709549568,18446744073709551616]}}').encode()
