@@ -8,6 +8,7 @@
 
 local ROOT = assert(io.popen("pwd")):read("l")
 local RLAIF = ROOT .. "/rlaif"   -- absolute, so tests may cd elsewhere first
+local helper = require "spec.helper"
 
 local function q(s)
   return "'" .. s:gsub("'", [['\'']]) .. "'"
@@ -356,9 +357,11 @@ describe("rlaif executable #unit", function()
           assert.are.equal('rlaif: RLAIF_NUM_THREADS must be an integer from 1 to 1024, got "' .. v .. '"\n', err)
         end
       end
-      -- a host's require "rlaif" (a stock lua5.4 here) refuses it the same way
-      local p = io.popen(string.format("cd %s && RLAIF_NUM_THREADS=abc LUA_PATH=%s LUA_CPATH=%s lua5.4 -e " ..
-        "'print(pcall(require, \"rlaif\"))' 2>&1", ROOT, q(package.path), q(package.cpath)))
+      -- a host's require "rlaif" (a stock lua5.4 here, with the ASan runtime when the module is the ASan one)
+      -- refuses it the same way
+      local pre = helper.asan_preload and ("LD_PRELOAD=" .. q(helper.asan_preload) .. " ") or ""
+      local p = io.popen(string.format("cd %s && %sRLAIF_NUM_THREADS=abc LUA_PATH=%s LUA_CPATH=%s lua5.4 -e " ..
+        "'print(pcall(require, \"rlaif\"))' 2>&1", ROOT, pre, q(package.path), q(package.cpath)))
       local s = p:read("a")
       p:close()
       assert.are.equal('false\trequire "rlaif": RLAIF_NUM_THREADS must be an integer from 1 to 1024, got "abc"\n', s)

@@ -7,7 +7,9 @@ local M = {}
 -- host the instrumented module; child processes (./rlaif, node servers) are not
 -- instrumented and must not inherit it (libp11-kit's exit handlers deadlock
 -- under a preloaded libasan).
+-- M.asan_preload keeps the value for a child that loads the same module (a stock lua5.4).
 if (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) then
+  M.asan_preload = os.getenv("LD_PRELOAD")
   require("rlaif.core").setenv("LD_PRELOAD", nil)
 end
 
