@@ -20,6 +20,7 @@
 
 #include "kernels.h"
 #include "model.h"
+#include "par.h"
 
 typedef struct gen_state {
     int B, S, Tp;
@@ -31,17 +32,20 @@ typedef struct gen_state {
     int32_t *ids, *pos, *mask;
 } gen_state;
 
-static void cached_attention(const rlaif_model *m, gen_state *g, int l, int c0, int Tn) {
-    const rlaif_model_config *c = &m->cfg;
-    int B = g->B, S = g->S, H = c->n_head, KV = c->n_kv_head, hd = c->head_dim, rep = H / KV;
-    int QD = H * hd, QKV = (H + 2 * KV) * hd, Sn = c0 + Tn;
+typedef struct { const rlaif_model *m; gen_state *g; int l, c0, Tn; } catt_args;
+
+static void cached_attention_heads(void *p, int lo, int hi) {
+    const catt_args *a = p;
+    const rlaif_model_config *c = &a->m->cfg;
+    gen_state *g = a->g;
+    int l = a->l, c0 = a->c0, Tn = a->Tn;
+    int S = g->S, H = c->n_head, KV = c->n_kv_head, hd = c->head_dim, rep = H / KV;
+    int QD = H * hd, QKV = (H + 2 * KV) * hd, Sn = c0 + Tn, B = g->B;
     float scale = 1.0f / sqrtf((float)hd);
     rntm_t rntm;
     bli_rntm_init(&rntm);
     bli_rntm_set_num_threads(1, &rntm);
-    size_t work = (size_t)B * H * Tn * Sn * hd;  /* one thread for a decoding step's few dot products */
-#pragma omp parallel for num_threads(work >= ((size_t)1 << 18) ? rlaif_get_threads() : 1) schedule(dynamic)
-    for (int bh = 0; bh < B * H; bh++) {
+    for (int bh = lo; bh < hi; bh++) {
         int b = bh / H, h = bh % H, gk = h / rep;
         size_t kv0 = (((size_t)l * B + b) * KV + gk) * S * hd;
         const float *Kc = g->K + kv0, *Vc = g->V + kv0, *q = g->qkv + (size_t)b * Tn * QKV + h * hd;
@@ -65,6 +69,14 @@ static void cached_attention(const rlaif_model *m, gen_state *g, int l, int c0, 
         bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, Tn, hd, Sn, &one, sc, S, 1, (float *)Vc, hd, 1, &zero,
                      g->atty + (size_t)b * Tn * QD + h * hd, QD, 1, NULL, &rntm);
     }
+}
+
+static void cached_attention(const rlaif_model *m, gen_state *g, int l, int c0, int Tn) {
+    const rlaif_model_config *c = &m->cfg;
+    int H = c->n_head;
+    size_t work = (size_t)g->B * H * Tn * (c0 + Tn) * c->head_dim;  /* one thread for a few dot products */
+    catt_args a = {m, g, l, c0, Tn};
+    rlaif_par_for(g->B * H, 1, work >= ((size_t)1 << 18) ? rlaif_get_threads() : 1, cached_attention_heads, &a);
 }
 
 /* Run columns [c0, c0 + Tn) (ids/pos/mask already in g) and leave the logits of

@@ -14,6 +14,8 @@
 
 void encoder_forward(float *out, const int32_t *ids, const int32_t *pos, const float *wte, const float *wpe,
                      int N, int C);                                   /* out (N,C) */
+void encoder_forward_bf16(float *out, const int32_t *ids, const int32_t *pos, const uint16_t *wte,
+                          const float *wpe, int N, int C);                  /* wte bf16 */
 void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *ids, const int32_t *pos,
                       int N, int C);
 
@@ -28,6 +30,9 @@ void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *in
 /* out (N,OC) = inp (N,C) @ w^T (w: (OC,C)) + bias; accumulate = 1 adds to out. */
 void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC,
                     int accumulate);
+/* The same with bf16 weights w (OC,C) (frozen models), computed in float32. */
+void matmul_forward_bf16(float *out, const float *inp, const uint16_t *w, const float *bias, int N, int C, int OC,
+                         int accumulate);
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                      int N, int C, int OC);
 
@@ -39,6 +44,8 @@ void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, co
 int lmhead_scratch_floats(int N, int V);
 void lmhead_forward(float *logits, float *lse, float *scratch, const float *inp, const float *w, int N, int C,
                     int V);
+void lmhead_forward_bf16(float *logits, float *lse, float *scratch, const float *inp, const uint16_t *w, int N,
+                         int C, int V);
 /* logits (N,V) <- dlogits = wt[n] * (softmax - onehot(target)) (0 rows for target < 0 or wt 0),
  * then dw (V,C) += dlogits^T inp and dinp (N,C) += dlogits w. */
 void lmhead_backward(float *dinp, float *dw, float *logits, const float *lse, const int32_t *targets,
@@ -48,6 +55,14 @@ void lmhead_backward(float *dinp, float *dw, float *logits, const float *lse, co
  * in torch.optim.AdamW's float32 operation order (bit-identical to the scalar loop). */
 void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float decay, float beta1, float beta2,
                   float step_size, float bc2_sqrt, float eps);
+
+/* bf16 weights: dst (n) = src rounded to nearest even (denormals to zero, NaN quiet),
+ * bit-identical on both kernel paths (VCVTNEPS2BF16 where the CPU has AVX512-BF16);
+ * and the exact widening back. */
+void f32_to_bf16(uint16_t *dst, const float *src, size_t n);
+void bf16_to_f32_row(float *dst, const uint16_t *src, size_t n);
+/* 1 when f32_to_bf16 uses AVX512-BF16 (the CPU has it and the AVX-512 kernels run). */
+int rlaif_kernels_avx512bf16(void);
 
 /* log(sum(exp(x[0..n)))), max-shifted, vectorised. */
 float logsumexp_row(const float *x, int n);

@@ -10,12 +10,12 @@
 
 #include <limits.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
+#include "par.h"
 
 /* ---- configuration ---- */
 
@@ -685,6 +685,19 @@ rlaif_status rlaif_model_backward_ce(rlaif_model *m, const int32_t *targets, con
     return backward_trunk(m);
 }
 
+typedef struct { rlaif_model *m; float tau; } temper_args;
+
+static void temper_rows(void *p, int lo, int hi) {
+    const temper_args *a = p;
+    int V = a->m->cfg.vocab_size;
+    float tau = a->tau;
+    for (int i = lo; i < hi; i++) {
+        float *x = a->m->acts.logits + (size_t)i * V;
+        for (int v = 0; v < V; v++) x[v] /= tau;   /* the same float32 division as logits / tau */
+        a->m->acts.lse[i] = logsumexp_row(x, V);
+    }
+}
+
 rlaif_status rlaif_model_temper(rlaif_model *m, float tau) {
     rlaif_status st = need_logits(m, "model.temper");
     if (st != RLAIF_OK) return st;
@@ -694,32 +707,36 @@ rlaif_status rlaif_model_temper(rlaif_model *m, float tau) {
         return rlaif_fail(RLAIF_EINVAL, "model.temper: the logits are already tempered; run forward again");
     if (tau == 1.0f) return RLAIF_OK;
     int NL = m->NL, V = m->cfg.vocab_size;
-    float *lg = m->acts.logits, *lse = m->acts.lse;
-#pragma omp parallel for num_threads(NL * (size_t)V >= (1 << 18) ? rlaif_get_threads() : 1)
-    for (int i = 0; i < NL; i++) {
-        float *x = lg + (size_t)i * V;
-        for (int v = 0; v < V; v++) x[v] /= tau;   /* the same float32 division as logits / tau */
-        lse[i] = logsumexp_row(x, V);
-    }
+    temper_args a = {m, tau};
+    rlaif_par_for(NL, 1, NL * (size_t)V >= (1 << 18) ? rlaif_get_threads() : 1, temper_rows, &a);
     m->logit_temp = tau;
     return RLAIF_OK;
+}
+
+typedef struct { const rlaif_model *m; const int32_t *targets; float *out; } entropy_args;
+
+static void entropy_rows(void *p, int lo, int hi) {
+    const entropy_args *a = p;
+    const rlaif_model *m = a->m;
+    int V = m->cfg.vocab_size;
+    const float *lg = m->acts.logits, *lse = m->acts.lse;
+    for (int j = lo; j < hi; j++) {
+        int i = m->lrows[j];
+        if (a->targets[i] < 0) continue;
+        const float *x = lg + (size_t)j * V;
+        double s = 0;   /* H = lse - sum p z */
+        for (int v = 0; v < V; v++) s += exp((double)x[v] - lse[j]) * x[v];
+        a->out[i] = (float)(lse[j] - s);
+    }
 }
 
 rlaif_status rlaif_model_entropy(rlaif_model *m, const int32_t *targets, float *out) {
     rlaif_status st = need_logits(m, "model.entropy");
     if (st != RLAIF_OK) return st;
     int N = m->B * m->T, NL = m->NL, V = m->cfg.vocab_size;
-    const float *lg = m->acts.logits, *lse = m->acts.lse;
     memset(out, 0, sizeof(float) * N);
-#pragma omp parallel for num_threads(NL * (size_t)V >= (1 << 18) ? rlaif_get_threads() : 1)
-    for (int j = 0; j < NL; j++) {
-        int i = m->lrows[j];
-        if (targets[i] < 0) continue;
-        const float *x = lg + (size_t)j * V;
-        double s = 0;   /* H = lse - sum p z */
-        for (int v = 0; v < V; v++) s += exp((double)x[v] - lse[j]) * x[v];
-        out[i] = (float)(lse[j] - s);
-    }
+    entropy_args a = {m, targets, out};
+    rlaif_par_for(NL, 1, NL * (size_t)V >= (1 << 18) ? rlaif_get_threads() : 1, entropy_rows, &a);
     return RLAIF_OK;
 }
 
@@ -795,33 +812,80 @@ rlaif_status rlaif_model_backward_values(rlaif_model *m, const float *dv) {
 
 /* ---- gradients and AdamW ---- */
 
+/* Passes over the flat buffers in FLAT_CHUNKS fixed ranges (multiples of 16
+ * floats), claimed by the pool's threads; per-range partial sums are added in
+ * range order, so a norm is the same for any thread count. AdamW walks the
+ * parameter tensors that intersect its range (decay differs per tensor). */
+#define FLAT_CHUNKS 64
+enum { FLAT_ZERO, FLAT_SUMSQ, FLAT_SCALE, FLAT_ADAMW };
+typedef struct {
+    rlaif_model *m;
+    int op;
+    float scale;
+    const rlaif_adamw *o;
+    float step_size, bc2_sqrt;
+    double partial[FLAT_CHUNKS];
+} flat_args;
+
+static int flat_chunks(size_t n) { return n < ((size_t)1 << 16) ? 1 : FLAT_CHUNKS; }
+
+static void flat_range(void *p, int klo, int khi) {
+    flat_args *a = p;
+    rlaif_model *m = a->m;
+    size_t n = m->num_params;
+    int nk = flat_chunks(n);
+    size_t per = ((n + 15) / 16 + nk - 1) / nk * 16;
+    for (int k = klo; k < khi; k++) {
+        size_t lo = k * per < n ? k * per : n, hi = lo + per < n ? lo + per : n;
+        float *g = m->grads_memory;
+        if (a->op == FLAT_ZERO) {
+            memset(g + lo, 0, (hi - lo) * sizeof(float));
+        } else if (a->op == FLAT_SUMSQ) {
+            double s = 0;
+            for (size_t i = lo; i < hi; i++) s += (double)g[i] * g[i];
+            a->partial[k] = s;
+        } else if (a->op == FLAT_SCALE) {
+            for (size_t i = lo; i < hi; i++) g[i] *= a->scale;
+        } else {
+            const rlaif_adamw *o = a->o;
+            size_t off = 0;
+            for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
+                size_t x = off > lo ? off : lo, y = off + m->param_sizes[t] < hi ? off + m->param_sizes[t] : hi;
+                off += m->param_sizes[t];
+                if (x >= y) continue;
+                float decay = rlaif_model_param_decays(t) ? 1.0f - o->lr * o->weight_decay : 1.0f;
+                adamw_update(m->params_memory + x, g + x, m->m_memory + x, m->v_memory + x, y - x, decay, o->beta1,
+                             o->beta2, a->step_size, a->bc2_sqrt, o->eps);
+            }
+        }
+    }
+}
+
+static void flat_run(flat_args *a) {
+    int nk = flat_chunks(a->m->num_params);
+    rlaif_par_for(nk, 1, nk > 1 ? rlaif_get_threads() : 1, flat_range, a);
+}
+
 rlaif_status rlaif_model_zero_grad(rlaif_model *m) {
     if (m->grads_memory == NULL) return ensure_grads(m);
-    size_t n = m->num_params, per = ((n + 15) / 16 + 1) / 2 * 16;  /* two halves, 64-byte multiples */
-    float *g = m->grads_memory;
-    int nt = rlaif_get_threads() > 1 && n > (1 << 20) ? 2 : 1;
-#pragma omp parallel for num_threads(nt)
-    for (int h = 0; h < 2; h++) {
-        size_t lo = h * per < n ? h * per : n, hi = lo + per < n ? lo + per : n;
-        memset(g + lo, 0, (hi - lo) * sizeof(float));
-    }
+    flat_args a = {.m = m, .op = FLAT_ZERO};
+    flat_run(&a);
     return RLAIF_OK;
 }
 
 double rlaif_model_grad_norm(rlaif_model *m) {
     if (m->grads_memory == NULL) return 0.0;
+    flat_args a = {.m = m, .op = FLAT_SUMSQ};
+    flat_run(&a);
     double s = 0;
-    const float *g = m->grads_memory;
-#pragma omp parallel for reduction(+ : s) num_threads(rlaif_get_threads())
-    for (size_t i = 0; i < m->num_params; i++) s += (double)g[i] * g[i];
+    for (int k = 0; k < flat_chunks(m->num_params); k++) s += a.partial[k];   /* a fixed order */
     return sqrt(s);
 }
 
 void rlaif_model_scale_grads(rlaif_model *m, float s) {
     if (m->grads_memory == NULL) return;
-    float *g = m->grads_memory;
-#pragma omp parallel for num_threads(rlaif_get_threads())
-    for (size_t i = 0; i < m->num_params; i++) g[i] *= s;
+    flat_args a = {.m = m, .op = FLAT_SCALE, .scale = s};
+    flat_run(&a);
 }
 
 rlaif_status rlaif_model_adamw_step(rlaif_model *m, const rlaif_adamw *o) {
@@ -843,23 +907,8 @@ rlaif_status rlaif_model_adamw_step(rlaif_model *m, const rlaif_adamw *o) {
     /* the same float32 operation order as torch.optim.AdamW (single-tensor path) */
     float bc1 = 1.0f - powf(o->beta1, (float)m->opt_step), bc2 = 1.0f - powf(o->beta2, (float)m->opt_step);
     float step_size = o->lr / bc1, bc2_sqrt = sqrtf(bc2);
-    /* one pass over the flat buffers: each thread owns a contiguous range
-     * (cut at multiples of 16 floats) and walks the tensors that intersect it */
-    size_t n = m->num_params;
-    int nt = rlaif_get_threads();
-#pragma omp parallel num_threads(nt)
-    {
-        int id = omp_get_thread_num(), k = omp_get_num_threads();
-        size_t per = ((n + 15) / 16 + k - 1) / k * 16, lo = id * per < n ? id * per : n;
-        size_t hi = lo + per < n ? lo + per : n, off = 0;
-        for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
-            size_t a = off > lo ? off : lo, b = off + m->param_sizes[t] < hi ? off + m->param_sizes[t] : hi;
-            off += m->param_sizes[t];
-            if (a >= b) continue;
-            float decay = rlaif_model_param_decays(t) ? 1.0f - o->lr * o->weight_decay : 1.0f;
-            adamw_update(m->params_memory + a, m->grads_memory + a, m->m_memory + a, m->v_memory + a, b - a, decay,
-                         o->beta1, o->beta2, step_size, bc2_sqrt, o->eps);
-        }
-    }
+    /* one pass over the flat buffers (AdamW is element-wise: any cut gives the same bits) */
+    flat_args a = {.m = m, .op = FLAT_ADAMW, .o = o, .step_size = step_size, .bc2_sqrt = bc2_sqrt};
+    flat_run(&a);
     return RLAIF_OK;
 }
