@@ -1,4 +1,6 @@
--- scripts/bench/model.lua -- transformer training and generation, rlaif vs PyTorch.
+-- scripts/bench/model.lua -- transformer training and generation, rlaif vs PyTorch,
+-- each as a share of this machine's bound (scripts/bench/roofline.lua, measured
+-- first in the same run).
 --
 -- Cases (the issue's table), each run in a fresh process so its peak RSS
 -- (VmHWM) is its own:
@@ -6,11 +8,23 @@
 --              (forward + backward + AdamW), median of 5 after a warm-up step
 --   small      4 layers, d_model 256, 4 heads, vocab 8192, batch 16 x 128: same
 --   gen_b1     GPT-2 124M, greedy generation with the KV cache, 16-token prompt,
---   gen_b8     64 new tokens, batch 1 and 8: best of 2
+--   gen_b16    64 new tokens, batch 1, 16 and 64: best of 2
+--   gen_b64
+-- Bounds (roofline: the time of the work at the machine's limits):
+--   training   3 x the forward FLOP (matrix products and attention scores) at
+--              the sgemm rate at the model's shapes on THREADS threads (at
+--              least THREADS x the one-thread rate: roofline.limits)
+--   generation the prompt's forward pass, then per new token max(bytes / read
+--              bandwidth, FLOP / sgemm rate), bytes = every weight matrix and the
+--              tied LM head (float32) plus the KV cache read, FLOP = 2 x those
+--              parameters x batch; batch 1 is bound by the read, 16 and 64 by GEMM
+-- share = bound time / measured time (1 = at the limit), for rlaif and PyTorch.
 -- When python3-torch is importable, scripts/bench/model_torch.py runs the same
--- work in PyTorch in the same benchmark and the line carries both and the ratio.
+-- work in PyTorch in the same benchmark and the line carries both and the ratio;
+-- PyTorch reaches BLIS through libblas, so it gets the kernels (BLIS_ARCH_TYPE)
+-- and threads (BLIS_NUM_THREADS) rlaif uses, and torch.set_num_threads.
 -- Threads: RLAIF_NUM_THREADS, default 2 (the issue's setting), for both.
--- Prints one JSON line per case.
+-- Prints the roofline lines, then one JSON line per case.
 --
 -- Usage: rlaif scripts/bench/model.lua [--quick]     (--quick: small + gen_b1 only)
 --        rlaif scripts/bench/model.lua --case NAME   (one case, used internally)
@@ -24,9 +38,10 @@ local CASES = {
   gpt2_124m = { V = 50257, L = 12, H = 12, C = 768, B = 4, T = 64 },
   small = { V = 8192, L = 4, H = 4, C = 256, B = 16, T = 128 },
   gen_b1 = { V = 50257, L = 12, H = 12, C = 768, B = 1, T = 16, new = 64 },
-  gen_b8 = { V = 50257, L = 12, H = 12, C = 768, B = 8, T = 16, new = 64 },
+  gen_b16 = { V = 50257, L = 12, H = 12, C = 768, B = 16, T = 16, new = 64 },
+  gen_b64 = { V = 50257, L = 12, H = 12, C = 768, B = 64, T = 16, new = 64 },
 }
-local ORDER = { "gpt2_124m", "small", "gen_b1", "gen_b8" }
+local ORDER = { "gpt2_124m", "small", "gen_b1", "gen_b16", "gen_b64" }
 
 local function peak_rss_mb()
   local f = io.open("/proc/self/status")
@@ -114,22 +129,65 @@ if arg and arg[1] == "--case" then
   return
 end
 
+local roofline = dofile("scripts/bench/roofline.lua")
+
+-- the bound of a case in seconds, and which limit sets it
+local function bound(c, roof)
+  local gf, bw = roofline.limits(roof, THREADS)
+  gf, bw = gf * 1e9, bw * 1e9
+  local blockp = c.L * 12 * c.C * c.C
+  local function attn(rows, S) return 4.0 * rows * c.L * S * c.C end   -- q.k and p.v, full rows
+  if not c.new then
+    local N = c.B * c.T
+    return 3 * (2.0 * N * (blockp + c.V * c.C) + attn(N, c.T)) / gf, "gemm"
+  end
+  -- the prompt: every position through the blocks, the LM head on the last one
+  local s = math.max(4.0 * (blockp + c.V * c.C) / bw,
+    (2.0 * c.B * c.T * blockp + 2.0 * c.B * c.V * c.C + attn(c.B * c.T, c.T)) / gf)
+  local limit
+  for i = 1, c.new - 1 do
+    local S = c.T + i
+    local bytes = 4.0 * (blockp + c.V * c.C) + 8.0 * c.B * c.L * S * c.C
+    local flop = 2.0 * c.B * (blockp + c.V * c.C) + attn(c.B, S)
+    local tr, tg = bytes / bw, flop / gf
+    s = s + math.max(tr, tg)
+    limit = tr >= tg and "read" or "gemm"
+  end
+  return s, limit
+end
+
 local quick = arg and arg[1] == "--quick"
+local roof, why = roofline.measure()
+if roof then
+  io.write(table.concat(roof.lines, "\n"), "\n")
+else
+  io.write(string.format('{"bench":"roofline","skipped":%q}\n', why))
+end
+io.flush()
 local have_torch = os.execute("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1")
 local lua = interpreter()
 local env = string.format("RLAIF_NUM_THREADS=%d LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/?.so;;' ",
   THREADS)
+local torch_env = env .. string.format("BLIS_ARCH_TYPE=%s BLIS_NUM_THREADS=%d ", rlaif.info().blis_arch, THREADS)
+local function div(a, b) return a and b and a / b or nil end
 for _, name in ipairs(ORDER) do
   if not quick or name == "small" or name == "gen_b1" then
     local r = capture(env .. lua .. " scripts/bench/model.lua --case " .. name)
-    local t = have_torch and capture(env .. "/usr/bin/python3 scripts/bench/model_torch.py " .. name) or nil
+    local t = have_torch and capture(torch_env .. "/usr/bin/python3 scripts/bench/model_torch.py " .. name) or nil
     r = r or {}
     t = t or {}
+    local bs, limit
+    if roof then bs, limit = bound(CASES[name], roof) end
     io.write(string.format(
       '{"bench":"model","case":"%s","threads":%d,"rlaif_s":%s,"torch_s":%s,"speedup":%s,' ..
-      '"rlaif_tokens_per_s":%s,"torch_tokens_per_s":%s,"rlaif_peak_rss_mb":%s,"torch_peak_rss_mb":%s}\n',
-      name, THREADS, num(r.seconds), num(t.seconds), num(t.seconds and r.seconds and t.seconds / r.seconds),
-      num(r.tokens_per_s), num(t.tokens_per_s), num(r.peak_rss_mb), num(t.peak_rss_mb)))
+      '"bound_s":%s,"bound":%s,"rlaif_share":%s,"torch_share":%s,' ..
+      '"rlaif_tokens_per_s":%s,"torch_tokens_per_s":%s,"bound_tokens_per_s":%s,' ..
+      '"rlaif_peak_rss_mb":%s,"torch_peak_rss_mb":%s}\n',
+      name, THREADS, num(r.seconds), num(t.seconds), num(div(t.seconds, r.seconds)), num(bs),
+      limit and '"' .. limit .. '"' or "null", num(div(bs, r.seconds)), num(div(bs, t.seconds)),
+      num(r.tokens_per_s), num(t.tokens_per_s),
+      num(bs and r.tokens_per_s and r.seconds and r.tokens_per_s * r.seconds / bs),
+      num(r.peak_rss_mb), num(t.peak_rss_mb)))
     io.flush()
   end
 end

@@ -4,7 +4,7 @@
 The same models and work as the rlaif benchmark, written directly in PyTorch
 (Debian's python3-torch 1.13; transformers is not needed):
   train  CASE=gpt2_124m|small  one step = forward + backward + AdamW, float32
-  gen    CASE=gen_b1|gen_b8     greedy decoding with a KV cache
+  gen    CASE=gen_b1|gen_b16|gen_b64    greedy decoding with a KV cache
 Prints one JSON line: {"case", "seconds" (median step or whole generation),
 "tokens_per_s", "peak_rss_mb"}. Threads: RLAIF_NUM_THREADS (default 2).
 
@@ -70,7 +70,8 @@ CASES = {
     "gpt2_124m": dict(V=50257, L=12, H=12, C=768, P=1024, B=4, T=64),
     "small": dict(V=8192, L=4, H=4, C=256, P=1024, B=16, T=128),
     "gen_b1": dict(V=50257, L=12, H=12, C=768, P=1024, B=1, T=16, new=64),
-    "gen_b8": dict(V=50257, L=12, H=12, C=768, P=1024, B=8, T=16, new=64),
+    "gen_b16": dict(V=50257, L=12, H=12, C=768, P=1024, B=16, T=16, new=64),
+    "gen_b64": dict(V=50257, L=12, H=12, C=768, P=1024, B=64, T=16, new=64),
 }
 
 
