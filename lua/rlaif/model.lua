@@ -36,8 +36,11 @@ local NEW = opts.schema("model.new", {
   head = { "string", one_of = { "lm", "reward" } }, seed = "integer", bos_id = { "integer", min = -1 },
   eos_id = { "integer", min = -1 }, pad_id = { "integer", min = -1 },
 })
-local LOAD = opts.schema("model.load", { head = { "string", one_of = { "lm", "reward" } } })
-local TRY_LOAD = opts.schema("model.try_load", { head = { "string", one_of = { "lm", "reward" } } })
+local DTYPES = { "float32", "bf16" }
+local LOAD = opts.schema("model.load", { head = { "string", one_of = { "lm", "reward" } },
+  dtype = { "string", one_of = DTYPES } })
+local TRY_LOAD = opts.schema("model.try_load", { head = { "string", one_of = { "lm", "reward" } },
+  dtype = { "string", one_of = DTYPES } })
 local GEN = opts.schema("model:generate", {
   max_new_tokens = { "integer", min = 1 }, temperature = { "number", min = 0 }, top_k = { "integer", min = 0 },
   top_p = { "number", gt = 0, max = 1 }, stop = "table|integer|boolean", seed = "integer",
@@ -62,18 +65,25 @@ local function check_dir(fn, dir)
   if type(dir) ~= "string" then error(string.format("%s: dir must be a string, got %s", fn, type(dir)), 3) end
 end
 
---- try_load(dir [, {head = "reward"}]) -> model | nil, message
+--- try_load(dir [, {head = "reward", dtype = "float32" | "bf16"}]) -> model | nil, message
 -- dir: a Hugging Face directory, or a .gguf file (architectures gpt2, llama, qwen2).
+-- dtype = "bf16" keeps the weight matrices in bf16 (half the memory; a frozen
+-- model: forward, generate, reward, logprobs; computed in float32), see m:to_bf16.
 function M.try_load(dir, o)
   check_dir("model.try_load", dir)
-  return C.load(dir, TRY_LOAD(o))
+  o = TRY_LOAD(o)
+  local m, err = C.load(dir, o)
+  if m and o.dtype == "bf16" then m:to_bf16() end
+  return m, err
 end
 
---- load(dir [, {head = "reward"}]) -> model; raises on any file problem
+--- load(dir [, {head = "reward", dtype = "float32" | "bf16"}]) -> model; raises on any file problem
 function M.load(dir, o)
   check_dir("model.load", dir)
-  local m, err = C.load(dir, LOAD(o))
+  o = LOAD(o)
+  local m, err = C.load(dir, o)
   if not m then error(err, 2) end
+  if o.dtype == "bf16" then m:to_bf16() end
   return m
 end
 

@@ -129,6 +129,7 @@ static float *tensor_base(rlaif_model *m, float *mem, int pt) {
 }
 
 rlaif_status rlaif_model_param_view(rlaif_model *m, const char *name, int grad, rlaif_tensor **out) {
+    if (rlaif_model_need_f32(m, grad ? "model.grad" : "model.param") != RLAIF_OK) return RLAIF_EINVAL;
     rlaif_hf_entry *e = NULL;
     int n = 0;
     rlaif_status st = rlaif_model_hf_entries(m, &e, &n);
@@ -240,6 +241,7 @@ static rlaif_status load_file(rlaif_model *m, const rlaif_hf_entry *e, int n, ch
 }
 
 rlaif_status rlaif_model_load_safetensors(rlaif_model *m, const char *path, int allow_missing, int *loaded) {
+    if (rlaif_model_need_f32(m, "model.load_safetensors") != RLAIF_OK) return RLAIF_EINVAL;
     rlaif_hf_entry *e = NULL;
     int n = 0;
     rlaif_status st = rlaif_model_hf_entries(m, &e, &n);
@@ -588,6 +590,7 @@ done:
 }
 
 rlaif_status rlaif_model_save(rlaif_model *m, const char *dir) {
+    if (rlaif_model_need_f32(m, "model.save") != RLAIF_OK) return RLAIF_EINVAL;
     char gate[RLAIF_PATH_MAX];
     rlaif_status gst = rlaif_path_gate(&dir, gate, RLAIF_PATH_WRITE, "model.save");
     if (gst != RLAIF_OK) return gst;
@@ -649,6 +652,7 @@ static rlaif_status write_state(FILE *f, void *ud) {
 }
 
 rlaif_status rlaif_model_save_state(rlaif_model *m, const char *path, const void *blob, size_t blob_len) {
+    if (rlaif_model_need_f32(m, "model.save_state") != RLAIF_OK) return RLAIF_EINVAL;
     state_body body = {m, blob, blob_len};
     return rlaif_write_file_atomic(path, "model.save_state: cannot write", 0666, write_state, &body);
 }
@@ -656,6 +660,7 @@ rlaif_status rlaif_model_save_state(rlaif_model *m, const char *path, const void
 rlaif_status rlaif_model_load_state(rlaif_model *m, const char *path, void **blob, size_t *blob_len) {
     if (blob) *blob = NULL;
     if (blob_len) *blob_len = 0;
+    if (rlaif_model_need_f32(m, "model.load_state") != RLAIF_OK) return RLAIF_EINVAL;
     char gate[RLAIF_PATH_MAX];
     rlaif_status gst = rlaif_path_gate(&path, gate, RLAIF_PATH_READ, "model.load_state");
     if (gst != RLAIF_OK) return gst;

@@ -87,13 +87,12 @@ static rlaif_status step(const rlaif_model *m, gen_state *g, int c0, int Tn) {
     int B = g->B, N = B * Tn, C = c->d_model, H = c->n_head, KV = c->n_kv_head, hd = c->head_dim;
     int QD = H * hd, QKV = (H + 2 * KV) * hd, F = c->d_ff, gpt2 = c->arch == RLAIF_ARCH_GPT2, FF = gpt2 ? F : 2 * F;
     float eps = c->norm_eps;
-    encoder_forward(g->x, g->ids, g->pos, w->wte, gpt2 ? w->wpe : NULL, N, C);
+    rlaif_model_embed(m, g->x, g->ids, g->pos, N);
     for (int l = 0; l < c->n_layer; l++) {
         if (rlaif_cancelled()) return rlaif_fail(RLAIF_EINTR, "model.generate: interrupted");
         if (gpt2) layernorm_forward(g->ln, g->mean, g->rstd, g->x, w->ln1w + l * C, w->ln1b + l * C, N, C, eps);
         else rmsnorm_forward(g->ln, g->rstd, g->x, w->ln1w + l * C, N, C, eps);
-        matmul_forward(g->qkv, g->ln, w->qkvw + (size_t)l * QKV * C, w->qkvb ? w->qkvb + (size_t)l * QKV : NULL, N, C,
-                       QKV, 0);
+        rlaif_model_linear(m, P_QKVW, l, g->qkv, g->ln, w->qkvb ? w->qkvb + (size_t)l * QKV : NULL, N, C, QKV, 0);
         if (!gpt2) rope_forward(g->qkv, g->cosb, g->sinb, g->pos, B, Tn, H, KV, hd);
         for (int b = 0; b < B; b++)
             for (int i = 0; i < Tn; i++)
@@ -104,20 +103,19 @@ static rlaif_status step(const rlaif_model *m, gen_state *g, int c0, int Tn) {
                     memcpy(g->V + dst, row + QD + KV * hd + k * hd, sizeof(float) * hd);
                 }
         cached_attention(m, g, l, c0, Tn);
-        matmul_forward(g->x, g->atty, w->attprojw + (size_t)l * C * QD, w->attprojb ? w->attprojb + l * C : NULL, N,
-                       QD, C, 1);
+        rlaif_model_linear(m, P_ATTPROJW, l, g->x, g->atty, w->attprojb ? w->attprojb + l * C : NULL, N, QD, C, 1);
         if (gpt2) layernorm_forward(g->ln, g->mean, g->rstd, g->x, w->ln2w + l * C, w->ln2b + l * C, N, C, eps);
         else rmsnorm_forward(g->ln, g->rstd, g->x, w->ln2w + l * C, N, C, eps);
-        matmul_forward(g->fch, g->ln, w->fcw + (size_t)l * FF * C, gpt2 ? w->fcb + (size_t)l * FF : NULL, N, C, FF, 0);
+        rlaif_model_linear(m, P_FCW, l, g->fch, g->ln, gpt2 ? w->fcb + (size_t)l * FF : NULL, N, C, FF, 0);
         if (gpt2) gelu_forward(g->fcha, g->fch, N * F);
         else swiglu_forward(g->fcha, g->fch, N, F);
-        matmul_forward(g->x, g->fcha, w->fcprojw + (size_t)l * C * F, gpt2 ? w->fcprojb + l * C : NULL, N, F, C, 1);
+        rlaif_model_linear(m, P_FCPROJW, l, g->x, g->fcha, gpt2 ? w->fcprojb + l * C : NULL, N, F, C, 1);
     }
     /* final norm and LM head on the last column of each row only */
     for (int b = 0; b < B; b++) memmove(g->ln + (size_t)b * C, g->x + ((size_t)b * Tn + Tn - 1) * C, sizeof(float) * C);
     if (gpt2) layernorm_forward(g->x, g->mean, g->rstd, g->ln, w->lnfw, w->lnfb, B, C, eps);
     else rmsnorm_forward(g->x, g->rstd, g->ln, w->lnfw, B, C, eps);
-    matmul_forward(g->logits, g->x, w->lm_head ? w->lm_head : w->wte, NULL, B, C, c->vocab_size, 0);
+    rlaif_model_linear(m, m->param_sizes[P_LMHEAD] ? P_LMHEAD : P_WTE, 0, g->logits, g->x, NULL, B, C, c->vocab_size, 0);
     return RLAIF_OK;
 }
 

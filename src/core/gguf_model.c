@@ -120,6 +120,7 @@ static void llama3_factors(const rlaif_model_config *c, float *out) {
 
 rlaif_status rlaif_model_save_gguf(rlaif_model *m, const char *path, const rlaif_bpe *tok,
                                    const rlaif_gguf_save_opts *o) {
+    if (rlaif_model_need_f32(m, "model.save_gguf") != RLAIF_OK) return RLAIF_EINVAL;
     rlaif_gguf_save_opts dflt = {RLAIF_GGML_F32, NULL, NULL};
     if (o == NULL) o = &dflt;
     const rlaif_model_config *c = &m->cfg;

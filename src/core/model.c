@@ -295,6 +295,7 @@ rlaif_status rlaif_model_new(rlaif_model **out, const rlaif_model_config *cfg, u
 void rlaif_model_free(rlaif_model *m) {
     if (m == NULL) return;
     free(m->params_memory);
+    free(m->bf16_memory);
     free(m->grads_memory);
     free(m->m_memory);
     free(m->v_memory);
@@ -306,6 +307,8 @@ void rlaif_model_free(rlaif_model *m) {
 
 rlaif_status rlaif_model_clone(rlaif_model **out, const rlaif_model *m, rlaif_head head) {
     *out = NULL;
+    rlaif_status fst = rlaif_model_need_f32(m, "model.clone");
+    if (fst != RLAIF_OK) return fst;
     rlaif_model_config cfg = m->cfg;
     cfg.head = head;
     rlaif_model *c = calloc(1, sizeof *c);
@@ -332,6 +335,111 @@ rlaif_status rlaif_model_clone(rlaif_model **out, const rlaif_model *m, rlaif_he
     return RLAIF_OK;
 }
 
+/* ---- frozen bf16 weights ---- */
+
+/* the tensors a bf16 model keeps in bf16: every matrix a linear layer reads */
+static int is_matrix(int t) {
+    return t == P_WTE || t == P_QKVW || t == P_ATTPROJW || t == P_FCW || t == P_FCPROJW || t == P_LMHEAD;
+}
+
+static const float *param_f32(const rlaif_params *p, int t) {
+    switch (t) {
+    case P_WTE: return p->wte;
+    case P_QKVW: return p->qkvw;
+    case P_ATTPROJW: return p->attprojw;
+    case P_FCW: return p->fcw;
+    case P_FCPROJW: return p->fcprojw;
+    case P_LMHEAD: return p->lm_head;
+    default: return NULL;
+    }
+}
+
+int rlaif_model_is_bf16(const rlaif_model *m) { return m->bf16_memory != NULL; }
+
+rlaif_status rlaif_model_need_f32(const rlaif_model *m, const char *op) {
+    if (m->bf16_memory == NULL) return RLAIF_OK;
+    return rlaif_fail(RLAIF_EINVAL, "%s: the model holds bf16 weights (frozen: forward and generate only); "
+                      "load it with dtype float32 to train, save or copy it", op);
+}
+
+size_t rlaif_model_param_bytes(const rlaif_model *m) {
+    size_t f = 0, h = 0;
+    for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
+        if (m->w16[t]) h += m->param_sizes[t];
+        else f += m->param_sizes[t];
+    }
+    return f * sizeof(float) + h * sizeof(uint16_t);
+}
+
+rlaif_status rlaif_model_to_bf16(rlaif_model *m) {
+    if (m->bf16_memory) return RLAIF_OK;
+    size_t nh = 0;   /* <= num_params, which was allocated: no overflow */
+    for (int t = 0; t < NUM_PARAMETER_TENSORS; t++)
+        if (is_matrix(t)) nh += m->param_sizes[t];
+    size_t nf = m->num_params - nh, bytes = nh * sizeof(uint16_t) + nf * sizeof(float);
+    rlaif_status st = charge(m, bytes, "model.to_bf16");
+    if (st != RLAIF_OK) return st;
+    uint16_t *h = malloc(nh ? nh * sizeof(uint16_t) : 1);
+    float *f = malloc(nf ? nf * sizeof(float) : 1);
+    if (h == NULL || f == NULL) {
+        free(h);
+        free(f);
+        uncharge(m, bytes);
+        return rlaif_fail(RLAIF_ENOMEM, "model.to_bf16: cannot allocate %zu bf16 weights", nh);
+    }
+    /* convert the matrices, copy the rest, then point the float32 tensors at their new home */
+    float **ptrs[NUM_PARAMETER_TENSORS] = {
+        &m->params.wte, &m->params.wpe, &m->params.ln1w, &m->params.ln1b, &m->params.qkvw, &m->params.qkvb,
+        &m->params.attprojw, &m->params.attprojb, &m->params.ln2w, &m->params.ln2b, &m->params.fcw,
+        &m->params.fcb, &m->params.fcprojw, &m->params.fcprojb, &m->params.lnfw, &m->params.lnfb,
+        &m->params.lm_head, &m->params.score,
+    };
+    const float *src = m->params_memory;
+    uint16_t *hp = h;
+    float *fp = f;
+    for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
+        size_t n = m->param_sizes[t];
+        if (n == 0) {
+            *ptrs[t] = NULL;
+        } else if (is_matrix(t)) {
+            f32_to_bf16(hp, src, n);
+            m->w16[t] = hp;
+            *ptrs[t] = NULL;
+            hp += n;
+        } else {
+            memcpy(fp, src, n * sizeof(float));
+            *ptrs[t] = fp;
+            fp += n;
+        }
+        src += n;
+    }
+    size_t old = m->num_params * sizeof(float) * (1 + (m->grads_memory != NULL) + (m->m_memory != NULL) +
+                                                  (m->v_memory != NULL));
+    free(m->params_memory);
+    free(m->grads_memory);
+    free(m->m_memory);
+    free(m->v_memory);
+    m->params_memory = f;
+    m->grads_memory = m->m_memory = m->v_memory = NULL;
+    memset(&m->grads, 0, sizeof m->grads);
+    m->bf16_memory = h;
+    uncharge(m, old);
+    return RLAIF_OK;
+}
+
+void rlaif_model_linear(const rlaif_model *m, int t, int l, float *out, const float *inp, const float *bias, int N,
+                        int C, int OC, int accumulate) {
+    size_t off = (size_t)l * OC * C;
+    if (m->w16[t]) matmul_forward_bf16(out, inp, m->w16[t] + off, bias, N, C, OC, accumulate);
+    else matmul_forward(out, inp, param_f32(&m->params, t) + off, bias, N, C, OC, accumulate);
+}
+
+void rlaif_model_embed(const rlaif_model *m, float *out, const int32_t *ids, const int32_t *pos, int N) {
+    const float *wpe = m->cfg.arch == RLAIF_ARCH_GPT2 ? m->params.wpe : NULL;
+    if (m->w16[P_WTE]) encoder_forward_bf16(out, ids, pos, m->w16[P_WTE], wpe, N, m->cfg.d_model);
+    else encoder_forward(out, ids, pos, m->params.wte, wpe, N, m->cfg.d_model);
+}
+
 void rlaif_model_free_acts(rlaif_model *m) {
     free(m->acts_memory);
     free(m->ids);
@@ -346,6 +454,8 @@ void rlaif_model_free_acts(rlaif_model *m) {
 
 static rlaif_status ensure_grads(rlaif_model *m) {
     if (m->grads_memory) return RLAIF_OK;
+    rlaif_status fst = rlaif_model_need_f32(m, "model: gradients");
+    if (fst != RLAIF_OK) return fst;
     rlaif_status st = charge(m, m->num_params * sizeof(float), "model: gradients");
     if (st != RLAIF_OK) return st;
     m->grads_memory = calloc(m->num_params, sizeof(float));
@@ -498,7 +608,7 @@ static rlaif_status forward_impl(rlaif_model *m, const int32_t *ids, const int32
     }
     rlaif_params *w = &m->params;
     rlaif_acts *a = &m->acts;
-    encoder_forward(a->encoded, m->ids, m->pos, w->wte, gpt2 ? w->wpe : NULL, N, C);
+    rlaif_model_embed(m, a->encoded, m->ids, m->pos, N);
     if (!gpt2) rlaif_model_rope_tables(c, T, a->rope_cos, a->rope_sin);
     for (int l = 0; l < L; l++) {
         if (rlaif_cancelled()) return rlaif_fail(RLAIF_EINTR, "model.forward: interrupted");
@@ -509,21 +619,18 @@ static rlaif_status forward_impl(rlaif_model *m, const int32_t *ids, const int32
         float *fcha = LAYER(a->fch_act, l, (size_t)N * F), *res3 = LAYER(a->res3, l, (size_t)N * C);
         norm_forward(m, ln1, LAYER(a->ln1_mean, l, N), LAYER(a->ln1_rstd, l, N), res, LAYER(w->ln1w, l, C),
                      gpt2 ? LAYER(w->ln1b, l, C) : NULL, N);
-        matmul_forward(qkv, ln1, LAYER(w->qkvw, l, (size_t)QKV * C), w->qkvb ? LAYER(w->qkvb, l, QKV) : NULL, N, C,
-                       QKV, 0);
+        rlaif_model_linear(m, P_QKVW, l, qkv, ln1, w->qkvb ? LAYER(w->qkvb, l, QKV) : NULL, N, C, QKV, 0);
         if (!gpt2) rope_forward(qkv, a->rope_cos, a->rope_sin, m->pos, B, T, H, KV, hd);
         attention_forward(atty, LAYER(a->att, l, (size_t)B * H * T * T), qkv, m->mask, B, T, H, KV, hd);
         memcpy(res2, res, sizeof(float) * N * C);
-        matmul_forward(res2, atty, LAYER(w->attprojw, l, (size_t)C * QD), w->attprojb ? LAYER(w->attprojb, l, C) : NULL,
-                       N, QD, C, 1);
+        rlaif_model_linear(m, P_ATTPROJW, l, res2, atty, w->attprojb ? LAYER(w->attprojb, l, C) : NULL, N, QD, C, 1);
         norm_forward(m, ln2, LAYER(a->ln2_mean, l, N), LAYER(a->ln2_rstd, l, N), res2, LAYER(w->ln2w, l, C),
                      gpt2 ? LAYER(w->ln2b, l, C) : NULL, N);
-        matmul_forward(fch, ln2, LAYER(w->fcw, l, (size_t)FF * C), gpt2 ? LAYER(w->fcb, l, FF) : NULL, N, C, FF, 0);
+        rlaif_model_linear(m, P_FCW, l, fch, ln2, gpt2 ? LAYER(w->fcb, l, FF) : NULL, N, C, FF, 0);
         if (gpt2) gelu_forward(fcha, fch, N * F);
         else swiglu_forward(fcha, fch, N, F);
         memcpy(res3, res2, sizeof(float) * N * C);
-        matmul_forward(res3, fcha, LAYER(w->fcprojw, l, (size_t)C * F), gpt2 ? LAYER(w->fcprojb, l, C) : NULL, N, F,
-                       C, 1);
+        rlaif_model_linear(m, P_FCPROJW, l, res3, fcha, gpt2 ? LAYER(w->fcprojb, l, C) : NULL, N, F, C, 1);
     }
     norm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, LAYER(a->res3, L - 1, (size_t)N * C), w->lnfw, w->lnfb, N);
     if (want_logits) {
@@ -533,7 +640,9 @@ static rlaif_status forward_impl(rlaif_model *m, const int32_t *ids, const int32
                 memcpy(a->lnf_rows + (size_t)j * C, a->lnf + (size_t)rows[j] * C, sizeof(float) * C);
             inp = a->lnf_rows;
         }
-        lmhead_forward(a->logits, a->lse, a->lm_scratch, inp, head, NL, C, c->vocab_size);
+        const uint16_t *head16 = m->w16[P_LMHEAD] ? m->w16[P_LMHEAD] : m->w16[P_WTE];
+        if (head16) lmhead_forward_bf16(a->logits, a->lse, a->lm_scratch, inp, head16, NL, C, c->vocab_size);
+        else lmhead_forward(a->logits, a->lse, a->lm_scratch, inp, head, NL, C, c->vocab_size);
         m->have_logits = 1;
     }
     return RLAIF_OK;
@@ -650,7 +759,8 @@ rlaif_status rlaif_model_token_logprobs(rlaif_model *m, const int32_t *targets, 
 }
 
 rlaif_status rlaif_model_backward_ce(rlaif_model *m, const int32_t *targets, const float *weights, float scale) {
-    rlaif_status st = need_logits(m, "model.backward");
+    rlaif_status st = rlaif_model_need_f32(m, "model.backward");
+    if (st == RLAIF_OK) st = need_logits(m, "model.backward");
     if (st == RLAIF_OK) st = check_targets(m, targets, "model.backward");
     if (st == RLAIF_OK) st = ensure_grads(m);
     if (st != RLAIF_OK) return st;
@@ -756,6 +866,7 @@ rlaif_status rlaif_model_reward(rlaif_model *m, float *out) {
 }
 
 rlaif_status rlaif_model_backward_reward(rlaif_model *m, const float *dr) {
+    if (rlaif_model_need_f32(m, "model.backward_reward") != RLAIF_OK) return RLAIF_EINVAL;
     if (m->cfg.head != RLAIF_HEAD_REWARD)
         return rlaif_fail(RLAIF_EINVAL, "model.backward_reward: the model has no reward head");
     if (m->B == 0) return rlaif_fail(RLAIF_EINVAL, "model.backward_reward: needs a forward first");
@@ -792,6 +903,7 @@ rlaif_status rlaif_model_values(rlaif_model *m, float *out) {
 }
 
 rlaif_status rlaif_model_backward_values(rlaif_model *m, const float *dv) {
+    if (rlaif_model_need_f32(m, "model.backward_values") != RLAIF_OK) return RLAIF_EINVAL;
     if (m->cfg.head != RLAIF_HEAD_REWARD)
         return rlaif_fail(RLAIF_EINVAL, "model.backward_values: the model has no value head");
     if (m->B == 0) return rlaif_fail(RLAIF_EINVAL, "model.backward_values: needs a forward first");
@@ -867,6 +979,7 @@ static void flat_run(flat_args *a) {
 }
 
 rlaif_status rlaif_model_zero_grad(rlaif_model *m) {
+    if (rlaif_model_need_f32(m, "model.zero_grad") != RLAIF_OK) return RLAIF_EINVAL;
     if (m->grads_memory == NULL) return ensure_grads(m);
     flat_args a = {.m = m, .op = FLAT_ZERO};
     flat_run(&a);
@@ -889,6 +1002,7 @@ void rlaif_model_scale_grads(rlaif_model *m, float s) {
 }
 
 rlaif_status rlaif_model_adamw_step(rlaif_model *m, const rlaif_adamw *o) {
+    if (rlaif_model_need_f32(m, "model.adamw_step") != RLAIF_OK) return RLAIF_EINVAL;
     rlaif_status st = ensure_grads(m);
     if (st != RLAIF_OK) return st;
     if (m->m_memory == NULL) {

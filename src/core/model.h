@@ -139,6 +139,8 @@ typedef struct rlaif_model {
     size_t num_params;
     float *params_memory;  rlaif_params params;  /* always allocated               */
     float *grads_memory;   rlaif_params grads;   /* lazily                         */
+    uint16_t *bf16_memory; /* frozen bf16 weight matrices (rlaif_model_to_bf16)    */
+    const uint16_t *w16[NUM_PARAMETER_TENSORS];  /* each matrix in bf16_memory, or NULL (float32) */
     float *m_memory;       /* (num_params) AdamW first moment, lazily              */
     float *v_memory;       /* (num_params) AdamW second moment, lazily             */
     int64_t opt_step;      /* AdamW steps taken                                    */
@@ -180,6 +182,25 @@ void rlaif_model_free_acts(rlaif_model *m);
  * reward model or starts at zero (a fresh value head on a policy). No gradients,
  * optimizer state or activations. New model in *out. */
 rlaif_status rlaif_model_clone(rlaif_model **out, const rlaif_model *m, rlaif_head head);
+/* Freeze m into bf16: the weight matrices (embeddings, LM head, attention and
+ * MLP projections) are rounded to bf16 (nearest even) and their float32 copies,
+ * the gradients and the optimizer state freed; norms, biases, positions and a
+ * score head stay float32. Forward and generation then compute in float32 from
+ * the bf16 weights (AVX512-BF16 conversion where the CPU has it); training,
+ * saving, cloning and parameter views fail with RLAIF_EINVAL. Idempotent. */
+rlaif_status rlaif_model_to_bf16(rlaif_model *m);
+/* 1 when m holds bf16 weights. */
+int rlaif_model_is_bf16(const rlaif_model *m);
+/* RLAIF_OK for a float32 model; else RLAIF_EINVAL "<op>: the model holds bf16 weights ...". */
+rlaif_status rlaif_model_need_f32(const rlaif_model *m, const char *op);
+/* Bytes of parameter memory (float32 and bf16) m holds. */
+size_t rlaif_model_param_bytes(const rlaif_model *m);
+/* Internal to the core (model.c, generate.c): out (N, OC) (+)= inp (N, C) @ W^T
+ * (+ bias), W = layer l's (OC, C) block of parameter tensor t, float32 or bf16;
+ * and the token (+ position) embedding of ids into out (N, C). */
+void rlaif_model_linear(const rlaif_model *m, int t, int l, float *out, const float *inp, const float *bias, int N,
+                        int C, int OC, int accumulate);
+void rlaif_model_embed(const rlaif_model *m, float *out, const int32_t *ids, const int32_t *pos, int N);
 
 /* ---- computation ---- */
 

@@ -428,7 +428,7 @@ static int push_view(lua_State *L, int grad) {
     rlaif_model *m = check_model(L, 1);
     const char *name = luaL_checkstring(L, 2);
     rlaif_tensor *t = NULL;
-    if (rlaif_model_param_view(m, name, grad, &t) != RLAIF_OK) return rlaifL_fail(L, grad ? "model.grad" : "model.param");
+    if (rlaif_model_param_view(m, name, grad, &t) != RLAIF_OK) return model_fail(L, grad ? "model.grad" : "model.param");
     rlaifL_pushtensor(L, t);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);   /* the view keeps the model alive */
@@ -449,6 +449,26 @@ static int model_names(lua_State *L) {
         lua_seti(L, -2, i + 1);
     }
     free(e);
+    return 1;
+}
+
+/* m:to_bf16() -> m: freeze the weight matrices into bf16 (rlaif_model_to_bf16) */
+static int model_to_bf16(lua_State *L) {
+    rlaif_model *m = check_model(L, 1);
+    if (rlaif_model_to_bf16(m) != RLAIF_OK) return model_fail(L, "model.to_bf16");
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* m:dtype() -> "float32" | "bf16" (the weight matrices) */
+static int model_dtype(lua_State *L) {
+    lua_pushstring(L, rlaif_model_is_bf16(check_model(L, 1)) ? "bf16" : "float32");
+    return 1;
+}
+
+/* m:param_bytes() -> bytes of parameter memory */
+static int model_param_bytes(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)rlaif_model_param_bytes(check_model(L, 1)));
     return 1;
 }
 
@@ -659,6 +679,9 @@ static const luaL_Reg model_methods[] = {
     {"names", model_names},
     {"zero_grad", model_zero_grad},
     {"free_activations", model_free_activations},
+    {"to_bf16", model_to_bf16},
+    {"dtype", model_dtype},
+    {"param_bytes", model_param_bytes},
     {"grad_norm", model_grad_norm},
     {"scale_grads", model_scale_grads},
     {"adamw_step", model_adamw_step},

@@ -684,6 +684,123 @@ static void test_crafted_config(void) {
     rlaif_model_free(m);
 }
 
+/* ---- bf16 frozen weights ---- */
+
+/* The reference rounding, written independently of the kernels: of the two bf16
+ * values around x (truncated, one ulp up) take the nearer in double precision,
+ * the even one on a tie; denormals flush to signed zero, NaN stays NaN. */
+static uint16_t ref_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0) return (uint16_t)((u & 0x80000000u) >> 16);
+    if (isnan(x)) return 0x7fc0;   /* checked only for NaN-ness below */
+    uint16_t lo = (uint16_t)(u >> 16), hi = (uint16_t)(lo + 1);
+    uint32_t ul = (uint32_t)lo << 16, uh = (uint32_t)hi << 16;
+    float fl, fh;
+    memcpy(&fl, &ul, sizeof fl);
+    memcpy(&fh, &uh, sizeof fh);
+    double dl = fabs((double)x - fl), dh = isinf(fh) ? fabs((double)x - copysign(0x1p128, x)) : fabs((double)x - fh);
+    if (dl < dh) return lo;
+    if (dh < dl) return hi;
+    return (lo & 1) ? hi : lo;
+}
+
+static float from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static void test_bf16_rounding(void) {
+    enum { NV = 4099 };   /* not a multiple of 16: the masked tail runs */
+    float *x = malloc(NV * sizeof(float));
+    uint16_t *h = malloc(NV * sizeof(uint16_t));
+    for (int i = 0; i < NV; i++) {
+        uint32_t u = (uint32_t)(rlaif_rng_uniform(&rng) * 4294967295.0);
+        if (i % 3 == 0) u = (u & 0xffff0000u) | 0x8000u;    /* exact ties */
+        memcpy(&x[i], &u, sizeof u);
+    }
+    float special[] = {0.0f, -0.0f, 1e-40f, -1e-40f, INFINITY, -INFINITY, NAN, 3.4028235e38f, 1.0f, 1.00390625f,
+                       1.01171875f, -2.5f, 65504.0f};
+    memcpy(x, special, sizeof special);
+    f32_to_bf16(h, x, NV);
+    int bad = 0;
+    for (int i = 0; i < NV; i++) {
+        int ok = isnan(x[i]) ? isnan(from_bf16(h[i])) : h[i] == ref_bf16(x[i]);
+        if (!ok && bad++ < 3) fprintf(stderr, "  bf16(%a) = 0x%04x, expected 0x%04x\n", x[i], h[i], ref_bf16(x[i]));
+    }
+    CHECK(bad == 0);
+    CHECK(h[7] == 0x7f80);   /* FLT_MAX rounds up to infinity, as the instruction does */
+    free(x);
+    free(h);
+}
+
+/* A bf16 model computes as a float32 model whose matrices were rounded to
+ * bf16 (the reference), through both linear paths (GEMM for a prompt, the GEMV
+ * of decoding) and the LM head; it stays within the documented tolerance of
+ * the float32 logits; and everything that needs float32 weights is refused. */
+static void round_matrix(float *w, size_t n) {
+    for (size_t i = 0; i < n; i++) w[i] = from_bf16(ref_bf16(w[i]));
+}
+
+static void test_bf16_model(rlaif_arch arch) {
+    rlaif_model_config c;
+    rlaif_model_config_defaults(&c, arch);
+    c.vocab_size = 301, c.n_layer = 2, c.n_head = 4, c.d_model = 64, c.max_seq = 64;
+    if (arch == RLAIF_ARCH_LLAMA) c.n_kv_head = 2, c.tie_embeddings = 0;
+    rlaif_model *m = NULL, *ref = NULL, *h = NULL;
+    CHECK_OK(rlaif_model_new(&m, &c, 5));
+    CHECK_OK(rlaif_model_clone(&ref, m, RLAIF_HEAD_LM));
+    CHECK_OK(rlaif_model_clone(&h, m, RLAIF_HEAD_LM));
+    if (!m || !ref || !h) return;
+    int mats[] = {P_WTE, P_QKVW, P_ATTPROJW, P_FCW, P_FCPROJW, P_LMHEAD};
+    float *refw[] = {ref->params.wte, ref->params.qkvw, ref->params.attprojw, ref->params.fcw, ref->params.fcprojw,
+                     ref->params.lm_head};
+    for (int i = 0; i < 6; i++)
+        if (refw[i]) round_matrix(refw[i], ref->param_sizes[mats[i]]);
+    size_t f32_bytes = rlaif_model_param_bytes(h);
+    CHECK_OK(rlaif_model_to_bf16(h));
+    CHECK_OK(rlaif_model_to_bf16(h));   /* idempotent */
+    CHECK(rlaif_model_is_bf16(h) && !rlaif_model_is_bf16(m));
+    CHECK(rlaif_model_param_bytes(h) < f32_bytes * 0.55);
+    enum { B = 2, T = 24 };
+    int32_t ids[B * T];
+    for (int i = 0; i < B * T; i++) ids[i] = (i * 37 + 11) % c.vocab_size;
+    CHECK_OK(rlaif_model_forward(m, ids, NULL, B, T, 1));
+    CHECK_OK(rlaif_model_forward(ref, ids, NULL, B, T, 1));
+    CHECK_OK(rlaif_model_forward(h, ids, NULL, B, T, 1));
+    int64_t n = (int64_t)B * T * c.vocab_size;
+    close_arrays("bf16 logits vs rounded-weight float32", h->acts.logits, ref->acts.logits, n, 1e-4, 1e-5);
+    close_arrays("bf16 lse vs rounded-weight float32", h->acts.lse, ref->acts.lse, B * T, 1e-4, 1e-5);
+    /* the documented tolerance against the float32 model: |d logit| <= 0.02 (1 + |logit|) */
+    close_arrays("bf16 logits vs float32", h->acts.logits, m->acts.logits, n, 0.02, 0.02);
+    /* decoding (GEMV path, one row per step) */
+    rlaif_gen_opts go = {.max_new_tokens = 6, .temperature = 0, .top_p = 1};
+    int lens[B] = {T, 9};
+    int32_t tr[B * 6], th[B * 6];
+    float lr[B * 6], lh[B * 6];
+    int nr[B], nh[B];
+    CHECK_OK(rlaif_model_generate(ref, ids, lens, B, &go, tr, lr, nr));
+    CHECK_OK(rlaif_model_generate(h, ids, lens, B, &go, th, lh, nh));
+    CHECK(memcmp(tr, th, sizeof tr) == 0);
+    close_arrays("bf16 generate logprobs", lh, lr, B * 6, 1e-3, 1e-4);
+    /* frozen */
+    int32_t tg[B * T];
+    for (int i = 0; i < B * T; i++) tg[i] = ids[(i + 1) % (B * T)];
+    CHECK_FAIL(rlaif_model_backward_ce(h, tg, NULL, 1.0f), RLAIF_EINVAL, "model.backward: the model holds bf16");
+    rlaif_adamw o = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    CHECK_FAIL(rlaif_model_adamw_step(h, &o), RLAIF_EINVAL, "model.adamw_step: the model holds bf16");
+    rlaif_model *cl = NULL;
+    CHECK_FAIL(rlaif_model_clone(&cl, h, RLAIF_HEAD_LM), RLAIF_EINVAL, "model.clone: the model holds bf16");
+    CHECK_FAIL(rlaif_model_save(h, "build/tests/bf16_never_written"), RLAIF_EINVAL, "model.save: the model holds bf16");
+    rlaif_tensor *view = NULL;
+    CHECK_FAIL(rlaif_model_param_view(h, "model.norm.weight", 0, &view), RLAIF_EINVAL, "bf16");
+    rlaif_model_free(m);
+    rlaif_model_free(ref);
+    rlaif_model_free(h);
+}
+
 int main(void) {
     rlaif_init();
     rlaif_rng_seed(&rng, 42);
@@ -708,5 +825,8 @@ int main(void) {
     test_crafted_config();
     test_crafted_offsets_load();
     test_stale_temporaries();
+    test_bf16_rounding();
+    test_bf16_model(RLAIF_ARCH_GPT2);
+    test_bf16_model(RLAIF_ARCH_LLAMA);
     return check_report("test_model");
 }
