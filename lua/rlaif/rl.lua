@@ -143,6 +143,7 @@ local TRAINER = opts.schema("rl.trainer", {
   algo = { "string", one_of = M.ALGOS, required = true },
   policy = { "userdata", required = true, check = function(v) return is_model(v), "must be an rlaif model" end },
   ref = { "userdata", check = function(v) return is_model(v), "must be an rlaif model" end },
+  ref_dtype = { "string", one_of = { "float32", "bf16" } },
   value = { "userdata", check = function(v) return is_model(v), "must be an rlaif model" end },
   reward = "userdata|function|table",
   reward_norm = "table",
@@ -223,8 +224,15 @@ function M.trainer(o)
   self.group_size = gs
   self.kl_in = o.kl_in or (algo == "grpo" and "loss" or "reward")
   if self.whiten == nil then self.whiten = algo == "ppo" end
-  -- the reference: a frozen copy of the policy as it is now
+  -- the reference: a frozen copy of the policy as it is now; ref_dtype = "bf16"
+  -- keeps that copy's weight matrices in bf16 (half the memory, faster passes).
+  -- A given ref is used as it is (load it with dtype = "bf16" for the same).
+  if o.ref and o.ref_dtype then
+    error("rl.trainer: ref_dtype applies to the reference the trainer copies; with ref given, load it with " ..
+      "rlaif.model.load(dir, {dtype = ...}) instead", 2)
+  end
   self.ref = o.ref or o.policy:clone()
+  if o.ref_dtype == "bf16" then self.ref:to_bf16() end
   if self.ref:config().vocab_size ~= pcfg.vocab_size then
     error("rl.trainer: ref and policy have different vocabularies", 2)
   end

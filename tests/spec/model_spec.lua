@@ -327,6 +327,52 @@ describe("rlaif.train #unit", function()
   end)
 end)
 
+describe("rlaif.model bf16 weights #unit", function()
+  -- bf16 keeps 8 bits of mantissa: the documented tolerance on logits is
+  -- |bf16 - float32| <= 0.05 (1 + |float32|) (these fixtures: at most 0.032);
+  -- the C test checks the exact semantics (a float32 model with its matrices
+  -- rounded to bf16) to 1e-4.
+  for _, name in ipairs { "gpt2", "llama_gqa", "qwen2_tied" } do
+    it(name .. ": logits within the bf16 tolerance of PyTorch's float32, in half the memory", function()
+      local g = golden(name)
+      local f = M.load(FIX .. name)
+      local m = M.load(FIX .. name, { dtype = "bf16" })
+      assert.equal("bf16", m:dtype())
+      assert.equal("float32", f:dtype())
+      assert.equal(f:num_params(), m:num_params())
+      assert.is_true(m:param_bytes() < 0.53 * f:param_bytes())
+      local ids, mask = ints(g.ids), ints(g.mask)
+      local got = m:forward(ids, mask)
+      local d = ((got - g.logits):abs() / (g.logits:abs() + 1)):max():item()
+      assert.is_true(d <= 0.05, name .. ": max relative logit difference " .. d)
+      -- and not float32 by accident: rounding moves the logits (qwen2_tied's
+      -- fixture weights are bf16 values already: there they must not move)
+      if name == "qwen2_tied" then assert.is_true(d < 1e-5) else assert.is_true(d > 1e-4) end
+      local tm = M.try_load(FIX .. name, { dtype = "bf16" })
+      assert.equal("bf16", tm:dtype())
+    end)
+  end
+
+  it("a bf16 model is frozen: training, saving, copying and views are refused by name", function()
+    local m = M.load(FIX .. "gpt2", { dtype = "bf16" })
+    local ids = { { 1, 2, 3, 4 } }
+    helper.raises(function() m:lm_loss(ids, { { 2, 3, 4, 5 } }) end, "model.backward", "bf16")
+    helper.raises(function() m:adamw_step { lr = 1e-3 } end, "model.adamw_step", "bf16")
+    helper.raises(function() m:clone() end, "model.clone", "bf16")
+    helper.raises(function() m:param("transformer.wte.weight") end, "model.param", "bf16")
+    local d = tmpdir()
+    local ok, err = m:save(d .. "/out")
+    assert.is_nil(ok)
+    assert.matches("^model.save: .*bf16", err)
+    assert.is_nil(io.open(d .. "/out/model.safetensors"))
+    os.execute("rm -rf " .. d)
+    -- forward and generation still work, and to_bf16 is idempotent
+    assert.equal(m, m:to_bf16())
+    local toks = m:generate(ids, { max_new_tokens = 3, temperature = 0, stop = false })
+    assert.equal(3, #toks[1])
+  end)
+end)
+
 describe("rlaif.model options, limits and loaders #unit", function()
   local function llama(o)
     local cfg = { arch = "llama", vocab_size = 32, n_layer = 1, n_head = 2, n_kv_head = 1, d_model = 16, d_ff = 24,
@@ -340,8 +386,10 @@ describe("rlaif.model options, limits and loaders #unit", function()
       "model.new: unknown option 'n_layers' (did you mean 'n_layer'?)")
     assert.has_error(function() llama { vocab_size = "32" } end,
       "model.new: option 'vocab_size' must be an integer >= 1, got \"32\"")
-    assert.has_error(function() M.load(FIX .. "gpt2", { dtype = "bf16" }) end,
-      "model.load: unknown option 'dtype' (known: head)")
+    assert.has_error(function() M.load(FIX .. "gpt2", { dtype = "fp16" }) end,
+      "model.load: option 'dtype' must be one of \"float32\", \"bf16\", got \"fp16\"")
+    assert.has_error(function() M.load(FIX .. "gpt2", { dtpye = "bf16" }) end,
+      "model.load: unknown option 'dtpye' (did you mean 'dtype'?)")
     assert.has_error(function() M.try_load(FIX .. "gpt2", { head = "value" }) end,
       "model.try_load: option 'head' must be one of \"lm\", \"reward\", got \"value\"")
     local m = llama()

@@ -210,6 +210,28 @@ describe("rlaif.rl toy task #unit", function()
     assert.are.equal(0.05, fixed.value)
   end)
 
+  it("ref_dtype = bf16 keeps the reference copy in bf16; its KL stays near the float32 one", function()
+    local p32 = toy_policy()
+    local a = rl.trainer { algo = "reinforce", policy = p32, reward = count3, lr = 3e-3, max_new_tokens = 6,
+      eos = false, seed = 2 }
+    local b = rl.trainer { algo = "reinforce", policy = toy_policy(), reward = count3, lr = 3e-3, max_new_tokens = 6,
+      eos = false, seed = 2, ref_dtype = "bf16" }
+    assert.equal("float32", a.ref:dtype())
+    assert.equal("bf16", b.ref:dtype())
+    assert.is_true(b.ref:param_bytes() < 0.6 * a.ref:param_bytes())
+    local sa, sb = a:step(TOY_PROMPTS), b:step(TOY_PROMPTS)
+    -- at the first step the policy equals its reference: KL 0 in float32, the
+    -- bf16 rounding's own small KL otherwise
+    assert.is_true(math.abs(sa.kl) < 1e-6)
+    assert.is_true(math.abs(sb.kl) > 0 and math.abs(sb.kl) < 0.05, "bf16 reference KL " .. sb.kl)
+    helper.raises(function()
+      rl.trainer { algo = "reinforce", policy = p32, ref = toy_policy(), ref_dtype = "bf16", reward = count3 }
+    end, "rl.trainer", "ref_dtype")
+    helper.raises(function()
+      rl.trainer { algo = "reinforce", policy = p32, ref_dtype = "fp8", reward = count3 }
+    end, "rl.trainer", "ref_dtype", "fp8")
+  end)
+
   it("the adaptive controller moves beta towards the target KL; callbacks can change it", function()
     local seen = {}
     local target, horizon, bs = 0.5, 50, 8
