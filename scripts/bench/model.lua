@@ -10,6 +10,13 @@
 --   gen_b1     GPT-2 124M, greedy generation with the KV cache, 16-token prompt,
 --   gen_b16    64 new tokens, batch 1, 16 and 64: best of 2
 --   gen_b64
+--   gen_b1_bf16   the same with the weight matrices in bf16 (m:to_bf16; PyTorch:
+--   gen_b16_bf16  the model in torch.bfloat16; not at batch 16, where PyTorch
+--                 1.13's bf16 on CPU takes minutes); rss_mb = resident memory
+--                 after the run (the peak includes the float32 model converted)
+--   gen_b1_busy   gen_b1 beside one busy loop per core (shared cores: both
+--                 rlaif and PyTorch run under the same load; the bound is the
+--                 quiet machine's)
 -- Bounds (roofline: the time of the work at the machine's limits):
 --   training   3 x the forward FLOP (matrix products and attention scores) at
 --              the sgemm rate at the model's shapes on THREADS threads (at
@@ -40,17 +47,21 @@ local CASES = {
   gen_b1 = { V = 50257, L = 12, H = 12, C = 768, B = 1, T = 16, new = 64 },
   gen_b16 = { V = 50257, L = 12, H = 12, C = 768, B = 16, T = 16, new = 64 },
   gen_b64 = { V = 50257, L = 12, H = 12, C = 768, B = 64, T = 16, new = 64 },
+  gen_b1_bf16 = { V = 50257, L = 12, H = 12, C = 768, B = 1, T = 16, new = 64, bf16 = true },
+  gen_b16_bf16 = { V = 50257, L = 12, H = 12, C = 768, B = 16, T = 16, new = 64, bf16 = true, no_torch = true },
+  gen_b1_busy = { V = 50257, L = 12, H = 12, C = 768, B = 1, T = 16, new = 64, busy = "gen_b1" },
 }
-local ORDER = { "gpt2_124m", "small", "gen_b1", "gen_b16", "gen_b64" }
+local ORDER = { "gpt2_124m", "small", "gen_b1", "gen_b16", "gen_b64", "gen_b1_bf16", "gen_b16_bf16", "gen_b1_busy" }
 
-local function peak_rss_mb()
+local function rss_mb(field)
   local f = io.open("/proc/self/status")
   if not f then return nil end
   local s = f:read("a")
   f:close()
-  local kb = s:match("VmHWM:%s*(%d+)")
+  local kb = s:match((field or "VmHWM") .. ":%s*(%d+)")
   return kb and tonumber(kb) / 1024 or nil
 end
+local function peak_rss_mb() return rss_mb("VmHWM") end
 
 local function num(v)
   if v == nil or v ~= v then return "null" end
@@ -65,6 +76,7 @@ local function run_case(name)
   rlaif.set_threads(THREADS)
   local m = rlaif.model.new { arch = "gpt2", vocab_size = c.V, n_layer = c.L, n_head = c.H, d_model = c.C,
                              max_seq = 1024, seed = 1 }
+  if c.bf16 then m:to_bf16() end
   local x = 12345
   local function rnd()
     x = (x * 1103515245 + 12345) % 2147483648
@@ -97,8 +109,9 @@ local function run_case(name)
     sec = times[(#times + 1) // 2]
     tps = c.B * c.T / sec
   end
-  io.write(string.format('{"case":"%s","seconds":%s,"tokens_per_s":%s,"peak_rss_mb":%s}\n', name, num(sec),
-    num(tps), num(peak_rss_mb())))
+  collectgarbage()
+  io.write(string.format('{"case":"%s","seconds":%s,"tokens_per_s":%s,"peak_rss_mb":%s,"rss_mb":%s}\n', name,
+    num(sec), num(tps), num(peak_rss_mb()), num(rss_mb("VmRSS"))))
 end
 
 -- ---- driver ----
@@ -142,12 +155,13 @@ local function bound(c, roof)
     return 3 * (2.0 * N * (blockp + c.V * c.C) + attn(N, c.T)) / gf, "gemm"
   end
   -- the prompt: every position through the blocks, the LM head on the last one
-  local s = math.max(4.0 * (blockp + c.V * c.C) / bw,
+  local wb = c.bf16 and 2.0 or 4.0   -- bytes per weight
+  local s = math.max(wb * (blockp + c.V * c.C) / bw,
     (2.0 * c.B * c.T * blockp + 2.0 * c.B * c.V * c.C + attn(c.B * c.T, c.T)) / gf)
   local limit
   for i = 1, c.new - 1 do
     local S = c.T + i
-    local bytes = 4.0 * (blockp + c.V * c.C) + 8.0 * c.B * c.L * S * c.C
+    local bytes = wb * (blockp + c.V * c.C) + 8.0 * c.B * c.L * S * c.C
     local flop = 2.0 * c.B * (blockp + c.V * c.C) + attn(c.B, S)
     local tr, tg = bytes / bw, flop / gf
     s = s + math.max(tr, tg)
@@ -170,10 +184,27 @@ local env = string.format("RLAIF_NUM_THREADS=%d LUA_PATH='./lua/?.lua;./lua/?/in
   THREADS)
 local torch_env = env .. string.format("BLIS_ARCH_TYPE=%s BLIS_NUM_THREADS=%d ", rlaif.info().blis_arch, THREADS)
 local function div(a, b) return a and b and a / b or nil end
+
+-- one busy loop per core (shell processes, ended by their pids)
+local function start_busy()
+  local p = io.popen("n=$(nproc 2>/dev/null || echo 2); i=0; while [ $i -lt $n ]; do " ..
+    "timeout 900 sh -c 'while :; do :; done' >/dev/null 2>&1 & echo $!; i=$((i + 1)); done")
+  local pids = {}
+  for pid in p:read("a"):gmatch("%d+") do pids[#pids + 1] = pid end
+  p:close()
+  return pids
+end
+local function stop_busy(pids)
+  if #pids > 0 then os.execute("kill " .. table.concat(pids, " ") .. " 2>/dev/null") end
+end
+
 for _, name in ipairs(ORDER) do
   if not quick or name == "small" or name == "gen_b1" then
+    local busy = CASES[name].busy and start_busy() or {}
     local r = capture(env .. lua .. " scripts/bench/model.lua --case " .. name)
-    local t = have_torch and capture(torch_env .. "/usr/bin/python3 scripts/bench/model_torch.py " .. name) or nil
+    local t = have_torch and not CASES[name].no_torch and capture(torch_env .. "/usr/bin/python3 scripts/bench/model_torch.py " ..
+      (CASES[name].busy or name)) or nil
+    stop_busy(busy)
     r = r or {}
     t = t or {}
     local bs, limit
@@ -182,12 +213,12 @@ for _, name in ipairs(ORDER) do
       '{"bench":"model","case":"%s","threads":%d,"rlaif_s":%s,"torch_s":%s,"speedup":%s,' ..
       '"bound_s":%s,"bound":%s,"rlaif_share":%s,"torch_share":%s,' ..
       '"rlaif_tokens_per_s":%s,"torch_tokens_per_s":%s,"bound_tokens_per_s":%s,' ..
-      '"rlaif_peak_rss_mb":%s,"torch_peak_rss_mb":%s}\n',
+      '"rlaif_peak_rss_mb":%s,"rlaif_rss_mb":%s,"torch_peak_rss_mb":%s}\n',
       name, THREADS, num(r.seconds), num(t.seconds), num(div(t.seconds, r.seconds)), num(bs),
       limit and '"' .. limit .. '"' or "null", num(div(bs, r.seconds)), num(div(bs, t.seconds)),
       num(r.tokens_per_s), num(t.tokens_per_s),
       num(bs and r.tokens_per_s and r.seconds and r.tokens_per_s * r.seconds / bs),
-      num(r.peak_rss_mb), num(t.peak_rss_mb)))
+      num(r.peak_rss_mb), num(r.rss_mb), num(t.peak_rss_mb)))
     io.flush()
   end
 end

@@ -5,6 +5,7 @@ The same models and work as the rlaif benchmark, written directly in PyTorch
 (Debian's python3-torch 1.13; transformers is not needed):
   train  CASE=gpt2_124m|small  one step = forward + backward + AdamW, float32
   gen    CASE=gen_b1|gen_b16|gen_b64    greedy decoding with a KV cache
+         CASE=gen_b1_bf16|gen_b16_bf16  the same, the model in torch.bfloat16
 Prints one JSON line: {"case", "seconds" (median step or whole generation),
 "tokens_per_s", "peak_rss_mb"}. Threads: RLAIF_NUM_THREADS (default 2).
 
@@ -72,6 +73,8 @@ CASES = {
     "gen_b1": dict(V=50257, L=12, H=12, C=768, P=1024, B=1, T=16, new=64),
     "gen_b16": dict(V=50257, L=12, H=12, C=768, P=1024, B=16, T=16, new=64),
     "gen_b64": dict(V=50257, L=12, H=12, C=768, P=1024, B=64, T=16, new=64),
+    "gen_b1_bf16": dict(V=50257, L=12, H=12, C=768, P=1024, B=1, T=16, new=64, bf16=True),
+    "gen_b16_bf16": dict(V=50257, L=12, H=12, C=768, P=1024, B=16, T=16, new=64, bf16=True),
 }
 
 
@@ -80,6 +83,8 @@ def main():
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     c = CASES[case]
     m = GPT(c["V"], c["L"], c["H"], c["C"], c["P"])
+    if c.get("bf16"):
+        m = m.to(torch.bfloat16)
     ids = torch.randint(0, c["V"], (c["B"], c["T"]))
     times = []
     if case.startswith("gen"):
