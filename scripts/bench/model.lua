@@ -202,8 +202,8 @@ for _, name in ipairs(ORDER) do
   if not quick or name == "small" or name == "gen_b1" then
     local busy = CASES[name].busy and start_busy() or {}
     local r = capture(env .. lua .. " scripts/bench/model.lua --case " .. name)
-    local t = have_torch and not CASES[name].no_torch and capture(torch_env .. "/usr/bin/python3 scripts/bench/model_torch.py " ..
-      (CASES[name].busy or name)) or nil
+    local t = have_torch and not CASES[name].no_torch
+      and capture(torch_env .. "/usr/bin/python3 scripts/bench/model_torch.py " .. (CASES[name].busy or name)) or nil
     stop_busy(busy)
     r = r or {}
     t = t or {}
