@@ -30,10 +30,13 @@
 -- work in PyTorch in the same benchmark and the line carries both and the ratio;
 -- PyTorch reaches BLIS through libblas, so it gets the kernels (BLIS_ARCH_TYPE)
 -- and threads (BLIS_NUM_THREADS) rlaif uses, and torch.set_num_threads.
--- Threads: RLAIF_NUM_THREADS, default 2 (the issue's setting), for both.
+-- Threads: RLAIF_NUM_THREADS, default 2 (the issue's setting), for both. A
+-- PyTorch case that takes over 10 minutes (batch 64 on busy cores) is cut off:
+-- its figures are null.
 -- Prints the roofline lines, then one JSON line per case.
 --
 -- Usage: rlaif scripts/bench/model.lua [--quick]     (--quick: small + gen_b1 only)
+--        rlaif scripts/bench/model.lua --only a,b    (the named cases)
 --        rlaif scripts/bench/model.lua --case NAME   (one case, used internally)
 
 local rlaif = require "rlaif"
@@ -171,6 +174,14 @@ local function bound(c, roof)
 end
 
 local quick = arg and arg[1] == "--quick"
+local only
+if arg and arg[1] == "--only" then
+  only = {}
+  for n in (arg[2] or ""):gmatch("[%w_]+") do
+    if not CASES[n] then error("model.lua: unknown case " .. n) end
+    only[n] = true
+  end
+end
 local roof, why = roofline.measure()
 if roof then
   io.write(table.concat(roof.lines, "\n"), "\n")
@@ -199,11 +210,12 @@ local function stop_busy(pids)
 end
 
 for _, name in ipairs(ORDER) do
-  if not quick or name == "small" or name == "gen_b1" then
+  if only and only[name] or not only and (not quick or name == "small" or name == "gen_b1") then
     local busy = CASES[name].busy and start_busy() or {}
     local r = capture(env .. lua .. " scripts/bench/model.lua --case " .. name)
     local t = have_torch and not CASES[name].no_torch
-      and capture(torch_env .. "/usr/bin/python3 scripts/bench/model_torch.py " .. (CASES[name].busy or name)) or nil
+      and capture(torch_env .. "timeout 600 /usr/bin/python3 scripts/bench/model_torch.py " ..
+        (CASES[name].busy or name)) or nil
     stop_busy(busy)
     r = r or {}
     t = t or {}

@@ -39,14 +39,16 @@ function M.measure()
   if ok and rlaif.info then arch = rlaif.info().blis_arch or arch end
   out, err = sh(string.format("BLIS_ARCH_TYPE=%s %s", arch, exe))
   if not out then return nil, exe .. " failed: " .. tostring(err) end
-  local r = { read_gbs = {}, gemm_gflops = {}, lines = {} }
+  local r = { read_gbs = {}, gemm_gflops = {}, read_gbs_cpu = {}, gemm_gflops_cpu = {}, lines = {} }
   for line in out:gmatch("[^\n]+") do
     r.lines[#r.lines + 1] = line
     local nt = tonumber(line:match('"threads":(%d+)'))
     if line:find('"what":"read"', 1, true) then
       r.read_gbs[nt] = tonumber(line:match('"gb_per_s":([%d%.e%+%-]+)'))
+      r.read_gbs_cpu[nt] = tonumber(line:match('"gb_per_s_cpu":([%d%.e%+%-]+)'))
     elseif line:find('"shape":"model"', 1, true) then
       r.gemm_gflops[nt] = tonumber(line:match('"gflops":([%d%.e%+%-]+)'))
+      r.gemm_gflops_cpu[nt] = tonumber(line:match('"gflops_cpu":([%d%.e%+%-]+)'))
     end
   end
   if not (r.read_gbs[1] and r.gemm_gflops[1]) then return nil, "no figures from " .. exe end
@@ -56,13 +58,15 @@ end
 -- The limits on `threads` threads: the measured figure, or `threads` x the
 -- one-thread figure when that is higher (perfect scaling: the physical limit of
 -- that many cores; a two-thread run on cores shared with other work comes out
--- far lower, and a bound must not). Read bandwidth is a shared resource: the
--- best of the measured counts up to `threads`.
+-- far lower, and a bound must not). The one-thread figure is the better of wall
+-- and CPU time (the rate while the thread runs: time-sharing does not lower
+-- it). Read bandwidth is a shared resource: the best of the measured figures up
+-- to `threads` threads, wall or CPU time.
 function M.limits(r, threads)
-  local gf1, gf = r.gemm_gflops[1], r.gemm_gflops[threads]
-  local g = math.max(gf or 0, threads * gf1)
+  local gf1 = math.max(r.gemm_gflops[1], r.gemm_gflops_cpu[1] or 0)
+  local g = math.max(r.gemm_gflops[threads] or 0, threads * gf1)
   local bw = 0
-  for t = 1, threads do bw = math.max(bw, r.read_gbs[t] or 0) end
+  for t = 1, threads do bw = math.max(bw, r.read_gbs[t] or 0, r.read_gbs_cpu[t] or 0) end
   return g, bw
 end
 
