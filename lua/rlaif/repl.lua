@@ -115,6 +115,9 @@ repl.docs = {
   ["Model:clone"] = "m:clone([{head = \"lm\" | \"reward\"}]) -> a copy; a policy cloned with head = \"reward\" "
     .. "gets a fresh (zero) value head",
   ["Model:free_activations"] = "m:free_activations() -- release the last forward's activations (frozen models)",
+  ["Model:to_bf16"] = "m:to_bf16() -> m -- keep the weight matrices in bf16 (half the memory; frozen: no training)",
+  ["Model:dtype"] = "m:dtype() -> \"float32\" | \"bf16\" -- the weight matrices' type",
+  ["Model:param_bytes"] = "m:param_bytes() -> bytes of parameter memory (float32 and bf16)",
   ["Model:param"] = "m:param(name) -> a view of a weight by Hugging Face name (shares memory)",
   ["Model:grad"] = "m:grad(name) -> a view of a weight's gradient by Hugging Face name",
   ["Model:names"] = "m:names() -> the Hugging Face names of every weight",
