@@ -361,6 +361,7 @@ table.data th{background:#f0f0f0}table.data td.name{text-align:left}
 pre{white-space:pre-wrap;word-wrap:break-word;font-size:12px;margin:4px 0;font-family:"DejaVu Sans Mono",monospace}
 .len{color:#888;font-size:11px}.verdict{font-size:11px;color:#555;margin-top:4px}
 .sample{border-top:1px solid #eee;padding-top:4px;margin-top:4px}
+pre.preface{background:#fff;border:1px solid #ddd;padding:8px;font-size:11px;overflow-x:auto;white-space:pre}
 ]]
 
 local RENDER = opts.schema("report.render", {
@@ -369,9 +370,10 @@ local RENDER = opts.schema("report.render", {
   samples = { "integer", min = 0, default = 3 },
   max_points = { "integer", min = 4, default = 1000 },
   generated = "string",                  -- the date line (default: now, UTC)
+  preface = "string",                    -- preformatted text under the title (e.g. printed tables)
 })
 
---- render{runs = {DIR | FILE | run table, ...}, title =, samples = 3, max_points = 1000} -> html
+--- render{runs = {DIR | FILE | run table, ...}, title =, samples = 3, max_points = 1000, preface =} -> html
 --- A run table: {name =, logs = {name -> {{step =, field = number, ...}}}, labels = {name -> records},
 --- evals = {win_rate()/harmless_rate() results or results.json tables}, samples = {{prompt, response,
 --- step, score}}}.
@@ -403,6 +405,7 @@ function M.render(o)
   end
   p[#p + 1] = string.format('<div class="meta">%s &middot; runs: %s</div>',
     esc(o.generated or os.date("!%Y-%m-%d %H:%M UTC")), table.concat(names, ", "))
+  if o.preface then p[#p + 1] = '<pre class="preface">' .. esc(o.preface) .. "</pre>" end
   local c = curves(runs, o)
   if #c > 0 then
     p[#p + 1] = "<h2>Training curves</h2><div class=\"plots\">" .. table.concat(c, "\n") .. "</div>"

@@ -242,11 +242,12 @@ M.SPLITS = { "train", "pref", "test", "eval" }
 M.SIZES = {
   default = { train = 12000, pref = 1000, test = 300, eval = 100 },
   small = { train = 4000, pref = 400, test = 150, eval = 50 },
+  tiny = { train = 300, pref = 40, test = 20, eval = 6 },   -- the mechanics in seconds; numbers meaningless
 }
 
 local WORLD = opts.schema("sim.world", {
   seed = { "integer", default = 1 },
-  size = { "string", one_of = { "default", "small" }, default = "default" },
+  size = { "string", one_of = { "default", "small", "tiny" }, default = "default" },
   sizes = { "table", check = function(t)
     for k, n in pairs(t) do
       if not M.SIZES.default[k] then return false, "has an unknown split '" .. tostring(k) .. "'" end
@@ -258,7 +259,7 @@ local WORLD = opts.schema("sim.world", {
   end },
 })
 
---- world{seed = 1, size = "default" | "small", sizes = {train =, pref =, test =, eval =}}
+--- world{seed = 1, size = "default" | "small" | "tiny", sizes = {train =, pref =, test =, eval =}}
 --- -> {seed, sizes, splits = {train = {...}, pref = ..., test = ..., eval = ...}}.
 --- Each prompt: {id = "train-1", post, prompt (the policy's input), reference,
 --- subreddit, title}. Every split has its own stream, so changing one size
