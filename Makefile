@@ -2,7 +2,7 @@
 # the command line (make CC=clang OPT=-O3 PREFIX=$HOME/.local).
 #
 #   make             build/librlaif.a, build/librlaif.so, build/rlaif/core.so, build/bin/rlaif (+ ./rlaif link)
-#   make quickstart  build, then run examples/quickstart.lua
+#   make quickstart  build, then run `rlaif sim` (the paper's experiment in a simulated world)
 #   make test        C tests under ASan+UBSan, busted specs (also under ASan), luacheck, check
 #                    (the model tests once more with RLAIF_KERNELS=scalar)
 #   make fuzz        libFuzzer harnesses (clang, ASan+UBSan) FUZZ_TIME s each, then the
@@ -90,8 +90,10 @@ $(BUILD)/bin/rlaif: $(BUILD)/obj/main.o $(LUA_OBJ) $(BUILD)/librlaif.a
 rlaif: $(BUILD)/bin/rlaif
 	ln -sf $(BUILD)/bin/rlaif rlaif
 
-quickstart: all
-	./rlaif examples/quickstart.lua
+# the build in parallel even under a plain `make quickstart`: a fresh machine has it all to compile
+quickstart:
+	@$(MAKE) --no-print-directory -j$$(nproc 2>/dev/null || echo 2) all
+	./rlaif sim
 
 # ---- tests ----
 $(BUILD)/asan/core/%.o: src/core/%.c $(HEADERS)

@@ -1143,7 +1143,7 @@ function Pipeline:write_report(results)
   local sft = have.sft and log_rows(self:path("logs/sft.jsonl"), { "loss" }, "sft")
   if sft then runs[#runs + 1] = { name = "sft", logs = { sft = sft } } end
   for _, kind in ipairs { "rlaif", "rlhf" } do
-    local rows = have.rm and log_rows(self:path("logs/rm_" .. kind .. ".jsonl"), { "loss", "accuracy" }, "rm")
+    local rows = have.rm and log_rows(self:path("logs/rm_" .. kind .. ".jsonl"), { "loss", "train_accuracy" }, "rm")
     if rows then runs[#runs + 1] = { name = "rm " .. kind, logs = { rm = rows } } end
   end
   for _, kind in ipairs(self.runs) do

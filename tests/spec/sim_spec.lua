@@ -98,7 +98,7 @@ describe("rlaif.sim world #unit", function()
 
   it("checks its options", function()
     assert.has_error(function() sim.world { size = "huge" } end,
-      "sim.world: option 'size' must be one of \"default\", \"small\", got \"huge\"")
+      "sim.world: option 'size' must be one of \"default\", \"small\", \"tiny\", got \"huge\"")
     assert.has_error(function() sim.world { sizes = { train = 0 } } end)
     assert.has_error(function() sim.world { seeds = 1 } end, "sim.world: unknown option 'seeds' (did you mean 'seed'?)")
   end)
@@ -328,7 +328,9 @@ describe("rlaif.sim pipeline #unit", function()
   -- a tiny world and model: the mechanics (stages, cache keys, resume, custom stages), not the findings
   local HYPER = { world = { train = 300, pref = 40, test = 20, eval = 6 },
     model = { d_model = 32, n_head = 2, max_seq = 96 }, sft = { steps = 12, batch_size = 8 },
-    samples = { best_of = 3, max_new_tokens = 12 }, rm = { epochs = 1, batch_size = 8 } }
+    samples = { best_of = 3, max_new_tokens = 12 }, rm = { epochs = 1, batch_size = 8 },
+    rl = { steps = 3, batch_size = 4, max_new_tokens = 12, save_every = 1 },
+    eval = { samples = 2, max_new_tokens = 12, bootstrap = 50 } }
   local dir, threads
   -- one thread: these models are far too small to gain from two, and the machine is shared
   setup(function() threads = rlaif.get_threads() rlaif.set_threads(1) end)
@@ -429,13 +431,175 @@ describe("rlaif.sim pipeline #unit", function()
     rmrf(other)
     assert.is_false(ok2)
     assert.matches("exists and is not an rlaif sim directory", tostring(err2), nil, true)
-    assert.has_error(function() sim.pipeline { out = dir }:run { stop_after = "rl" } end)
     assert.has_error(function() sim.pipeline { out = dir, hyper = { sft = { stepz = 1 } } } end,
       "sim.pipeline: option 'hyper' has an unknown key 'sft.stepz'")
-    assert.has_error(function() sim.pipeline { out = dir, stages = { rl = function() end } } end,
-      "sim.pipeline: option 'stages' has an unknown stage 'rl'")
+    assert.has_error(function() sim.pipeline { out = dir, stages = { rlhf = function() end } } end,
+      "sim.pipeline: option 'stages' has an unknown stage 'rlhf'")
+    assert.has_error(function() sim.pipeline { out = dir, runs = { "rlaif", "dpo" } } end,
+      "sim.pipeline: option 'runs' has an unknown run 'dpo' (expected rlaif, rlhf, drlaif)")
+    assert.has_error(function() sim.pipeline { out = dir, algo = "dpo" } end)
+    assert.has_error(function() sim.pipeline { out = dir, hyper = { rl = { algo = "dpo" } } } end,
+      "sim.pipeline: option 'hyper' key 'rl.algo' must be one of reinforce, ppo, rloo, grpo, got dpo")
     assert.has_error(function() sim.pipeline { out = dir, judge_noise = "high" } end,
       "sim.pipeline: option 'judge_noise' must be a number >= 0 and <= 100, got \"high\"")
+  end)
+end)
+
+describe("rlaif.sim pipeline RL and evaluation #unit", function()
+  local HYPER = { world = { train = 300, pref = 40, test = 20, eval = 6 },
+    model = { d_model = 32, n_head = 2, max_seq = 96 }, sft = { steps = 12, batch_size = 8 },
+    samples = { best_of = 3, max_new_tokens = 12 }, rm = { epochs = 1, batch_size = 8 },
+    rl = { steps = 3, batch_size = 4, max_new_tokens = 12, save_every = 1 },
+    eval = { samples = 2, max_new_tokens = 12, bootstrap = 50 } }
+  local dir, threads
+  setup(function() threads = rlaif.get_threads() rlaif.set_threads(1) end)
+  teardown(function() rlaif.set_threads(threads) end)
+  before_each(function() dir = tmpdir() end)
+  after_each(function() rmrf(dir) end)
+
+  local function jsonl(path)
+    local t = {}
+    for line in io.lines(path) do t[#t + 1] = json.decode(line) end
+    return t
+  end
+
+  it("runs RL against each reward model and the judge's score, evaluates by the truth and the judge, reports", function()
+    local r = sim.pipeline { out = dir, size = "small", hyper = HYPER, quiet = true }:run {}
+    for _, kind in ipairs { "rlaif", "rlhf", "drlaif" } do
+      assert(helper.read_file(dir .. "/rl_" .. kind .. "/policy/model.safetensors"), "no policy " .. kind)
+      local log = jsonl(dir .. "/rl_" .. kind .. "/log.jsonl")
+      assert.equal(3, #log)
+      assert.equal("reinforce", log[3].algo)
+      assert.equal(3, r.rl[kind].steps)
+      assert.is_number(r.mean_length[kind])
+    end
+    -- every comparison of Table 1, by the truth and by the judge, with its length-controlled twin
+    for _, k in ipairs { "rlaif_vs_sft", "rlhf_vs_sft", "rlaif_vs_rlhf", "drlaif_vs_sft" } do
+      for _, t in ipairs { r.win_rate, r.lc_win_rate, r.ai_judge.win_rate, r.ai_judge.lc_win_rate } do
+        assert(t[k] >= 0 and t[k] <= 1, k)
+      end
+    end
+    -- the truth's win rate is the hidden q compared item by item (ties half), from the saved responses
+    local a, b = {}, {}
+    for _, x in ipairs(jsonl(dir .. "/eval/responses_rlaif.jsonl")) do a[x.id] = x end
+    for _, x in ipairs(jsonl(dir .. "/eval/responses_sft.jsonl")) do b[x.id] = x end
+    local wins, n = 0, 0
+    for id, x in pairs(a) do
+      local qa, qb = sim.quality(x.prompt, x.response), sim.quality(x.prompt, b[id].response)
+      wins, n = wins + (qa > qb and 1 or qa == qb and 0.5 or 0), n + 1
+    end
+    assert.equal(12, n)   -- 6 prompts x 2 samples
+    close(wins / n, r.win_rate.rlaif_vs_sft, 1e-12)
+    local words = 0
+    for _, x in pairs(a) do words = words + sim.word_count(x.response) end
+    close(words / n, r.mean_length.rlaif, 1e-12)
+    assert.same(json.decode(json.encode(r)), read_json(dir .. "/results.json"))
+    -- the report: the printed tables, every run's curves, the win-rate bars
+    local html = assert(helper.read_file(dir .. "/report.html"))
+    for _, s in ipairs { "Table 1 (win rates)", "SIMULATED", "rlaif sim: RLAIF vs RLHF", "<svg",
+      "reward_mean", "sft loss", "rm train_accuracy", "drlaif" } do
+      assert(html:find(s, 1, true), "the report lacks " .. s)
+    end
+    local text = sim.format_results(r)
+    for _, s in ipairs { "RLAIF vs SFT", "RLHF vs SFT", "RLAIF vs RLHF", "d-RLAIF vs SFT", "RL from the SFT policy",
+      "71.0%", "59.0%" } do
+      assert(text:find(s, 1, true), "the tables lack " .. s)
+    end
+    -- a rerun computes nothing; a judge knob reuses the RLHF run (its key holds the RLHF RM's weights only)
+    local again = sim.pipeline { out = dir, size = "small", hyper = HYPER, quiet = true }:run {}
+    assert.same(json.decode(json.encode(r)), json.decode(json.encode(again)))
+    local seen = {}
+    local notes = { write = function(_, ...) for _, x in ipairs { ... } do seen[#seen + 1] = x end end,
+      flush = function() end }
+    local knob = sim.pipeline { out = dir, size = "small", hyper = HYPER, judge_length_bias = 1,
+      progress = { tty = false, stream = notes } }:run { stop_after = "rl" }
+    local said = table.concat(seen)
+    assert.matches("rl rlhf: cached", said, nil, true)
+    assert.is_nil(said:find("rl rlaif: cached", 1, true))
+    assert.equal(r.rl.rlhf.last.reward_mean, knob.rl.rlhf.last.reward_mean)
+    assert.is_nil(knob.win_rate)          -- stopped after rl: no evaluation of this configuration
+    assert.is_nil(read_json(dir .. "/results.json").win_rate)
+  end)
+
+  it("takes a custom RL stage and another algorithm, and continues an interrupted RL run", function()
+    local calls = 0
+    local p = sim.pipeline { out = dir, size = "small", hyper = HYPER, quiet = true, runs = { "rlaif" },
+      algo = "rloo", stages = { rl = { key = "beta-0.5", run = function(pp, default)
+        return default(pp, { on_step = function(tr, st)
+          calls = calls + 1
+          assert.equal(calls, st.step)
+          tr.kl_coef = 0.5
+        end, shape = function(kind, scores, ctx)
+          assert.equal("rlaif", kind)
+          assert.equal(#scores, #ctx.responses)
+          local out = {}
+          for i, x in ipairs(scores) do out[i] = x - 0.1 * sim.word_count(ctx.responses[i]) end
+          return out
+        end })
+      end } } }
+    local r = p:run { stop_after = "rl" }
+    assert.equal(3, calls)
+    assert.is_nil(r.rl.rlhf)
+    local log = jsonl(dir .. "/rl_rlaif/log.jsonl")
+    assert.equal("rloo", log[1].algo)
+    close(0.5, log[3].kl_coef)   -- the schedule set from step 1's callback on
+    -- as if killed in the middle: the run is not done and its log holds one step
+    local policy = helper.read_file(dir .. "/rl_rlaif/policy/model.safetensors")
+    local man = read_json(dir .. "/manifest.json")
+    man.stages.rl.done = false
+    sim_write(dir .. "/manifest.json", json.encode(man))
+    local run = read_json(dir .. "/rl_rlaif/run.json")
+    run.done = false
+    sim_write(dir .. "/rl_rlaif/run.json", json.encode(run))
+    calls = 0
+    local r2 = p:run { stop_after = "rl" }
+    assert.is_true(calls < 3, "the interrupted run started over")
+    assert.equal(3, #jsonl(dir .. "/rl_rlaif/log.jsonl"))
+    assert.equal(policy, helper.read_file(dir .. "/rl_rlaif/policy/model.safetensors"))   -- bit-exact
+    assert.equal(r.rl.rlaif.last.reward_mean, r2.rl.rlaif.last.reward_mean)
+  end)
+
+  it("labels through `rlaif sim --serve` over HTTP exactly as through api = \"sim\"", function()
+    local tmp = helper.tmpname("_simserve")
+    os.execute(string.format("( env -u LD_PRELOAD %s/rlaif sim --serve 0 --port-file %s.port --seed 1 " ..
+      "--judge-position-bias 1 --judge-length-bias 0.3 --quiet >%s.log 2>&1; echo $? > %s.rc ) >/dev/null 2>&1 " ..
+      "& echo $! > %s.pid", ROOT, tmp, tmp, tmp, tmp))
+    local port = helper.wait_port(tmp .. ".port")
+    local pid = tonumber(helper.read_file(tmp .. ".pid") or "")
+    local ok, err = pcall(function()
+      assert.truthy(port, "the judge did not start: " .. tostring(helper.read_file(tmp .. ".log")))
+      local http = sim.pipeline { out = dir, size = "small", hyper = HYPER, quiet = true,
+        judge = { api = "openai-completions", base_url = "http://127.0.0.1:" .. port .. "/v1", model = "sim-judge",
+          concurrency = 4 } }:run { stop_after = "label" }
+      local dir2 = tmpdir()
+      local direct = sim.pipeline { out = dir2, size = "small", hyper = HYPER, quiet = true,
+        judge_position_bias = 1, judge_length_bias = 0.3 }:run { stop_after = "label" }
+      local la, lb = {}, {}
+      for _, x in ipairs(jsonl(dir .. "/labels_ai.jsonl")) do la[x.id] = x end
+      for _, x in ipairs(jsonl(dir2 .. "/labels_ai.jsonl")) do lb[x.id] = x end
+      rmrf(dir2)
+      local n = 0
+      for id, x in pairs(lb) do
+        n = n + 1
+        assert.equal("openai-completions", la[id].api)
+        for _, f in ipairs { "p", "p_ab", "p_ba", "pos_ab", "pos_ba", "same_position", "status" } do
+          assert.equal(x[f], la[id][f], id .. " " .. f)
+        end
+      end
+      assert.equal(60, n)
+      assert.equal(json.encode(direct.alignment), json.encode(http.alignment))
+    end)
+    if pid then os.execute(string.format("pkill -TERM -P %d 2>/dev/null", pid)) end
+    local rc
+    for _ = 1, 200 do
+      rc = tonumber(helper.read_file(tmp .. ".rc") or "")
+      if rc then break end
+      os.execute("sleep 0.05")
+    end
+    local log = helper.read_file(tmp .. ".log") or ""
+    for _, e in ipairs { ".port", ".pid", ".rc", ".log", "" } do os.remove(tmp .. e) end
+    assert(ok, err)
+    assert.equal(0, rc, log)    -- SIGTERM stops the server cleanly
   end)
 end)
 
@@ -483,7 +647,15 @@ describe("rlaif sim CLI #unit #noasan", function()
     assert.matches("Labeler alignment", out, nil, true)
     assert.matches("Reward-model pairwise accuracy", out, nil, true)
     assert.matches("Best-of-8", out, nil, true)
+    assert.matches("Table 1 (win rates)", out, nil, true)
     local base = read_json(dir .. "/results.json")
+    -- the paper's findings by the hidden truth: RLAIF and RLHF beat SFT, and tie with each other
+    assert.is_true(base.win_rate.rlaif_vs_sft > 0.55, "rlaif vs sft " .. base.win_rate.rlaif_vs_sft)
+    assert.is_true(base.win_rate.rlhf_vs_sft > 0.55, "rlhf vs sft " .. base.win_rate.rlhf_vs_sft)
+    assert.is_true(base.win_rate.drlaif_vs_sft > 0.55, "d-rlaif vs sft " .. base.win_rate.drlaif_vs_sft)
+    assert.is_true(math.abs(base.win_rate.rlaif_vs_rlhf - 0.5) < 0.1, "rlaif vs rlhf " .. base.win_rate.rlaif_vs_rlhf)
+    assert.is_true(base.hidden_q.rlaif > base.hidden_q.sft and base.hidden_q.rlhf > base.hidden_q.sft)
+    assert(helper.read_file(dir .. "/report.html"), "no report")
     -- the reward models beat chance on held-out human labels and by the truth
     assert.is_true(base.rm_accuracy.rlaif > 0.55, "rlaif rm " .. base.rm_accuracy.rlaif)
     assert.is_true(base.rm_accuracy.rlhf > 0.55, "rlhf rm " .. base.rm_accuracy.rlhf)
@@ -503,7 +675,7 @@ describe("rlaif sim CLI #unit #noasan", function()
     local out2, err2, code2 = run("")
     assert.equal(0, code2, err2)
     assert.equal(out, out2)
-    assert.equal(6, select(2, err2:gsub(": cached", "")))
+    assert.equal(8, select(2, err2:gsub(": cached", "")))
 
     -- position bias: without swapping it lowers alignment; swapping both orders recovers most of it
     local _, e3, c3 = run("--quiet --judge-position-bias 3 --no-swap --stop-after label")
@@ -528,13 +700,33 @@ describe("rlaif sim CLI #unit #noasan", function()
     assert.equal(base.best_of_n.rlhf.words, long.best_of_n.rlhf.words)
   end)
 
-  it("refuses what is not there yet and bad flags, naming them", function()
-    local _, err, code = rlaif_sim("--algo ppo")
+  it("refuses bad flags and flags that do not go together, naming them", function()
+    local _, err, code = rlaif_sim("--algo dpo")
     assert.equal(2, code)
-    assert.matches("--algo is not yet available", err, nil, true)
-    _, err, code = rlaif_sim("--stop-after eval")
+    assert.matches("--algo", err, nil, true)
+    assert.matches("dpo", err, nil, true)
+    _, err, code = rlaif_sim("--runs rlaif,sft")
     assert.equal(2, code)
-    assert.matches("--stop-after eval is not yet available", err, nil, true)
+    assert.matches("option --runs has an unknown run 'sft'", err, nil, true)
+    _, err, code = rlaif_sim("--port-file /tmp/x")
+    assert.equal(2, code)
+    assert.matches("--port-file goes with --serve", err, nil, true)
+    _, err, code = rlaif_sim("--base-url http://127.0.0.1:1/v1")
+    assert.equal(2, code)
+    assert.matches("--base-url needs --judge-api", err, nil, true)
+    _, err, code = rlaif_sim("--serve 0 --out x")
+    assert.equal(2, code)
+    assert.matches("--out does not go with --serve", err, nil, true)
+    _, err, code = rlaif_sim("--serve 70000")
+    assert.equal(2, code)
+    assert.matches("--serve", err, nil, true)
+    -- a dead judge server stops the run with a non-zero status and names what failed
+    local dead = tmpdir()
+    _, err, code = rlaif_sim("--size tiny --quiet --out '" .. dead .. "' --judge-api openai-completions " ..
+      "--base-url http://127.0.0.1:9/v1 --model x")
+    rmrf(dead)
+    assert.equal(1, code)
+    assert.matches("rlaif sim: labeler: stopped: cannot connect to http://127.0.0.1:9/v1", err, nil, true)
     _, err, code = rlaif_sim("--judge-noise -1")
     assert.equal(2, code)
     assert.matches("option --judge-noise must be a number >= 0 and <= 100, got \"-1\"", err, nil, true)

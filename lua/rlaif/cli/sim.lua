@@ -82,8 +82,8 @@ local function serve(o)
     judge_position_bias = o["judge-position-bias"], judge_length_bias = o["judge-length-bias"] }
   if not o.quiet then
     io.stderr:write(string.format("rlaif sim: serving the simulated judge (seed %d, noise %g, position bias %g, " ..
-      "length bias %g) as model 'sim-judge' on http://127.0.0.1:%d/v1; Ctrl-C stops\n", o.seed or 1,
-      client.judge.noise, client.judge.position_bias, client.judge.length_bias, o.serve))
+      "length bias %g) as model 'sim-judge'; Ctrl-C stops\n", o.seed or 1,
+      client.judge.noise, client.judge.position_bias, client.judge.length_bias))
   end
   local ok, err = pcall(rlaif.serve, { client = client, name = "sim-judge", port = o.serve, port_file = o["port-file"],
     quiet = o.quiet or false })
@@ -123,7 +123,13 @@ local function main(args)
   local runs
   if o.runs then
     runs = {}
-    for r in o.runs:gmatch("[^,]+") do runs[#runs + 1] = r end
+    for r in o.runs:gmatch("[^,]+") do
+      if r ~= "rlaif" and r ~= "rlhf" and r ~= "drlaif" then
+        return fail("option --runs has an unknown run '" .. r .. "' (expected rlaif, rlhf, drlaif)")
+      end
+      runs[#runs + 1] = r
+    end
+    if #runs == 0 then return fail("option --runs needs at least one of rlaif, rlhf, drlaif") end
   end
   local sim = require "rlaif.sim"
   local results, dir = nil, o.out or "runs/sim"
