@@ -111,7 +111,8 @@ end
 
 M.PRESETS = {
   default = preset(sim.SIZES.default),
-  small = preset(sim.SIZES.small),
+  -- a smaller world and a quarter of the RL: the test suite's run of the findings
+  small = preset(sim.SIZES.small, { rl = { steps = 30, batch_size = 16 }, eval = { samples = 2 } }),
   -- the mechanics in seconds (tests, trying a flag): the numbers mean nothing
   tiny = preset(sim.SIZES.tiny, { model = { d_model = 32, max_seq = 96 }, sft = { steps = 12, batch_size = 8 },
     samples = { best_of = 3, max_new_tokens = 12 }, rm = { epochs = 1, batch_size = 8 },

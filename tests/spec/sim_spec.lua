@@ -463,7 +463,7 @@ describe("rlaif.sim pipeline RL and evaluation #unit", function()
     return t
   end
 
-  it("runs RL against each reward model and the judge's score, evaluates by the truth and the judge, reports", function()
+  it("runs RL against each reward model and the judge's score, evaluates by truth and judge, reports", function()
     local r = sim.pipeline { out = dir, size = "small", hyper = HYPER, quiet = true }:run {}
     for _, kind in ipairs { "rlaif", "rlhf", "drlaif" } do
       assert(helper.read_file(dir .. "/rl_" .. kind .. "/policy/model.safetensors"), "no policy " .. kind)
@@ -690,7 +690,8 @@ describe("rlaif sim CLI #unit #noasan", function()
     assert.is_true(swapped.position_bias.same_position > base.position_bias.same_position + 0.1)
     assert.is_true(swapped.alignment.ai_vs_truth > noswap.alignment.ai_vs_truth)
 
-    -- length bias: the judge and the RLAIF reward model prefer longer responses; RLHF is untouched
+    -- length bias: the judge and the RLAIF reward model prefer longer responses, RL against it lengthens them,
+    -- and the judge's raw win rate runs ahead of its length-controlled one; RLHF is untouched
     local _, e5, c5 = run("--quiet --judge-length-bias 1.5")
     assert.equal(0, c5, e5)
     local long = read_json(dir .. "/results.json")
@@ -698,6 +699,11 @@ describe("rlaif sim CLI #unit #noasan", function()
     assert.is_true(long.best_of_n.rlaif.words > base.best_of_n.rlaif.words + 1)
     assert.equal(base.rm_accuracy.rlhf, long.rm_accuracy.rlhf)
     assert.equal(base.best_of_n.rlhf.words, long.best_of_n.rlhf.words)
+    assert.is_true(long.mean_length.rlaif > base.mean_length.rlaif + 1,
+      string.format("rlaif words %.1f -> %.1f", base.mean_length.rlaif, long.mean_length.rlaif))
+    assert.equal(base.mean_length.rlhf, long.mean_length.rlhf)     -- the same RLHF policy (cached)
+    local function gap(r) return r.ai_judge.win_rate.rlaif_vs_sft - r.ai_judge.lc_win_rate.rlaif_vs_sft end
+    assert.is_true(gap(long) > gap(base) + 0.03, string.format("raw - LC: %.3f -> %.3f", gap(base), gap(long)))
   end)
 
   it("refuses bad flags and flags that do not go together, naming them", function()

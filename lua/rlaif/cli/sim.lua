@@ -23,7 +23,8 @@ client backend, api = "sim", that answers the labeler's real prompts).
 
   --out DIR                   run directory (default runs/sim); a rerun continues there
   --seed N                    world, training and judge seed (default 1)
-  --size default|small|tiny   default: about 3 minutes on 2 cores; small: a smaller world;
+  --size default|small|tiny   default: about 3 minutes on 2 cores; small: a smaller world and
+                              a quarter of the RL;
                               tiny: the mechanics in seconds (the numbers mean nothing)
   --stop-after STAGE          label | rm | rl | eval (default eval); the results so far are written
   --algo A                    RL algorithm: reinforce (the paper's, default) | ppo | rloo | grpo
