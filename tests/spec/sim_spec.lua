@@ -706,6 +706,23 @@ describe("rlaif sim CLI #unit #noasan", function()
     assert.is_true(gap(long) > gap(base) + 0.03, string.format("raw - LC: %.3f -> %.3f", gap(base), gap(long)))
   end)
 
+  it("draws a bar for every stage on a terminal (script), RL and evaluation included", function()
+    local tdir = tmpdir()
+    local log = os.tmpname()
+    local cmd = string.format("%s%s/rlaif sim --size tiny --out '%s'", ENV, ROOT, tdir)
+    local _, _, code = os.execute(string.format("script -qec %q /dev/null >%s 2>&1 </dev/null", cmd, log))
+    local text = helper.read_file(log) or ""
+    os.remove(log)
+    rmrf(tdir)
+    assert.equal(0, code, text)
+    for _, label in ipairs { "sft [", "samples [", "judge [", "rm rlaif [", "best-of-n [", "rl rlaif [",
+      "rl rlhf [", "rl drlaif [", "eval sft [", "eval drlaif [", "eval judge [" } do
+      assert(text:find("\r" .. label, 1, true), "no bar for " .. label)
+    end
+    assert.matches("[8/8] eval: done", text, nil, true)
+    assert.matches("Table 1 (win rates)", text, nil, true)
+  end)
+
   it("refuses bad flags and flags that do not go together, naming them", function()
     local _, err, code = rlaif_sim("--algo dpo")
     assert.equal(2, code)
