@@ -23,7 +23,8 @@ local steps = require("rlaif.sim_pipeline").PRESETS[size].rl.steps
 local variants = {
   { "plain RL" },
   { "length penalty", function(p, default)
-    -- the RLAIF RM's rewards are in standard deviations; 0.05 per word undoes most of the bias
+    -- the RLAIF RM's rewards are in standard deviations; at --size small, 0.05 per word takes back about
+    -- half of the lengthening (22.1 -> 20.3 words, SFT 18.7) and wins 38% vs SFT instead of 26%
     return default(p, { shape = function(_, scores, ctx)
       local out = {}
       for i, s in ipairs(scores) do out[i] = s - 0.05 * sim.word_count(ctx.responses[i]) end
