@@ -133,6 +133,7 @@ function Bar:draw(force)
   self.stream:flush()
   self.last_draw = now
   self.drawn = true
+  self.drawn_done = self.done
 end
 
 --- bar:update(done [, fields]): set the count; fields is a list {{"loss", 1.2}, ...} or a
@@ -182,7 +183,7 @@ function Bar:finish(msg)
     if self.tty then
       self:draw(true)
       if self.drawn then self.stream:write("\n") end
-    elseif long then
+    elseif long and self.drawn_done ~= self.done then  -- a log shows the final count once
       self:draw(true)
     end
     self.finished = true
