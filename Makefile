@@ -36,6 +36,22 @@ BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -fopenmp -Isrc/core -Iinclude
               -isystem $(BLIS_INCDIR) -I$(CJSON_INCDIR)
 CORE_LIBS = -L$(BLIS_LIBDIR) -Wl,-rpath,$(BLIS_LIBDIR) -lblis -lcjson -lpcre2-8 -lutf8proc -lcurl -lsqlite3 -lz -lmicrohttpd \
             -fopenmp -lm -lpthread
+# MPI (rlaif.dist, src/core/dist.c): built in when OpenMPI's pkg-config file or
+# mpicc is found; `make WITH_MPI=0` builds without it (one process, rank 0 of 1).
+ifndef WITH_MPI
+WITH_MPI := $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || \
+              { mpicc --showme >/dev/null 2>&1 && echo 1 || echo 0; })
+endif
+ifeq ($(WITH_MPI),1)
+ifndef MPI_CFLAGS
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile)
+endif
+ifndef MPI_LIBS
+MPI_LIBS := $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link)
+endif
+DIST_CFLAGS = -DRLAIF_WITH_MPI $(patsubst -I%,-isystem %,$(MPI_CFLAGS))
+CORE_LIBS += $(MPI_LIBS)
+endif
 # float-cast-overflow: gcc leaves it out of "undefined"; casting 1e40 into an int is how crafted
 # JSON numbers turn into wild sizes, so the tests check for it too
 SAN      = -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer \
@@ -62,6 +78,12 @@ deps:
 $(BUILD)/obj/core/%.o: src/core/%.c $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c $< -o $@
+# only dist.c sees mpi.h; the stamp rebuilds it when WITH_MPI changes
+MPI_STAMP = $(BUILD)/mpi-$(WITH_MPI).stamp
+$(MPI_STAMP):
+	@mkdir -p $(@D) && rm -f $(BUILD)/mpi-*.stamp && touch $@
+$(BUILD)/obj/core/dist.o $(BUILD)/asan/core/dist.o: BASE_CFLAGS += $(DIST_CFLAGS)
+$(BUILD)/obj/core/dist.o $(BUILD)/asan/core/dist.o: $(MPI_STAMP)
 $(BUILD)/obj/lua/%.o: src/lua/%.c $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -I$(LUA_INCDIR) $(CFLAGS) -c $< -o $@
@@ -116,10 +138,17 @@ test: all test-c test-lua test-lua-asan test-fuzz lint check
 SCALAR_C_TESTS = $(BUILD)/tests/test_model
 SCALAR_SPECS   = tests/spec/model_spec.lua tests/spec/train_resume_spec.lua tests/spec/generate_spec.lua
 
+# MPI tests run two processes on this machine (as root too, on any core count, without
+# pinning, over shared memory only); OpenMPI's own leaks are not ours to report
+MPIRUN ?= mpirun --allow-run-as-root --oversubscribe --bind-to none --mca pml ob1 --mca btl self,vader \
+          --mca btl_vader_single_copy_mechanism none
+
 test-c: deps $(C_TESTS)
 	@set -e; for t in $(C_TESTS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $$t; done
 	@set -e; for t in $(SCALAR_C_TESTS); do echo "== $$t (RLAIF_KERNELS=scalar)"; \
 	    RLAIF_KERNELS=scalar ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $$t; done
+	@if [ "$(WITH_MPI)" = 1 ]; then echo "== $(BUILD)/tests/test_dist (mpirun -np 2)"; \
+	    ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 $(MPIRUN) -np 2 $(BUILD)/tests/test_dist; fi
 
 # the pinned npm references some specs drive (openai SDK, llama.cpp); cached in build/npm-test
 test-npm:

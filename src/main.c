@@ -19,6 +19,10 @@
  * our libedit getc function sees it (pselect returns EINTR), ends the line and
  * the line is discarded -- no longjmp out of libedit, no async-unsafe calls.
  *
+ * MPI: under mpirun, rlaif_dist_init starts MPI once, before the Lua state
+ * exists; its exit handler finalises it, or aborts the job when we exit with a
+ * failure (src/core/dist.h).
+ *
  * Ownership: lines from readline/getline are malloc'd here and freed here;
  * every Lua value lives on the stack of the single lua_State or in the
  * registry (the pretty-printer reference). */
@@ -41,6 +45,7 @@
 #include "lauxlib.h"
 #include "lualib.h"
 
+#include "dist.h"
 #include "rlaif.h"
 
 #ifndef RLAIF_PREFIX
@@ -186,6 +191,11 @@ static void print_version(void) {
            rlaif_kernels_scalar_forced() ? "forced by RLAIF_KERNELS=scalar" : "chosen for this CPU");
     if (rlaif_kernels_note()[0]) printf("note: %s\n", rlaif_kernels_note());
     printf("threads: %d\n", rlaif_get_threads());
+    if (!rlaif_dist_built()) printf("MPI: not built in (one process)\n");
+    else if (rlaif_dist_active())
+        printf("MPI: %s, rank %d of %d (%d on this node)\n", rlaif_dist_library(), rlaif_dist_rank(),
+               rlaif_dist_size(), rlaif_dist_local_size());
+    else printf("MPI: %s (built in; one process, not started by mpirun)\n", rlaif_dist_library());
     fflush(stdout);
 }
 
@@ -835,6 +845,10 @@ static int pmain(lua_State *L) {
 
 int main(int argc, char **argv) {
     rlaif_init();
+    if (rlaif_dist_init() != RLAIF_OK) {   /* MPI, once, when mpirun started us (dist.h) */
+        l_message(progname, rlaif_last_error());
+        return EXIT_FAILURE;
+    }
     find_lua_dir(argv[0]);
     lua_State *L = luaL_newstate();
     if (L == NULL) {

@@ -30,6 +30,7 @@ local rlaif = {
   report = require "rlaif.report",
   serve = require "rlaif.serve",
   sim = require "rlaif.sim",
+  dist = require "rlaif.dist",
 }
 
 --- rlaif.set_threads(n): threads for BLIS and the element-wise kernels.
@@ -39,8 +40,10 @@ rlaif.get_threads = core.get_threads
 --- rlaif.manual_seed(n): seed the generator of tensors made without a seed
 rlaif.manual_seed = rlaif.tensor.manual_seed
 
---- rlaif.info() -> {version, blis_version, blis_arch, blis_arch_forced, threads, kernels, kernels_forced}
---- kernels: "avx512" | "scalar" (RLAIF_KERNELS=scalar forces the portable loops; kernels_forced)
+--- rlaif.info() -> {version, blis_version, blis_arch, blis_arch_forced, threads, kernels, kernels_forced,
+---   mpi, mpi_library, rank, size}
+--- kernels: "avx512" | "scalar" (RLAIF_KERNELS=scalar forces the portable loops; kernels_forced);
+--- mpi: MPI is built in (rlaif.dist); rank, size: this process in an mpirun job (0 of 1 alone)
 function rlaif.info()
   return core.info()
 end

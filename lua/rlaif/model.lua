@@ -43,7 +43,7 @@ local TRY_LOAD = opts.schema("model.try_load", { head = { "string", one_of = { "
   dtype = { "string", one_of = DTYPES } })
 local GEN = opts.schema("model:generate", {
   max_new_tokens = { "integer", min = 1 }, temperature = { "number", min = 0 }, top_k = { "integer", min = 0 },
-  top_p = { "number", gt = 0, max = 1 }, stop = "table|integer|boolean", seed = "integer",
+  top_p = { "number", gt = 0, max = 1 }, stop = "table|integer|boolean", seed = "integer", seeds = "table",
 })
 local ADAMW = opts.schema("model:adamw_step", {
   lr = { "number", min = 0, required = true }, beta1 = { "number", min = 0, lt = 1 },
@@ -96,10 +96,11 @@ rawset(methods, "_raw", raw)
 for _, k in ipairs { "generate", "adamw_step", "lm_loss", "save" } do raw[k] = raw[k] or methods[k] end
 local c_generate, c_adamw, c_lm_loss, c_save = raw.generate, raw.adamw_step, raw.lm_loss, raw.save
 
---- m:generate(prompts [, {max_new_tokens = 16, temperature = 1, top_k = 0, top_p = 1, seed = 0,
+--- m:generate(prompts [, {max_new_tokens = 16, temperature = 1, top_k = 0, top_p = 1, seed = 0, seeds =,
 ---   stop = id | {ids} | false}]) -> tokens, logprobs. Without `stop` a row ends at the
 --- model's end-of-sequence token (config eos_id), as in transformers; stop = false
---- (or {}) generates max_new_tokens for every row.
+--- (or {}) generates max_new_tokens for every row. seeds = {one integer per prompt}: each
+--- row samples from its own stream, so its text does not depend on the rest of the batch.
 function methods:generate(prompts, o)
   o = GEN(o)
   if o.stop == nil then

@@ -30,11 +30,21 @@
 -- trainer) -> {numbers}, or an LLM judge (M.judge_reward). Whole-batch statistics
 -- (token-count means, whitening, group baselines) go through M.batch_stats and the
 -- trainer's `reduce` hook only, so a data-parallel run can all-reduce them there.
--- Generation goes through tr:generate only. What it is not: no sampling or
+-- Generation goes through tr:generate only; each row samples from its own stream,
+-- seeded from (seed, step, the row's place in the global batch).
+--
+-- Data parallel (under mpirun, rlaif.dist; dist = false turns it off): the policy,
+-- reference, value and reward models start from rank 0's weights; each rank takes a
+-- contiguous share of every step's prompts (a prompt's group stays on one rank),
+-- generates and scores its rollouts, and takes part in each minibatch with its rows
+-- of it (possibly none); `reduce` defaults to the sum over the ranks and the
+-- gradients are summed before every optimiser step. Rank 0 alone writes the log,
+-- samples and checkpoints (and reads a checkpoint to resume, for every rank). What it is not: no sampling or
 -- arithmetic of its own (C), no data parsing (rlaif.data), no label collection
 -- (rlaif.labeler).
 
 local core = require "rlaif.core"
+local dist = require "rlaif.dist"
 local opts = require "rlaif.opts"
 local train = require "rlaif.train"
 local progress = require "rlaif.progress"
@@ -58,9 +68,10 @@ function S.reduce(tr, list)
 end
 
 --- batch_stats.token_weight(tr, bt) -> 1 / (response tokens of the batch), the
---- normaliser of every token mean.
+--- normaliser of every token mean. bt = nil: this process has no rows of the batch.
 function S.token_weight(tr, bt)
-  local _, _, n = bt:size()
+  local n = 0
+  if bt then n = select(3, bt:size()) end
   n = S.reduce(tr, { n })[1]
   return 1 / n
 end
@@ -68,12 +79,13 @@ end
 --- batch_stats.whiten(tr, bt, field): (x - mean) / sqrt(var + 1e-8) over the
 --- response tokens, with the unbiased variance.
 function S.whiten(tr, bt, field)
-  local s, n = bt:sum(field)
+  local s, n = 0, 0
+  if bt then s, n = bt:sum(field) end
   local g = S.reduce(tr, { s, n })
   local mean = g[1] / g[2]
-  local ss = S.reduce(tr, { bt:sqdev(field, mean) })[1]
+  local ss = S.reduce(tr, { bt and bt:sqdev(field, mean) or 0 })[1]
   local var = g[2] > 1 and ss / (g[2] - 1) or 0
-  bt:affine(field, mean, 1 / math.sqrt(var + 1e-8))
+  if bt then bt:affine(field, mean, 1 / math.sqrt(var + 1e-8)) end
 end
 
 --- batch_stats.group_advantages(tr, algo, values, group) -> per-row advantages.
@@ -180,6 +192,7 @@ local TRAINER = opts.schema("rl.trainer", {
   on_step = "function",
   on_rollout = "function",
   reduce = "function",
+  dist = "boolean",
 })
 
 -- ---- construction ----
@@ -222,6 +235,15 @@ function M.trainer(o)
   end
   self.kl_coef0 = o.kl_coef
   self.group_size = gs
+  -- every rank starts from rank 0's models, before the reference and value are cloned
+  local dp = dist.group(o.dist)
+  self.group = dp
+  if dp.active then
+    for _, mdl in ipairs { o.policy, o.ref or false, o.value or false, type(o.reward) == "userdata" and o.reward } do
+      if mdl then dp:sync_model(mdl) end
+    end
+    if self.reduce == nil then self.reduce = function(list) return dp:sum(list) end end
+  end
   self.kl_in = o.kl_in or (algo == "grpo" and "loss" or "reward")
   if self.whiten == nil then self.whiten = algo == "ppo" end
   -- the reference: a frozen copy of the policy as it is now; ref_dtype = "bf16"
@@ -266,10 +288,10 @@ function M.trainer(o)
   self.stops = stops
   self.kl = M.kl_controller { init = o.kl_coef, target = o.target_kl, horizon = o.horizon }
   self.opt = train.adamw { model = o.policy, lr = o.lr, weight_decay = o.weight_decay,
-    max_grad_norm = o.max_grad_norm, schedule = o.schedule }
+    max_grad_norm = o.max_grad_norm, schedule = o.schedule, dist = dp.active }
   if self.value then
     self.value_opt = train.adamw { model = self.value, lr = o.value_lr or o.lr, weight_decay = o.weight_decay,
-      max_grad_norm = o.max_grad_norm, schedule = o.value_schedule or o.schedule }
+      max_grad_norm = o.max_grad_norm, schedule = o.value_schedule or o.schedule, dist = dp.active }
   end
   self.step_count = 0
   -- the settings a resumed run must share with the one that wrote the checkpoint,
@@ -293,14 +315,18 @@ end
 
 -- ---- rollout ----
 
---- tr:generate(prompt_ids [, model]) -> responses (arrays of ids): the one call into
---- generation (the policy by default), with the trainer's sampling options and a
---- seed derived from (seed, step) so a resumed run samples the same tokens.
-function Trainer:generate(prompt_ids, model)
+--- tr:generate(prompt_ids [, model [, index]]) -> responses (arrays of ids): the one call
+--- into generation (the policy by default), with the trainer's sampling options. Row i
+--- samples from its own stream, seeded from (seed, step, index[i] = its row number in the
+--- global batch, default i), so a resumed run samples the same tokens and a row samples
+--- the same tokens on any rank, in any batch.
+function Trainer:generate(prompt_ids, model, index)
   local m = model or self.policy
+  local base, seeds = (self.seed * 1000003 + self.step_count + 1) * 1000003, {}
+  for i = 1, #prompt_ids do seeds[i] = base + (index and index[i] or i) end
   local toks = m:generate(prompt_ids, {
     max_new_tokens = self.max_new_tokens, temperature = self.temperature, top_k = self.top_k, top_p = self.top_p,
-    stop = self.stops, seed = self.seed * 1000003 + self.step_count + 1,   -- {} = no stop token
+    stop = self.stops, seeds = seeds,   -- stop {} = no stop token
   })
   return toks
 end
@@ -355,7 +381,8 @@ function Trainer:score(ro)
     prompts[i] = ro.prompts[i]
     responses[i] = decode(self, ro.responses[i])
     rows[i] = { prompt_ids = ro.prompt_ids[i], response_ids = ro.responses[i], group = ro.group[i],
-      reference = ro.references and ro.references[i] or nil, fields = ro.fields and ro.fields[i] or nil }
+      reference = ro.references and ro.references[i] or nil, fields = ro.fields and ro.fields[i] or nil,
+      index = ro.index and ro.index[i] or i }
   end
   local got = fn(prompts, responses, rows, self)
   return check_scores("the reward function", got, n)
@@ -408,24 +435,27 @@ function Trainer:_prepare(bt, given, group, scores)
   return kl_seq
 end
 
--- Loss and gradients of one (mini)batch; returns stats.
+-- Loss and gradients of one (mini)batch; returns stats. bt = nil: this process has
+-- no rows of the minibatch (data parallel); it still takes part in the reductions.
 function Trainer:_loss(bt)
   local w = S.token_weight(self, bt)
   local algo = self.algo
   local vst
   if algo == "reinforce" then
-    vst = bt:value_loss(self.value, { coef = self.vf_coef, weight = w })
-    self.value:free_activations()
-    bt:baseline_advantages()
+    if bt then
+      vst = bt:value_loss(self.value, { coef = self.vf_coef, weight = w })
+      self.value:free_activations()
+      bt:baseline_advantages()
+    end
     if self.whiten then S.whiten(self, bt, "advantages") end
-  elseif algo == "ppo" then
+  elseif algo == "ppo" and bt then
     vst = bt:value_loss(self.value, { coef = self.vf_coef, weight = w, cliprange_value = self.cliprange_value })
     self.value:free_activations()
   end
-  local pst = bt:policy_loss(self.policy, {
+  local pst = bt and bt:policy_loss(self.policy, {
     clipped = algo ~= "reinforce", tau = self.temperature, cliprange = self.cliprange, weight = w,
     k3_coef = self.kl_in == "loss" and self.kl.value or 0,
-  })
+  }) or { loss = 0, clipped = 0, tokens = 0, k3 = 0 }
   return {
     policy_loss = pst.loss, value_loss = vst and vst.loss, loss = pst.loss + (vst and self.vf_coef * vst.loss or 0),
     clipped = pst.clipped, vf_clipped = vst and vst.clipped, k3 = pst.k3, tokens = pst.tokens,
@@ -467,24 +497,32 @@ end
 --- tr:step(prompts) -> stats: rollout (group_size samples per prompt), reward, then
 --- `epochs` passes over minibatches with an optimiser step each. prompts: strings,
 --- arrays of token ids, or {prompt =, reference =, fields =} records (fields: slots
---- for a judge's template, e.g. TL;DR subreddit/title/post).
+--- for a judge's template, e.g. TL;DR subreddit/title/post). Data parallel: prompts is
+--- the global batch; this rank rolls out its contiguous share.
 function Trainer:step(prompts)
   if type(prompts) ~= "table" or #prompts == 0 then error("rl.step: prompts must be a non-empty array", 2) end
+  local dp = self.group
+  if #prompts < dp.size then
+    error(string.format("rl.step: %d prompts for %d processes: each needs at least one", #prompts, dp.size), 2)
+  end
   local t0 = now()
-  local ro = { prompts = {}, prompt_ids = {}, group = {}, references = {}, fields = {} }
-  for i, p in ipairs(prompts) do
+  local lo, hi = dp:block(#prompts)
+  local ro = { prompts = {}, prompt_ids = {}, group = {}, references = {}, fields = {}, index = {} }
+  for i = lo, hi do
+    local p = prompts[i]
     local text, ref, fields = prompt_record(p)
     local ids = encode_text(self, text, "prompt " .. i)
     if #ids == 0 then error("rl.step: prompt " .. i .. " is empty", 2) end
     if self.max_prompt_tokens and #ids > self.max_prompt_tokens then
       ids = { table.unpack(ids, #ids - self.max_prompt_tokens + 1) }
     end
-    for _ = 1, self.group_size do
+    for j = 1, self.group_size do
       local k = #ro.prompt_ids + 1
       ro.prompts[k], ro.prompt_ids[k], ro.group[k], ro.references[k], ro.fields[k] = text, ids, i, ref, fields
+      ro.index[k] = (i - 1) * self.group_size + j   -- the row's place in the global batch
     end
   end
-  ro.responses = self:generate(ro.prompt_ids)
+  ro.responses = self:generate(ro.prompt_ids, nil, ro.index)
   local t1 = now()
   if self.on_rollout then self.on_rollout(self, ro) end
   local raw = self:score(ro)
@@ -507,17 +545,22 @@ function Trainer:step(prompts)
   local t2 = now()
   local ent_sum = bt:sum("entropy")
   local B, _, ntok = bt:size()
-  -- epochs over shuffled minibatches; one optimiser step per minibatch
-  local mbs = self.minibatch_size or B
+  -- epochs over shuffled minibatches of the global batch (Bg rows, this rank's are
+  -- r0 + 1 .. r0 + B); one optimiser step per minibatch
+  local Bg, r0 = #prompts * self.group_size, (lo - 1) * self.group_size
+  local mbs = self.minibatch_size or Bg
   local acc = { policy_loss = 0, value_loss = 0, clipped = 0, vf_clipped = 0, tokens = 0, n = 0 }
   local info, vinfo
   for epoch = 1, self.epochs do
-    local perm = mbs < B and train.permutation(B, self.seed, self.step_count * 1009 + epoch) or nil
-    for i0 = 1, B, mbs do
+    local perm = mbs < Bg and train.permutation(Bg, self.seed, self.step_count * 1009 + epoch) or nil
+    for i0 = 1, Bg, mbs do
       local rows = {}
-      for k = i0, math.min(i0 + mbs - 1, B) do rows[#rows + 1] = perm and perm[k] or k end
-      local mb <close> = (#rows < B or perm) and bt:select(rows) or nil
-      local st = self:_loss(mb or bt)
+      for k = i0, math.min(i0 + mbs - 1, Bg) do
+        local g = perm and perm[k] or k
+        if g > r0 and g <= r0 + B then rows[#rows + 1] = g - r0 end
+      end
+      local mb <close> = (#rows > 0 and (#rows < B or perm)) and bt:select(rows) or nil
+      local st = self:_loss(#rows > 0 and (mb or bt) or nil)
       acc.policy_loss = acc.policy_loss + st.policy_loss
       acc.value_loss = acc.value_loss + (st.value_loss or 0)
       acc.clipped, acc.tokens = acc.clipped + st.clipped, acc.tokens + st.tokens
@@ -529,9 +572,13 @@ function Trainer:step(prompts)
   end
   local t3 = now()
   self.step_count = self.step_count + 1
+  -- counts and loss sums over every rank's rows
+  local g = S.reduce(self, { missing, n, ntok, acc.policy_loss, acc.value_loss })
+  local function count(x) return math.tointeger(x) or x end
+  local n_all, ntok_all = count(g[2]), count(g[3])
   local kl = S.mean(self, kl_seq)
   local beta = self.kl.value
-  self.kl:update(kl, n)
+  self.kl:update(kl, n_all)
   local lens, obj = {}, {}
   for i = 1, n do
     lens[i] = #ro.responses[i]
@@ -545,20 +592,20 @@ function Trainer:step(prompts)
     step = self.step_count, algo = self.algo,
     reward_mean = rmean, reward_std = math.sqrt(S.mean(self, sq)), score_mean = S.mean(self, raw),
     objective = S.mean(self, obj), kl = kl, kl_coef = beta, next_kl_coef = self.kl.value,
-    entropy = S.token_mean(self, ent_sum, ntok), response_length = S.mean(self, lens), missing_eos = missing,
-    policy_loss = acc.policy_loss / acc.n,
-    value_loss = self.value and acc.value_loss / acc.n or nil,
+    entropy = S.token_mean(self, ent_sum, ntok), response_length = S.mean(self, lens), missing_eos = count(g[1]),
+    policy_loss = g[4] / acc.n,
+    value_loss = self.value and g[5] / acc.n or nil,
     clip_frac = algo_has_clip and S.token_mean(self, acc.clipped, acc.tokens) or nil,
     value_clip_frac = self.algo == "ppo" and S.token_mean(self, acc.vf_clipped, acc.tokens) or nil,
     lr = info.lr, value_lr = vinfo and vinfo.lr or nil, grad_norm = info.grad_norm,
-    temperature = self.temperature, rows = n, tokens = ntok,
+    temperature = self.temperature, rows = n_all, tokens = ntok_all,
     time_rollout = t1 - t0, time_score = t2 - t1, time_update = t3 - t2,
-    rollout_tokens_per_s = ntok / math.max(t1 - t0, 1e-9),
-    update_tokens_per_s = ntok * self.epochs / math.max(t3 - t2, 1e-9),
+    rollout_tokens_per_s = ntok_all / math.max(t1 - t0, 1e-9),
+    update_tokens_per_s = ntok_all * self.epochs / math.max(t3 - t2, 1e-9),
   }
   self.last_rollout = ro
   self.last_scores = raw
-  if self.on_step and self.on_step(self, stats) == false then stats.stop = true end
+  if dp:any(self.on_step ~= nil and self.on_step(self, stats) == false) then stats.stop = true end
   return stats
 end
 
@@ -614,12 +661,30 @@ function Trainer:load_checkpoint(dir, extra)
   end
   assert(self.policy:load_state(string.format("%s/policy-%d.state", dir, meta.step)))
   if self.value then assert(self.value:load_state(string.format("%s/value-%d.state", dir, meta.step))) end
+  return self:_resume_from(meta)
+end
+
+-- The trainer's counters and the settings callbacks changed, from a checkpoint's meta.
+function Trainer:_resume_from(meta)
   self.step_count = meta.step
   self.kl.value = meta.kl_coef
   self.temperature = meta.temperature or self.temperature
   self.opt.lr = meta.lr or self.opt.lr
   if self.value_opt then self.value_opt.lr = meta.value_lr or self.value_opt.lr end
   self.last_ckpt = meta.step
+  return meta
+end
+
+-- Data parallel: rank 0 read the checkpoint (meta, or nil); every rank gets its
+-- weights, optimiser state and counters.
+function Trainer:_share_checkpoint(meta)
+  local dp = self.group
+  meta = dp:broadcast_value(meta or false) or nil
+  if meta then
+    dp:sync_model(self.policy)
+    if self.value then dp:sync_model(self.value) end
+    if not dp.root then self:_resume_from(meta) end
+  end
   return meta
 end
 
@@ -681,14 +746,21 @@ function Trainer:train(o)
   local dir = o.out
   local extra = { batch_size = o.batch_size, prompts = P }
   local log, samples
-  if dir then
-    assert(gz.mkdir(dir))
-    local meta = o.resume and self:load_checkpoint(dir, extra)
-    log = open_log(dir .. "/log.jsonl", meta and meta.log_bytes or nil)
-    samples = open_log(dir .. "/samples.jsonl", meta and meta.samples_bytes or nil)
+  local dp = self.group
+  if dir then   -- rank 0 alone reads and writes DIR
+    local meta
+    if dp.root then
+      assert(gz.mkdir(dir))
+      meta = o.resume and self:load_checkpoint(dir, extra) or nil
+    end
+    if dp.active then meta = self:_share_checkpoint(meta) end
+    if dp.root then
+      log = open_log(dir .. "/log.jsonl", meta and meta.log_bytes or nil)
+      samples = open_log(dir .. "/samples.jsonl", meta and meta.samples_bytes or nil)
+    end
   end
   local bar = progress.new { label = "rl " .. self.algo, total = o.steps, unit = "step",
-    quiet = o.quiet or o.progress == false }
+    quiet = o.quiet or o.progress == false or not dp.root }
   local last, all = nil, {}
   local ok, err = pcall(function()
     while self.step_count < o.steps do
@@ -726,7 +798,7 @@ function Trainer:train(o)
         end
       end
       bar:update(st.step, { { "reward", st.reward_mean }, { "kl", st.kl }, { "tok/s", st.rollout_tokens_per_s } })
-      if o.on_step and o.on_step(self, st) == false then break end
+      if dp:any(o.on_step ~= nil and o.on_step(self, st) == false) then break end
       if st.stop then break end
     end
   end)
@@ -773,9 +845,9 @@ function M.judge_reward(o)
     local recs = {}
     local base
     if o.mode == "pairwise" and o.baseline == "sft" then
-      local ids = {}
-      for i, r in ipairs(rows) do ids[i] = r.prompt_ids end
-      base = tr:generate(ids, tr.ref)
+      local ids, index = {}, {}
+      for i, r in ipairs(rows) do ids[i], index[i] = r.prompt_ids, r.index end
+      base = tr:generate(ids, tr.ref, index)
     end
     for i = 1, #responses do
       local ctx = text(prompts[i])

@@ -18,8 +18,19 @@
 -- replace the built-in ones. With state = path, trainers save the weights, AdamW
 -- moments, step and data position every save_every steps (atomically) and resume
 -- from that file when it exists; the resumed run reproduces the same losses.
+--
+-- Data parallel: under mpirun (rlaif.dist) the trainers split every global batch
+-- (batch_size stays the global batch) into contiguous shares, one per rank; every
+-- rank starts from rank 0's weights and state (broadcast), the losses are scaled by
+-- the global token or pair counts, the gradients are summed in one all-reduce per
+-- optimizer step (adamw{dist = true}), and the logged numbers are global sums. So
+-- the run computes what one process would, up to float summation order. Rank 0
+-- alone writes the state file and the log and draws the progress bar; on_step runs
+-- on every rank (with the same numbers) and a stop on any rank stops them all.
+-- dist = false keeps each process to itself.
 
 local core = require "rlaif.core"
+local dist = require "rlaif.dist"
 local progress = require "rlaif.progress"
 local opts = require "rlaif.opts"
 
@@ -46,8 +57,10 @@ local function with(base, extra)
   for k, v in pairs(extra) do t[k] = v end
   return t
 end
-local ADAMW = opts.schema("train.adamw", with(OPTIM, { model = { "userdata", required = true } }))
+local ADAMW = opts.schema("train.adamw", with(OPTIM, { model = { "userdata", required = true },
+  dist = "boolean" }))
 local TRAINER = with(OPTIM, {
+  dist = "boolean",
   model = { "userdata", required = true }, tokenizer = "userdata", batch_size = { "integer", min = 1 },
   epochs = { "integer", min = 1 }, max_steps = { "integer", min = 1 }, max_len = { "integer", min = 1 },
   add_eos = "boolean", seed = "integer", on_step = "function", state = "string",
@@ -109,14 +122,16 @@ local Adamw = {}
 Adamw.__index = Adamw
 
 --- adamw{model=, lr=, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0,
----       schedule=fn, max_grad_norm=nil} -> optimizer
--- Weight decay is decoupled and applies to matrices and embeddings only.
+---       schedule=fn, max_grad_norm=nil, dist=false} -> optimizer
+-- Weight decay is decoupled and applies to matrices and embeddings only. With
+-- dist = true, step() first sums the gradients over the ranks of an mpirun job
+-- (one all-reduce of the flat gradient buffer; nothing in a single process).
 function M.adamw(o)
   o = ADAMW(o)
   local self = setmetatable({
     model = o.model, lr = o.lr or 1e-4, beta1 = o.beta1 or 0.9, beta2 = o.beta2 or 0.999,
     eps = o.eps or 1e-8, weight_decay = o.weight_decay or 0, max_grad_norm = o.max_grad_norm,
-    schedule = o.schedule or M.schedule.constant(),
+    schedule = o.schedule or M.schedule.constant(), group = dist.group(o.dist == true),
   }, Adamw)
   return self
 end
@@ -124,6 +139,7 @@ end
 --- opt:step() -> {step=, lr=, grad_norm=}: clip, AdamW update, zero the gradients
 function Adamw:step()
   local m = self.model
+  self.group:allreduce_grads(m)
   local n = m:clip_grad_norm(self.max_grad_norm)
   local t = m:steps() + 1
   local lr = self.lr * self.schedule(t)
@@ -249,9 +265,9 @@ end
 --- open_log(path, resumed_step) -> a JSONL step log with :write(info) and :close()
 M.open_log = open_log
 
-local function bar_for(o, label, total)
+local function bar_for(o, label, total, dp)
   return progress.new { label = label, total = total, unit = "step",
-    quiet = o.quiet == true or o.progress == false }
+    quiet = o.quiet == true or o.progress == false or not dp.root }
 end
 
 -- Run body() with the log and bar closed on every way out (Ctrl-C included).
@@ -272,9 +288,23 @@ local function common(o)
   local opt = M.adamw {
     model = o.model, lr = o.lr or 1e-4, beta1 = o.beta1, beta2 = o.beta2, eps = o.eps,
     weight_decay = o.weight_decay or 0, max_grad_norm = o.max_grad_norm == nil and 1.0 or o.max_grad_norm,
-    schedule = o.schedule,
+    schedule = o.schedule, dist = o.dist ~= false,
   }
-  return opt
+  return opt, opt.group
+end
+
+-- The state a run starts from, the same on every rank: rank 0 reads the state
+-- file (if any) and sends its weights, AdamW moments and position to the others.
+local function start_state(m, path, dp)
+  local st = dp.root and read_state(m, path) or nil
+  st = dp:broadcast_value(st) or { step = 0, epoch = 1, pos = 0 }
+  dp:sync_model(m)
+  return st
+end
+
+-- A stop asked for on any rank (on_step returning false) stops every rank.
+local function stop_here(o, info, dp)
+  return dp:any(o.on_step ~= nil and o.on_step(info) == false)
 end
 
 --- sft{model=, tokenizer=, data=, batch_size=8, grad_accum=1, epochs=1, max_steps=,
@@ -283,7 +313,8 @@ end
 -- data: {prompt=, response=} (strings or id arrays). The loss covers response tokens only.
 function M.sft(o)
   o = SFT(o)
-  local m, opt = o.model, common(o)
+  local m = o.model
+  local opt, dp = common(o)
   local cfg = m:config()
   local bs, accum, epochs = o.batch_size or 8, o.grad_accum or 1, o.epochs or 1
   local eos = (o.add_eos ~= false and cfg.eos_id >= 0) and cfg.eos_id or nil
@@ -296,14 +327,17 @@ function M.sft(o)
       r = r2
     end
     local ids, cut = concat(p, r, o.max_len)
-    examples[i] = { ids = ids, plen = math.max(0, #p - cut) }
+    local plen = math.max(0, #p - cut)
+    local n, _, tg = 0, m:causal_lm_batch({ ids }, { plen })   -- n: the tokens the loss covers
+    for _, t in ipairs(tg[1]) do if t >= 0 then n = n + 1 end end
+    examples[i] = { ids = ids, plen = plen, n = n }
   end
   assert(#examples > 0, "train.sft: no data")
-  local st = read_state(m, o.state) or { step = 0, epoch = 1, pos = 0 }
+  local st = start_state(m, o.state, dp)
   local per_epoch = -(-#examples // (bs * accum))
   local total = math.min(epochs * per_epoch, o.max_steps or math.huge)
-  local log = open_log(o.log, st.step)
-  local bar = bar_for(o, "sft", total)
+  local log = dp.root and open_log(o.log, st.step) or nil
+  local bar = bar_for(o, "sft", total, dp)
   bar:update(st.step)
   return guarded(log, bar, function()
     local last
@@ -313,24 +347,34 @@ function M.sft(o)
         local loss_sum, tokens = 0, 0
         for _ = 1, accum do
           if st.pos >= #examples then break end
-          local seqs, plens = {}, {}
-          for k = st.pos + 1, math.min(st.pos + bs, #examples) do
+          -- the global micro-batch: its token count is known to every rank; this rank
+          -- takes its contiguous share and weighs it by its part of that count
+          local k0, k1 = st.pos + 1, math.min(st.pos + bs, #examples)
+          local all = 0
+          for k = k0, k1 do all = all + examples[perm[k]].n end
+          local lo, hi = dp:block(k1 - k0 + 1)
+          local seqs, plens, mine = {}, {}, 0
+          for k = k0 + lo - 1, k0 + hi - 1 do
             local e = examples[perm[k]]
-            seqs[#seqs + 1], plens[#plens + 1] = e.ids, e.plen
+            seqs[#seqs + 1], plens[#plens + 1], mine = e.ids, e.plen, mine + e.n
           end
-          st.pos = st.pos + #seqs
-          local ids, targets = m:causal_lm_batch(seqs, plens)
-          local loss, n = m:lm_loss(ids, targets, nil, { scale = 1 / accum })
-          if n > 0 then loss_sum, tokens = loss_sum + loss * n, tokens + n end
+          st.pos = k1
+          if mine > 0 then
+            local ids, targets = m:causal_lm_batch(seqs, plens)
+            local loss, n = m:lm_loss(ids, targets, nil, { scale = mine / (all * accum) })
+            loss_sum = loss_sum + loss * n
+          end
+          tokens = tokens + all
         end
+        loss_sum = dp:sum({ loss_sum })[1]
         local info = opt:step()
         st.step = info.step
         info.loss, info.tokens, info.epoch = tokens > 0 and loss_sum / tokens or 0 / 0, tokens, st.epoch
         last = info
-        if o.state and o.save_every and st.step % o.save_every == 0 then write_state(m, o.state, st) end
+        if dp.root and o.state and o.save_every and st.step % o.save_every == 0 then write_state(m, o.state, st) end
         if log then log:write(info) end
         bar:update(st.step, { { "loss", info.loss }, { "lr", info.lr } })
-        if o.on_step and o.on_step(info) == false then return last end
+        if stop_here(o, info, dp) then return last end
         if o.max_steps and st.step >= o.max_steps then return last end
       end
       st.epoch, st.pos = st.epoch + 1, 0
@@ -386,6 +430,21 @@ function M.pairwise_accuracy(rc, rr, pairs)
   return n > 0 and right / n or 0 / 0
 end
 
+-- reward_scores over all pairs, spread over the group's ranks
+local function scores_all(m, tok, pairs, sopts, dp)
+  if not dp.active then return M.reward_scores(m, tok, pairs, sopts) end
+  local lo, hi = dp:block(#pairs)
+  local mine = {}
+  for k = lo, hi do mine[#mine + 1] = pairs[k] end
+  local c, r = {}, {}
+  if #mine > 0 then c, r = M.reward_scores(m, tok, mine, sopts) end
+  local rc, rr = {}, {}
+  for _, part in ipairs(dp:allgather({ c, r })) do
+    for k = 1, #part[1] do rc[#rc + 1], rr[#rr + 1] = part[1][k], part[2][k] end
+  end
+  return rc, rr
+end
+
 --- reward{model=, tokenizer=, pairs=, eval_pairs=, batch_size=8 (pairs), epochs=1,
 ---        max_steps=, lr=1e-5, margin=0, center=0, max_len=, add_eos=true, seed=0,
 ---        on_step=, state=, save_every=, log=, progress=true, quiet=, out=}
@@ -397,7 +456,8 @@ end
 -- the directory `rlaif rl --reward-model DIR` reads and normalises with.
 function M.reward(o)
   o = REWARD(o)
-  local m, opt = o.model, common(o)
+  local m = o.model
+  local opt, dp = common(o)
   assert(m:config().head == "reward", "train.reward: the model needs head = \"reward\"")
   if o.out then   -- before any training: a clash found after hours is too late
     local files = {}
@@ -412,46 +472,55 @@ function M.reward(o)
   assert(pairs and #pairs > 0, "train.reward: no pairs")
   local eos = (o.add_eos ~= false and m:config().eos_id >= 0) and m:config().eos_id or nil
   local bs, epochs = o.batch_size or 8, o.epochs or 1
-  local st = read_state(m, o.state) or { step = 0, epoch = 1, pos = 0 }
+  local st = start_state(m, o.state, dp)
   local total = math.min(epochs * -(-#pairs // bs), o.max_steps or math.huge)
-  local log = open_log(o.log, st.step)
-  local bar = bar_for(o, "reward", total)
+  local log = dp.root and open_log(o.log, st.step) or nil
+  local bar = bar_for(o, "reward", total, dp)
   bar:update(st.step)
   local last = {}
   guarded(log, bar, function()
     while st.epoch <= epochs do
       local perm = permutation(#pairs, o.seed or 0, st.epoch)
       while st.pos < #pairs do
+        -- the global batch of pairs; this rank's contiguous share, its mean loss
+        -- weighted by its share of the pairs
+        local k0, k1 = st.pos + 1, math.min(st.pos + bs, #pairs)
+        local lo, hi = dp:block(k1 - k0 + 1)
         local batch = {}
-        for k = st.pos + 1, math.min(st.pos + bs, #pairs) do batch[#batch + 1] = pairs[perm[k]] end
-        st.pos = st.pos + #batch
-        local rows, ps = pair_rows(o, batch, 1, #batch, o.max_len)
-        append_eos(rows, eos)
-        local r = m:reward(rows):totable()
-        local r1, r2 = {}, {}
-        for k = 1, #r, 2 do r1[#r1 + 1], r2[#r2 + 1] = r[k], r[k + 1] end
-        local loss, d1, d2 = M.reward_pair_loss(r1, r2, ps, o.margin or 0, o.center or 0)
-        local g1, g2, dr = d1:totable(), d2:totable(), {}
-        for k = 1, #g1 do dr[2 * k - 1], dr[2 * k] = g1[k], g2[k] end
-        m:backward_reward(dr)
+        for k = k0 + lo - 1, k0 + hi - 1 do batch[#batch + 1] = pairs[perm[k]] end
+        st.pos = k1
+        local loss, right, share = 0, 0, #batch / (k1 - k0 + 1)
+        if #batch > 0 then
+          local rows, ps = pair_rows(o, batch, 1, #batch, o.max_len)
+          append_eos(rows, eos)
+          local r = m:reward(rows):totable()
+          local r1, r2 = {}, {}
+          for k = 1, #r, 2 do r1[#r1 + 1], r2[#r2 + 1] = r[k], r[k + 1] end
+          local d1, d2
+          loss, d1, d2 = M.reward_pair_loss(r1, r2, ps, o.margin or 0, o.center or 0)
+          local g1, g2, dr = d1:totable(), d2:totable(), {}
+          for k = 1, #g1 do dr[2 * k - 1], dr[2 * k] = g1[k] * share, g2[k] * share end
+          m:backward_reward(dr)
+          for k = 1, #r1 do if r1[k] > r2[k] then right = right + 1 end end
+        end
+        local g = dp:sum({ loss * share, right })
         local info = opt:step()
         st.step = info.step
-        local right = 0
-        for k = 1, #r1 do if r1[k] > r2[k] then right = right + 1 end end
-        info.loss, info.train_accuracy, info.epoch = loss, right / #r1, st.epoch
+        info.loss, info.train_accuracy, info.epoch = g[1], g[2] / (k1 - k0 + 1), st.epoch
         last = info
-        if o.state and o.save_every and st.step % o.save_every == 0 then write_state(m, o.state, st) end
+        if dp.root and o.state and o.save_every and st.step % o.save_every == 0 then write_state(m, o.state, st) end
         if log then log:write(info) end
         bar:update(st.step, { { "loss", info.loss }, { "acc", info.train_accuracy } })
-        if o.on_step and o.on_step(info) == false then st.epoch = epochs + 1 break end
+        if stop_here(o, info, dp) then st.epoch = epochs + 1 break end
         if o.max_steps and st.step >= o.max_steps then st.epoch = epochs + 1 break end
       end
       st.epoch, st.pos = st.epoch + 1, 0
     end
   end)
-  -- statistics for normalising rewards later, and held-out accuracy
+  -- statistics for normalising rewards later, and held-out accuracy (each rank
+  -- scores its share of the pairs; every rank gets all the scores)
   local sopts = { batch_size = bs, max_len = o.max_len, add_eos = o.add_eos }
-  local rc, rr = M.reward_scores(m, o.tokenizer, pairs, sopts)
+  local rc, rr = scores_all(m, o.tokenizer, pairs, sopts, dp)
   local s, s2, n = 0, 0, 0
   for i = 1, #rc do
     s, s2, n = s + rc[i] + rr[i], s2 + rc[i] ^ 2 + rr[i] ^ 2, n + 2
@@ -460,7 +529,7 @@ function M.reward(o)
   last.reward_std = math.sqrt(math.max(0, s2 / n - (s / n) ^ 2))
   last.train_pair_accuracy = M.pairwise_accuracy(rc, rr, pairs)
   if evalp and #evalp > 0 then
-    local ec, er = M.reward_scores(m, o.tokenizer, evalp, sopts)
+    local ec, er = scores_all(m, o.tokenizer, evalp, sopts, dp)
     last.accuracy = M.pairwise_accuracy(ec, er, evalp)
   end
   if o.out then

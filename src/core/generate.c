@@ -9,6 +9,9 @@
  * at first, then one token) against the cache. It reuses the training kernels
  * but keeps only one layer of activations. Log-probabilities returned are those
  * of the model itself (temperature 1, no truncation) for the sampled tokens.
+ * Sampling draws from one random stream for the batch, or from one stream per row
+ * (rlaif_model_generate_seeded): then a row's tokens do not depend on the other
+ * rows, so a prompt samples the same text in any batch, on any rank.
  * Not here: beam search, speculative decoding, per-row different lengths of
  * output buffers. */
 #include <blis.h>
@@ -177,6 +180,12 @@ static int sample(const float *logits, int V, const rlaif_gen_opts *o, rlaif_rng
 
 rlaif_status rlaif_model_generate(rlaif_model *m, const int32_t *prompts, const int *lens, int B,
                                   const rlaif_gen_opts *o, int32_t *out_tokens, float *out_logprobs, int *out_len) {
+    return rlaif_model_generate_seeded(m, prompts, lens, B, o, NULL, out_tokens, out_logprobs, out_len);
+}
+
+rlaif_status rlaif_model_generate_seeded(rlaif_model *m, const int32_t *prompts, const int *lens, int B,
+                                         const rlaif_gen_opts *o, const uint64_t *row_seeds, int32_t *out_tokens,
+                                         float *out_logprobs, int *out_len) {
     const rlaif_model_config *c = &m->cfg;
     if (c->head != RLAIF_HEAD_LM) return rlaif_fail(RLAIF_EINVAL, "model.generate: a reward model cannot generate");
     if (B <= 0 || o->max_new_tokens <= 0) return rlaif_fail(RLAIF_EINVAL, "model.generate: nothing to do");
@@ -260,11 +269,15 @@ rlaif_status rlaif_model_generate(rlaif_model *m, const int32_t *prompts, const 
         }
     }
     if ((st = step(m, &g, 0, Tp)) != RLAIF_OK) goto done;
-    rlaif_rng rng;
+    rlaif_rng rng, *rngs = NULL;   /* one stream for the batch, or one per row */
     rlaif_rng_seed(&rng, o->seed);
     int alive = B;
     int *fin = calloc(B, sizeof(int));
-    if (fin == NULL) {
+    if (row_seeds && (rngs = malloc(sizeof *rngs * (size_t)B)) != NULL)
+        for (int b = 0; b < B; b++) rlaif_rng_seed(&rngs[b], row_seeds[b]);
+    if (fin == NULL || (row_seeds && rngs == NULL)) {
+        free(fin);
+        free(rngs);
         st = rlaif_fail(RLAIF_ENOMEM, "model.generate: out of memory");
         goto done;
     }
@@ -273,7 +286,7 @@ rlaif_status rlaif_model_generate(rlaif_model *m, const int32_t *prompts, const 
         for (int b = 0; b < B; b++) {
             size_t oi = (size_t)b * o->max_new_tokens + t;
             float lp = 0;
-            int tok = sample(g.logits + (size_t)b * V, V, o, &rng, buf, &lp);
+            int tok = sample(g.logits + (size_t)b * V, V, o, rngs ? &rngs[b] : &rng, buf, &lp);
             if (fin[b]) {
                 out_tokens[oi] = -1, out_logprobs[oi] = 0;
             } else {
@@ -300,6 +313,7 @@ rlaif_status rlaif_model_generate(rlaif_model *m, const int32_t *prompts, const 
         if ((st = step(m, &g, Tp + t, 1)) != RLAIF_OK) break;
     }
     free(fin);
+    free(rngs);
 done:
     free(mem);
     free(imem);

@@ -300,6 +300,13 @@ rlaif_status rlaif_model_generate(rlaif_model *m, const int32_t *prompts, const 
                                   const rlaif_gen_opts *opts, int32_t *out_tokens, float *out_logprobs,
                                   int *out_len);
 
+/* The same with row b sampling from its own stream seeded with row_seeds[b] (B
+ * seeds; NULL = one stream seeded with opts->seed), so a row's tokens do not
+ * depend on the other rows of the batch (data-parallel RL rollouts). */
+rlaif_status rlaif_model_generate_seeded(rlaif_model *m, const int32_t *prompts, const int *lens, int B,
+                                         const rlaif_gen_opts *opts, const uint64_t *row_seeds,
+                                         int32_t *out_tokens, float *out_logprobs, int *out_len);
+
 /* Internal: RoPE cos/sin tables (T, head_dim/2) for positions 0..T-1. */
 void rlaif_model_rope_tables(const rlaif_model_config *cfg, int T, float *cosb, float *sinb);
 

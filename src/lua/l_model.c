@@ -605,8 +605,9 @@ static int model_load_state(lua_State *L) {
 
 /* ---- generation ---- */
 
-/* m:generate(prompts, {max_new_tokens=, temperature=, top_k=, top_p=, stop=, seed=})
- * -> tokens (array of arrays), logprobs (array of arrays) */
+/* m:generate(prompts, {max_new_tokens=, temperature=, top_k=, top_p=, stop=, seed=, seeds=})
+ * -> tokens (array of arrays), logprobs (array of arrays). seeds: one integer per
+ * row, each row sampling from its own stream (rlaif_model_generate_seeded). */
 static int model_generate(lua_State *L) {
     rlaif_model *m = check_model(L, 1);
     int nested = is_batch(L, 2);
@@ -615,6 +616,7 @@ static int model_generate(lua_State *L) {
     rlaif_gen_opts o = {16, 1.0f, 0, 1.0f, NULL, 0, 0};
     int opts = lua_istable(L, 3) ? 3 : 0;
     int32_t *stop = NULL;
+    uint64_t *seeds = NULL;
     if (opts) {
         o.max_new_tokens = opt_int(L, 3, "max_new_tokens", 16);
         o.temperature = (float)opt_num(L, 3, "temperature", 1.0);
@@ -633,6 +635,18 @@ static int model_generate(lua_State *L) {
             for (int k = 0; k < o.n_stop; k++) stop[k] = get_int(L, tb, 0, 0, k, "stop");
         }
         o.stop = stop;
+        if (lua_getfield(L, 3, "seeds") == LUA_TTABLE) {
+            int tb = lua_gettop(L);
+            luaL_argcheck(L, luaL_len(L, tb) == B, 3, "seeds must hold one integer per prompt");
+            seeds = scratch(L, sizeof(uint64_t) * B);
+            for (int k = 0; k < B; k++) {
+                int isint = 0;
+                lua_geti(L, tb, k + 1);
+                seeds[k] = (uint64_t)lua_tointegerx(L, -1, &isint);
+                if (!isint) luaL_error(L, "model.generate: seeds[%d] must be an integer", k + 1);
+                lua_pop(L, 1);
+            }
+        }
     }
     luaL_argcheck(L, o.max_new_tokens > 0, 3, "max_new_tokens must be positive");
     int *lens = scratch(L, sizeof(int) * B), total = 0;
@@ -646,7 +660,7 @@ static int model_generate(lua_State *L) {
     int *outlen = scratch(L, sizeof(int) * B);
     for (int b = 0, k = 0; b < B; b++)
         for (int t = 0; t < lens[b]; t++) pr[k++] = get_int(L, 2, nested, b, t, "prompts");
-    if (rlaif_model_generate(m, pr, lens, B, &o, toks, lps, outlen) != RLAIF_OK)
+    if (rlaif_model_generate_seeded(m, pr, lens, B, &o, seeds, toks, lps, outlen) != RLAIF_OK)
         return model_fail(L, "model.generate");
     lua_createtable(L, B, 0);
     lua_createtable(L, B, 0);

@@ -7,6 +7,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "dist.h"
 #include "l_util.h"
 #include "rlaif.h"
 
@@ -36,7 +37,8 @@ static int pkg_get_threads(lua_State *L) {
     return 1;
 }
 
-/* info() -> {version=, blis_version=, blis_arch=, blis_arch_forced=, threads=, kernels=, kernels_forced=} */
+/* info() -> {version=, blis_version=, blis_arch=, blis_arch_forced=, threads=, kernels=, kernels_forced=,
+ *           mpi=, mpi_library=, rank=, size=} */
 static int pkg_info(lua_State *L) {
     lua_createtable(L, 0, 8);
     lua_pushstring(L, RLAIF_VERSION);
@@ -61,6 +63,16 @@ static int pkg_info(lua_State *L) {
         lua_pushstring(L, rlaif_kernels_note());
         lua_setfield(L, -2, "kernels_note");
     }
+    lua_pushboolean(L, rlaif_dist_built());   /* rlaif.dist: MPI built in, and this process's place */
+    lua_setfield(L, -2, "mpi");
+    if (rlaif_dist_built()) {
+        lua_pushstring(L, rlaif_dist_library());
+        lua_setfield(L, -2, "mpi_library");
+    }
+    lua_pushinteger(L, rlaif_dist_rank());
+    lua_setfield(L, -2, "rank");
+    lua_pushinteger(L, rlaif_dist_size());
+    lua_setfield(L, -2, "size");
     return 1;
 }
 
@@ -103,6 +115,7 @@ static const luaL_Reg modules[] = {
     {"json", luaopen_rlaif_json},
     {"serve", luaopen_rlaif_serve},
     {"gguf", luaopen_rlaif_gguf},
+    {"dist", luaopen_rlaif_dist},
     {NULL, NULL},
 };
 

@@ -52,5 +52,6 @@ int luaopen_rlaif_gz(lua_State *L);     /* l_gzip.c: line reader, fsync, truncat
 int luaopen_rlaif_json(lua_State *L);   /* l_json.c: encode/decode */
 int luaopen_rlaif_serve(lua_State *L);  /* l_serve.c: the HTTP server of rlaif serve */
 int luaopen_rlaif_gguf(lua_State *L);   /* l_gguf.c: GGUF files, read side */
+int luaopen_rlaif_dist(lua_State *L);   /* l_dist.c: processes under mpirun (MPI) */
 
 #endif

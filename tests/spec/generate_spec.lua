@@ -267,6 +267,35 @@ describe("model:generate sampler #unit", function()
     assert.is_true(ended >= 7)   -- P(no 3 in 40 draws) = 0.63^40 per row
   end)
 
+  it("seeds = one per row: a row samples the same tokens in any batch, and from the same distribution", function()
+    local m = exact_model(Z)
+    local P = { { 1, 2 }, { 3 }, { 4, 5, 6 }, { 7 } }
+    local o = { temperature = 1.1, top_p = 0.95, max_new_tokens = 30, stop = false }
+    o.seeds = { 11, 12, 13, 14 }
+    local all = m:generate(P, o)
+    o.seeds = { 13, 11 }
+    local two = m:generate({ P[3], P[1] }, o)
+    assert.same(all[3], two[1])
+    assert.same(all[1], two[2])
+    o.seeds = { 14 }
+    assert.same(all[4], (m:generate({ P[4] }, o))[1])
+    -- distinct seeds give distinct rows; per-row streams still draw from softmax(z / T)
+    assert.are_not.same(all[1], all[2])
+    local seeds, prompts = {}, {}
+    for b = 1, 40 do seeds[b], prompts[b] = 5000 + b, { b % 8 } end
+    local toks = m:generate(prompts, { temperature = 1, max_new_tokens = 250, seeds = seeds, stop = false })
+    local counts = {}
+    for b = 1, 40 do
+      for t = 1, 250 do counts[toks[b][t] + 1] = (counts[toks[b][t] + 1] or 0) + 1 end
+    end
+    assert_fits(counts, target(Z, 1), 10000, "per-row seeds")
+    local ok, err = pcall(m.generate, m, P, { seeds = { 1, 2 } })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("seeds must hold one integer per prompt", 1, true), tostring(err))
+    ok, err = pcall(m.generate, m, P, { seeds = { 1, 2, 3.5, 4 } })
+    assert.truthy(tostring(err):find("model.generate: seeds[3] must be an integer", 1, true), tostring(err))
+  end)
+
   it("stops at the model's EOS by default, not with stop = false; stop lists replace it", function()
     local m = exact_model(Z, 3)   -- EOS = the most likely token, P = 0.37
     local toks = draws(m, 30, 40, { temperature = 1, seed = 21 })
