@@ -71,6 +71,20 @@ function M.is_root() return cd.rank() == 0 end
 --- dist.barrier(): wait until every rank has reached it
 function M.barrier() cd.barrier() end
 
+--- dist.finalize(): end MPI now, on every rank together, after the ranks agreed on how the
+--- job ends (a command that exits non-zero then does so without aborting the others);
+--- collectives fail afterwards. Nothing to do in a single process.
+function M.finalize() cd.finalize() end
+
+--- dist.finish(status) -> the job's status: the worst (largest) of every rank's, after
+--- which MPI ends (finalize); status itself in a single process
+function M.finish(status)
+  if cd.size() == 1 then return status end
+  local worst = math.tointeger(cd.allreduce_numbers({ status }, "max")[1])
+  cd.finalize()
+  return worst
+end
+
 --- dist.allreduce(t [, op = "sum"]) -> t: in place, t becomes op ("sum", "mean",
 --- "max", "min") of every rank's t; every rank must pass the same number of elements.
 function M.allreduce(t, op)

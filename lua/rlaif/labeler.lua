@@ -26,6 +26,7 @@
 -- dataset parsing (rlaif.data), no alignment statistics (rlaif.metrics).
 
 local core = require "rlaif.core"
+local dist = require "rlaif.dist"
 local fileio = require "rlaif.fileio"
 local opts_mod = require "rlaif.opts"
 local progress = require "rlaif.progress"
@@ -1147,6 +1148,11 @@ local LABEL = opts_mod.schema("labeler.label", {
     return v == true or v == false or v == "mixed", 'must be true, false or "mixed", got ' .. tostring(v)
   end }, progress = "boolean|table", on_label = "function", batch = { "integer", min = 1 },
   limit = { "integer", min = 1 }, fsync_every = { "integer", min = 1 }, total = { "integer", min = 0 },
+  shard = { "table", check = function(v)
+    local i, n = v[1], v[2]
+    return math.type(i) == "integer" and math.type(n) == "integer" and i >= 1 and i <= n,
+      "must be {i, n} with 1 <= i <= n, got " .. tostring(i) .. "/" .. tostring(n)
+  end },
 })
 
 -- The error a stopped labeling raises: a table with __tostring that carries the
@@ -1163,7 +1169,9 @@ M.Halt = Halt
 --- until the new one has a record), progress (true or rlaif.progress options),
 --- total (records in the dataset, for the progress bar), on_label(record, pair),
 --- batch (pairs per complete_many round [by client concurrency]), limit,
---- fsync_every [per batch only]. Returns a summary {total, ok, unlabeled, error, skipped,
+--- fsync_every [per batch only], shard = {i, n} (label only the pairs whose id falls in
+--- shard i of n, rlaif.dist.shard_of; `out` may hold no other shard's pairs; `total`
+--- is then the shard's count). Returns a summary {total, ok, unlabeled, error, skipped,
 --- unsent, requests, prompt_tokens, completion_tokens, cost, elapsed, records (no out)}.
 --- A run the client stops (Ctrl-C, a rejected key, an unreachable server) raises a
 --- labeler.Halt {interrupted = true | stopped = why, summary, message} after writing
@@ -1184,6 +1192,11 @@ function Labeler:label(dataset, opts)
       local by, _, torn = M.read_labels_file(opts.out)
       sum.torn = torn
       for id, r in pairs(by) do
+        if opts.shard and dist.shard_of(id, opts.shard[2]) ~= opts.shard[1] then
+          error(string.format("labeler.label: %s holds pair %s of shard %d/%d, not of shard %d/%d: each shard " ..
+            "needs its own output file", opts.out, json.encode(id), dist.shard_of(id, opts.shard[2]), opts.shard[2],
+            opts.shard[1], opts.shard[2]), 2)
+        end
         if opts.resume ~= "mixed" and r.config ~= self.config_hash then
           local diff = self:config_diff(r)
           if diff then
@@ -1201,6 +1214,12 @@ function Labeler:label(dataset, opts)
   -- the progress bar counts the pairs of this run: all records (opts.total, or a
   -- list's length) less those already done, capped by the limit
   local total = opts.total or (type(dataset) == "table" and not dataset.next and #dataset) or nil
+  if total and opts.shard and not opts.total then   -- a list: count the shard's records
+    total = 0
+    for k, r in ipairs(dataset) do
+      if dist.shard_of(r.id == nil and k or r.id, opts.shard[2]) == opts.shard[1] then total = total + 1 end
+    end
+  end
   if total then
     local ndone = 0
     for _ in pairs(done) do ndone = ndone + 1 end
@@ -1215,6 +1234,15 @@ function Labeler:label(dataset, opts)
     (self.client.config and self.client.config.concurrency))
   local batch = opts.batch or self.batch or (tonumber(conc) and math.max(256, 32 * math.floor(conc))) or 1024
   local nxt = iterator(dataset)
+  if opts.shard then   -- only this shard's pairs
+    local all, i, n = nxt, opts.shard[1], opts.shard[2]
+    nxt = function()
+      while true do
+        local rec = all()
+        if rec == nil or rec.id == nil or dist.shard_of(rec.id, n) == i then return rec end
+      end
+    end
+  end
   local limit = opts.limit
   local seen = {}
   local function on_done(out, pair)
@@ -1282,6 +1310,125 @@ function M.summary_line(s)
     s.skipped > 0 and string.format(" (%d already done)", s.skipped) or "",
     s.requests, s.prompt_tokens, s.completion_tokens, s.cost > 0 and string.format(", $%.4f", s.cost) or "",
     s.elapsed or 0)
+end
+
+-- ---- merging the files of a sharded run ----
+
+local MERGE = opts_mod.schema("labeler.merge", { force = "boolean", partial = "boolean" })
+
+-- what makes two records' configurations differ, named for a message
+local function config_mismatch(a, b)
+  local ca, cb = record_config(a), record_config(b)
+  local diffs = {}
+  for _, k in ipairs(SHOWN) do
+    if ca[k] ~= cb[k] then
+      diffs[#diffs + 1] = string.format("%s %s vs %s", k, json.encode(ca[k]), json.encode(cb[k]))
+    end
+  end
+  if #diffs == 0 and a.config ~= b.config then
+    diffs[1] = string.format("other labeling options (config %s vs %s)", tostring(a.config), tostring(b.config))
+  end
+  return #diffs > 0 and table.concat(diffs, ", ") or nil
+end
+
+--- merge(paths, dataset, out_path [, {force = false, partial = false}]) -> report
+--- Merges label files (the shards of one labeling run, rlaif label --shard) into
+--- out_path: every pair of `dataset` exactly once, in the dataset's order, each
+--- line copied byte for byte (the last line of an id within a file, as a resume
+--- reads it). Raises, writing nothing, when the files hold labels of different
+--- configurations. Writes nothing, and says why in the report, when a pair is in
+--- two files (`duplicates`), a file holds a pair the dataset lacks (`extra`), or
+--- pairs have no record (`missing`; partial = true writes the rest anyway). The
+--- inputs are never modified (a torn last line is ignored and reported in `torn`).
+--- out_path replaces an existing file only with force. report: {pairs, written
+--- (nil when nothing was written), missing = {ids}, duplicates = {{id =, files =}},
+--- extra = {ids}, failed (records with status "error"), unlabeled, torn = {paths},
+--- records = {per input file}}.
+function M.merge(paths, dataset, out_path, opts)
+  opts = MERGE(opts)
+  if type(paths) ~= "table" or #paths == 0 then error("labeler.merge: no label files to merge", 2) end
+  local inputs = { dataset = type(dataset) == "table" and type(dataset.path) == "string" and dataset.path or nil }
+  for i, p in ipairs(paths) do inputs["file " .. i] = p end
+  fileio.check_outputs("labeler.merge", inputs, { out = out_path })
+  local rep = { pairs = 0, missing = {}, duplicates = {}, extra = {}, failed = 0, unlabeled = 0, torn = {},
+    records = {} }
+  local by, from = {}, {}   -- id -> {line, record}; id -> index of its file
+  local first, first_path
+  for fi, path in ipairs(paths) do
+    local f, err = io.open(path, "rb")
+    if not f then error("labeler.merge: " .. tostring(err), 2) end
+    local mine, n = {}, 0
+    for line in f:lines("L") do
+      n = n + 1
+      if line:sub(-1) ~= "\n" then
+        rep.torn[#rep.torn + 1] = path
+        break
+      end
+      local body = line:sub(1, -2)
+      if body:match("%S") then
+        local r, jerr = json.decode(body)
+        if type(r) ~= "table" or r.id == nil then
+          f:close()
+          error(string.format("labeler.merge: %s:%d: %s", path, n, jerr or "not a label record (no id)"), 2)
+        end
+        if first == nil then
+          first, first_path = r, path
+        elseif r.config ~= first.config or config_mismatch(r, first) then
+          f:close()
+          error(string.format("labeler.merge: %s (id %s) and %s hold labels of different configurations: %s",
+            path, json.encode(r.id), first_path, config_mismatch(r, first) or "config differs"), 2)
+        end
+        mine[r.id] = { line = body, rec = r }
+      end
+    end
+    f:close()
+    local count = 0
+    for id, e in pairs(mine) do
+      count = count + 1
+      if from[id] then
+        rep.duplicates[#rep.duplicates + 1] = { id = id, files = { paths[from[id]], path } }
+      else
+        by[id], from[id] = e, fi
+      end
+    end
+    rep.records[fi] = count
+  end
+  table.sort(rep.duplicates, function(a, b) return json.encode(a.id) < json.encode(b.id) end)
+  -- the dataset fixes the order and says what is missing
+  local order, seen = {}, {}
+  local nxt = iterator(dataset)
+  while true do
+    local rec = nxt()
+    if rec == nil then break end
+    local id = rec.id
+    if id == nil then error("labeler.merge: a dataset record has no id", 2) end
+    if not seen[id] then
+      seen[id] = true
+      rep.pairs = rep.pairs + 1
+      local e = by[id]
+      if e then
+        order[#order + 1] = e.line
+        if e.rec.status == "error" then rep.failed = rep.failed + 1 end
+        if e.rec.status == "unlabeled" then rep.unlabeled = rep.unlabeled + 1 end
+      else
+        rep.missing[#rep.missing + 1] = id
+      end
+    end
+  end
+  for id in pairs(by) do if not seen[id] then rep.extra[#rep.extra + 1] = id end end
+  table.sort(rep.extra, function(a, b) return json.encode(a) < json.encode(b) end)
+  if #rep.duplicates > 0 or #rep.extra > 0 or (#rep.missing > 0 and not opts.partial) then return rep end
+  local w = fileio.atomic(out_path, { who = "labeler.merge", force = opts.force })
+  local ok, err = pcall(function()
+    for _, line in ipairs(order) do w:write(line, "\n") end
+  end)
+  if not ok then
+    w:abort()
+    error(err, 0)
+  end
+  w:commit()
+  rep.written = #order
+  return rep
 end
 
 -- ---- export for reward-model training ----

@@ -21,6 +21,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static rlaif_status init_status = RLAIF_OK;
 static char init_error[300];
 static int active;                 /* MPI initialised and used                     */
+static int finalized;              /* rlaif_dist_finalize ran                      */
 static int owns_mpi;               /* we called MPI_Init_thread (and finalise it)  */
 static int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1, level_ = -1;
 static char library[96];
@@ -138,6 +139,10 @@ const char *rlaif_dist_library(void) { return rlaif_dist_init(), library; }
 static int need_mpi(const char *op, rlaif_status *st) {
     *st = rlaif_dist_init();
     if (*st != RLAIF_OK) return 0;
+    if (finalized) {
+        *st = rlaif_fail(RLAIF_EINVAL, "%s: MPI was finalized (dist.finalize)", op);
+        return 0;
+    }
     if (!active || size_ == 1) return 0;
 #ifdef RLAIF_WITH_MPI
     int main_thread = 0;
@@ -220,6 +225,19 @@ rlaif_status rlaif_dist_barrier(void) {
 #ifdef RLAIF_WITH_MPI
     int rc = MPI_Barrier(MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS) return mpi_fail("dist.barrier", rc);
+#endif
+    return RLAIF_OK;
+}
+
+rlaif_status rlaif_dist_finalize(void) {
+    rlaif_status st = rlaif_dist_init();
+    if (st != RLAIF_OK || finalized) return st;
+    finalized = 1;
+#ifdef RLAIF_WITH_MPI
+    if (active && owns_mpi) {
+        int rc = MPI_Finalize();
+        if (rc != MPI_SUCCESS) return mpi_fail("dist.finalize", rc);
+    }
 #endif
     return RLAIF_OK;
 }

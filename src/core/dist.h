@@ -57,6 +57,11 @@ int rlaif_dist_thread_level(void); /* the MPI thread level provided (-1 without 
 const char *rlaif_dist_library(void);
 
 rlaif_status rlaif_dist_barrier(void);
+/* Ends MPI now, on every rank together (a collective), for a front end that has
+ * agreed on its exit status with the other ranks: the exit handler then leaves
+ * the job alone whatever the status. Later collectives fail; rank and size keep
+ * their values. A no-op without MPI, and for MPI a host started. */
+rlaif_status rlaif_dist_finalize(void);
 
 /* In place over every rank's x (n floats): x = op of all ranks' x. */
 rlaif_status rlaif_dist_allreduce_f32(float *x, size_t n, rlaif_dist_op op);

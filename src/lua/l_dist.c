@@ -1,7 +1,7 @@
 /* src/lua/l_dist.c -- Lua binding of src/core/dist.h: rlaif.core.dist.
  *
  *   rank(), size(), local_rank(), local_size(), info() -> {built, active, library, ...}
- *   barrier()
+ *   barrier(), finalize()
  *   allreduce(tensor [, op]) -> tensor        in place; op "sum" | "mean" | "max" | "min"
  *   allreduce_numbers({x...} [, op]) -> {y...} float64, a new array
  *   broadcast(tensor, root) -> tensor         in place
@@ -83,6 +83,11 @@ static int dist_info(lua_State *L) {
 
 static int dist_barrier(lua_State *L) {
     if (rlaif_dist_barrier() != RLAIF_OK) return dist_fail(L, "dist.barrier");
+    return 0;
+}
+
+static int dist_finalize(lua_State *L) {
+    if (rlaif_dist_finalize() != RLAIF_OK) return dist_fail(L, "dist.finalize");
     return 0;
 }
 
@@ -232,6 +237,7 @@ static const luaL_Reg dist_funcs[] = {
     {"local_size", dist_local_size},
     {"info", dist_info},
     {"barrier", dist_barrier},
+    {"finalize", dist_finalize},
     {"allreduce", dist_allreduce},
     {"allreduce_numbers", dist_allreduce_numbers},
     {"broadcast", dist_broadcast},

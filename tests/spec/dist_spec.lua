@@ -26,6 +26,17 @@ describe("rlaif.dist in one process #unit", function()
     if info.built then assert.truthy(rlaif.info().mpi_library:find("MPI", 1, true)) end
   end)
 
+  it("rlaif --version says whether MPI is built in", function()
+    local f = assert(io.popen(RLAIF .. " --version 2>&1"))
+    local out = f:read("a")
+    f:close()
+    if dist.info().built then
+      assert.matches("\nMPI: Open MPI v[%d.]+ %(built in; one process, not started by mpirun%)\n", out)
+    else
+      assert.matches("\nMPI: not built in %(one process%)\n", out)
+    end
+  end)
+
   it("runs every collective as a group of one", function()
     local t = T.new { 1, -2, 3 }
     for _, op in ipairs { "sum", "mean", "max", "min" } do

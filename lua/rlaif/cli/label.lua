@@ -7,6 +7,12 @@
 -- were not sent or the run stopped on an error, 2 for a usage error, 130 after
 -- Ctrl-C. Flags are checked by rlaif.opts.cli. No output may be an input, and
 -- --export-pairs is written atomically, replacing a file only with --force.
+--
+-- Shards: --shard I/N labels only the pairs of shard I (rlaif.dist.shard_of, a hash
+-- of the pair's id), resumable like any run; `rlaif merge` joins the N files. Under
+-- mpirun a run shards itself: rank r labels shard r+1 of the job's size into
+-- OUT.shard-I-of-N.jsonl, then rank 0 merges them into --out (and exports pairs);
+-- every rank exits with the job's worst status.
 
 local usage = [[
 usage: rlaif label --data FILE --out FILE [options]
@@ -39,7 +45,10 @@ usage: rlaif label --data FILE --out FILE [options]
   --out FILE            output JSONL (appended; resumed when made with the same configuration)
   --no-resume           start --out afresh (the old file stays until the new one has a record)
   --resume-mixed        resume into --out even if it was made with another configuration
-  --limit N             label at most N pairs in this run
+  --shard I/N           label only shard I of N (1 <= I <= N; by a hash of each pair's id);
+                        join the shards' files with `rlaif merge`. Under mpirun each process
+                        takes one shard by itself and rank 0 merges them into --out.
+  --limit N             label at most N pairs in this run (per process under mpirun)
   --batch N             pairs per batch of requests
   --skip-bad            skip malformed data lines (reported) instead of stopping
   --export-pairs FILE   afterwards write prompt/chosen/rejected/p for reward-model training
@@ -64,7 +73,7 @@ local FLAGS = {
   ["max-retries"] = { "integer", min = 0, max = 100 }, timeout = { "number", gt = 0 }, cache = "string",
   prices = "string", client = "string", out = "string", ["no-resume"] = "flag", ["resume-mixed"] = "flag",
   limit = { "integer", min = 1 }, batch = { "integer", min = 1 }, ["skip-bad"] = "flag",
-  ["export-pairs"] = "string", force = "flag", quiet = "flag",
+  ["export-pairs"] = "string", force = "flag", quiet = "flag", shard = "string",
 }
 
 local function pair_nums(o, k)
@@ -115,13 +124,27 @@ local function interrupted(err)
   return tostring(err):find("interrupted", 1, true) ~= nil
 end
 
-local function main(args)
-  local o, status = require("rlaif.opts").main_args("label", args, FLAGS, usage)
-  if not o then return status end
-  if not o.data or not o.out then
-    io.stderr:write("rlaif label: --data and --out are required\n", usage)
-    return 2
+local function parse_fields(o)
+  if not o.fields then return nil end
+  local fields = {}
+  for kv in o.fields:gmatch("[^,]+") do
+    local k, v = kv:match("^%s*([%w_]+)%s*=%s*(.-)%s*$")
+    if not k then error("rlaif label: option --fields must be k=v,k=v, got '" .. kv .. "'", 0) end
+    fields[k] = v
   end
+  return fields
+end
+
+-- the file of shard i of n beside --out: labels.jsonl -> labels.shard-1-of-4.jsonl
+local function shard_path(out, i, n)
+  local tag = string.format(".shard-%d-of-%d", i, n)
+  local base, ext = out:match("^(.*)(%.jsonl)$")
+  if base and base ~= "" then return base .. tag .. ext end
+  return out .. tag
+end
+
+-- Label o.data (shard = {i, n} or nil) into o.out; returns the exit status.
+local function label_run(o, shard)
   local data = require "rlaif.data"
   local labeler = require "rlaif.labeler"
   local fileio = require "rlaif.fileio"
@@ -133,15 +156,7 @@ local function main(args)
     if o["export-pairs"] and not o.force and require("rlaif.core").gz.file_id(o["export-pairs"]) then
       error("rlaif label: --export-pairs " .. o["export-pairs"] .. " exists; pass --force to replace it", 0)
     end
-    local fields
-    if o.fields then
-      fields = {}
-      for kv in o.fields:gmatch("[^,]+") do
-        local k, v = kv:match("^%s*([%w_]+)%s*=%s*(.-)%s*$")
-        if not k then error("rlaif label: option --fields must be k=v,k=v, got '" .. kv .. "'", 0) end
-        fields[k] = v
-      end
-    end
+    local fields = parse_fields(o)
     local client = make_client(o)
     local cmin, cmax = pair_nums(o, "clamp")
     local pp, pc = pair_nums(o, "prices")
@@ -162,9 +177,21 @@ local function main(args)
     local progress = not o.quiet
     local resume = true
     if o["no-resume"] then resume = false elseif o["resume-mixed"] then resume = "mixed" end
-    local s = L:label(reader, { out = o.out, resume = resume,
-      progress = progress, total = progress and reader:count() or nil, limit = o.limit,
-      batch = o.batch or math.max(256, 32 * (o.concurrency or 16)) })
+    local total
+    if progress and shard then   -- the shard's own count: one pass over the ids
+      total = 0
+      local dist = require "rlaif.dist"
+      local r = data.open(o.data, { format = reader.format, skip_bad = true, fields = fields })
+      for rec in r:iter() do
+        if rec.id ~= nil and dist.shard_of(rec.id, shard[2]) == shard[1] then total = total + 1 end
+      end
+      r:close()
+    elseif progress then
+      total = reader:count()
+    end
+    local s = L:label(reader, { out = o.out, resume = resume, shard = shard,
+      progress = shard and { label = string.format("label %d/%d", shard[1], shard[2]) } or progress,
+      total = total, limit = o.limit, batch = o.batch or math.max(256, 32 * (o.concurrency or 16)) })
     reader:close()
     if s.torn and not o.quiet then
       io.stderr:write("rlaif label: cut a torn last line off ", o.out, " (an interrupted write)\n")
@@ -179,7 +206,7 @@ local function main(args)
         "retries them\n", s.error, s.error == 1 and "" or "s",
         s.unsent > 0 and string.format(" and %d were not sent", s.unsent) or ""))
     end
-    if o["export-pairs"] then
+    if o["export-pairs"] and not o.merged_later then
       local r2 = data.open(o.data, { format = reader.format, skip_bad = true, fields = fields })
       local n, skipped = labeler.export_pairs(o.out, r2, o["export-pairs"], { force = o.force })
       r2:close()
@@ -200,6 +227,96 @@ local function main(args)
     return interrupted(err) and 130 or 1
   end
   return failed and 1 or 0
+end
+
+-- Under mpirun: each rank labels its shard into a file beside --out, then rank 0
+-- merges the shards into --out and writes --export-pairs; the job's worst status.
+local function label_job(o, dist)
+  local rank, n = dist.rank(), dist.size()
+  local out, i = o.out, dist.rank() + 1
+  local shards = {}
+  for k = 1, n do shards[k] = shard_path(out, k, n) end
+  local gz = require("rlaif.core").gz
+  -- an --out that no sharded run of this size wrote (a single-process file) is not replaced
+  local problem = dist.broadcast_value(rank == 0 and gz.file_id(out) and not gz.file_id(shards[1]) and
+    string.format("rlaif label: %s exists and was not made by a run of %d processes (no %s): resume it " ..
+      "without mpirun, or choose another --out", out, n, shards[1]) or nil)
+  local status
+  if problem then
+    if rank == 0 then io.stderr:write(problem, "\n") end
+    status = 1
+  else
+    local mine = {}
+    for k, v in pairs(o) do mine[k] = v end
+    mine.out, mine.merged_later = shards[i], true
+    status = dist.allreduce_numbers({ label_run(mine, { i, n }) }, "max")[1]
+    if rank == 0 and status ~= 130 then
+      local ok, err = pcall(function()
+        local data, labeler = require "rlaif.data", require "rlaif.labeler"
+        local fields = parse_fields(o)
+        local reader = data.open(o.data, { format = o.format or "auto", skip_bad = true, fields = fields })
+        local rep = labeler.merge(shards, reader, out, { force = true })
+        reader:close()
+        if not rep.written then
+          status = 1
+          io.stderr:write(string.format("rlaif label: not merged into %s: %d pair(s) missing, %d in two shards, " ..
+            "%d not in the data; rerun to resume the shards\n", out, #rep.missing, #rep.duplicates, #rep.extra))
+          return
+        end
+        if not o.quiet then
+          io.stderr:write(string.format("rlaif label: merged %d shards: %d pairs -> %s\n", n, rep.written, out))
+        end
+        if o["export-pairs"] then
+          local r2 = data.open(o.data, { format = reader.format, skip_bad = true, fields = fields })
+          local m, skipped = labeler.export_pairs(out, r2, o["export-pairs"], { force = o.force })
+          r2:close()
+          if not o.quiet then
+            io.stderr:write(string.format("rlaif label: exported %d pairs (%d not labeled) -> %s\n", m, skipped,
+              o["export-pairs"]))
+          end
+        end
+      end)
+      if not ok then
+        io.stderr:write("rlaif label: ", tostring(err):gsub("^[^\n]-/rlaif/[%w_/]+%.lua:%d+: ", ""), "\n")
+        status = 1
+      end
+    end
+  end
+  -- every rank ends with rank 0's verdict
+  status = math.tointeger(dist.broadcast_value(status)) or 1
+  dist.finalize()
+  return status
+end
+
+local function run(args, dist)
+  local o, status = require("rlaif.opts").main_args("label", args, FLAGS, usage)
+  if not o then return status end
+  if not o.data or not o.out then
+    io.stderr:write("rlaif label: --data and --out are required\n", usage)
+    return 2
+  end
+  local shard
+  if o.shard then
+    local ok, i, n = pcall(dist.parse_shard, o.shard, "rlaif label")
+    if not ok then
+      io.stderr:write(tostring(i), "\n", usage)
+      return 2
+    end
+    if dist.size() > 1 then
+      io.stderr:write("rlaif label: --shard and mpirun: under mpirun each process takes its shard by itself\n")
+      return 2
+    end
+    shard = { i, n }
+  end
+  if dist.size() > 1 then return label_job(o, dist), true end
+  return label_run(o, shard)
+end
+
+local function main(args)
+  local dist = require "rlaif.dist"
+  local status, ended = run(args, dist)
+  if dist.size() > 1 and not ended then status = dist.finish(status) end   -- usage errors under mpirun
+  return status
 end
 
 return main
