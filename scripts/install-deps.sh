@@ -6,7 +6,8 @@ set -eu
 
 PACKAGES="build-essential pkg-config liblua5.4-dev lua5.4 libcurl4-openssl-dev libcjson-dev
 libblis-openmp-dev libedit-dev libpcre2-dev libutf8proc-dev libsqlite3-dev zlib1g-dev
-lua-busted lua-check python3 tmux nodejs chromium clang libclang-rt-14-dev libomp-14-dev libmicrohttpd-dev luarocks"
+lua-busted lua-check python3 tmux nodejs chromium clang libclang-rt-14-dev libomp-14-dev libmicrohttpd-dev luarocks
+openmpi-bin libopenmpi-dev"
 
 command -v dpkg-query >/dev/null 2>&1 || {
     echo "install-deps: no dpkg here; install the equivalents of: $PACKAGES" >&2

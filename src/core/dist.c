@@ -28,6 +28,22 @@ static char library[96];
 
 #define CHUNK ((size_t)1 << 30)    /* elements per MPI call                        */
 
+#ifdef RLAIF_WITH_MPI
+/* The float all-reduce of ranks that share one machine goes through a shared
+ * memory window instead of MPI_Allreduce: each rank copies a piece of its
+ * buffer into its slot, sums its share of the piece over every slot (in rank
+ * order, so every rank gets the same bits), and copies the sum back -- three
+ * barriers per piece. MPI's shared-memory transport moves large messages in
+ * small fragments, one hand-off each, which is slow whenever the ranks compete
+ * for cores (oversubscribed or busy machines; see scripts/bench/dist.lua). */
+static MPI_Comm node = MPI_COMM_NULL;  /* the ranks on this machine               */
+static MPI_Win shm_win = MPI_WIN_NULL;
+static float *shm_base;            /* size_ slots of SHM_PIECE floats, rank order  */
+static int shm_broken;             /* the window could not be made: MPI_Allreduce  */
+#define SHM_PIECE ((size_t)1 << 22) /* floats per slot (16 MB)                     */
+#define SHM_MIN ((size_t)1 << 16)   /* smaller buffers take MPI_Allreduce           */
+#endif
+
 static int env_set(const char *name) {
     const char *s = getenv(name);
     return s != NULL && *s != '\0';
@@ -45,12 +61,14 @@ static int launched(void) {
 #ifdef RLAIF_WITH_MPI
 /* on_exit: finalise after a clean exit; abort the whole job after a failure, so
  * no other rank waits forever in a collective this one will never join. */
+static void shm_free(void);
 static void at_exit(int status, void *arg) {
     (void)arg;
     int fin = 0;
     MPI_Finalized(&fin);
     if (fin) return;
     if (status != 0 && size_ > 1) MPI_Abort(MPI_COMM_WORLD, status);
+    shm_free();
     MPI_Finalize();
 }
 
@@ -88,11 +106,11 @@ static void init_mpi(void) {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
-    MPI_Comm local;
-    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local) == MPI_SUCCESS) {
-        MPI_Comm_rank(local, &local_rank_);
-        MPI_Comm_size(local, &local_size_);
-        MPI_Comm_free(&local);
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_rank(node, &local_rank_);
+        MPI_Comm_size(node, &local_size_);
+    } else {
+        node = MPI_COMM_NULL;
     }
     active = 1;
     /* ranks sharing a node share its cores, unless the user chose a thread count */
@@ -202,6 +220,73 @@ static rlaif_status allreduce(const char *op, void *x, size_t n, MPI_Datatype ty
     return RLAIF_OK;
 }
 
+static void shm_free(void) {
+    if (shm_win != MPI_WIN_NULL) {
+        MPI_Win_unlock_all(shm_win);
+        MPI_Win_free(&shm_win);
+    }
+    shm_base = NULL;
+    if (node != MPI_COMM_NULL) MPI_Comm_free(&node);
+}
+
+/* The window, made on first use by every rank together; 0 when it cannot be
+ * (the ranks agree, so all of them take MPI_Allreduce). */
+static int shm_ready(void) {
+    if (shm_base != NULL) return 1;
+    if (shm_broken || node == MPI_COMM_NULL || local_size_ != size_) return 0;
+    MPI_Aint bytes = rank_ == 0 ? (MPI_Aint)(SHM_PIECE * sizeof(float) * (size_t)size_) : 0;
+    float *base = NULL;
+    int ok = MPI_Win_allocate_shared(bytes, sizeof(float), MPI_INFO_NULL, node, &base, &shm_win) == MPI_SUCCESS;
+    if (ok) {
+        MPI_Aint got = 0;
+        int disp = 0;
+        ok = MPI_Win_shared_query(shm_win, 0, &got, &disp, &base) == MPI_SUCCESS && base != NULL &&
+             (size_t)got >= SHM_PIECE * sizeof(float) * (size_t)size_;
+    }
+    int all = ok;
+    if (MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS) all = 0;
+    if (!all) {
+        if (shm_win != MPI_WIN_NULL) MPI_Win_free(&shm_win);
+        shm_broken = 1;
+        return 0;
+    }
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, shm_win);
+    shm_base = base;
+    return 1;
+}
+
+static int shm_fence(void) {
+    MPI_Win_sync(shm_win);
+    int rc = MPI_Barrier(node);
+    MPI_Win_sync(shm_win);
+    return rc;
+}
+
+static rlaif_status shm_allreduce(const char *op, float *x, size_t n, rlaif_dist_op o) {
+    int nt = rlaif_get_threads();
+    for (size_t off = 0; off < n; off += SHM_PIECE) {
+        size_t k = n - off < SHM_PIECE ? n - off : SHM_PIECE;
+        memcpy(shm_base + (size_t)rank_ * SHM_PIECE, x + off, k * sizeof(float));
+        int rc = shm_fence();
+        if (rc != MPI_SUCCESS) return mpi_fail(op, rc);
+        /* my share of the piece, summed over the slots in rank order into slot 0 */
+        size_t lo = k * (size_t)rank_ / (size_t)size_, hi = k * (size_t)(rank_ + 1) / (size_t)size_;
+#pragma omp parallel for num_threads(nt) if (hi - lo > ((size_t)1 << 18))
+        for (size_t i = lo; i < hi; i++) {
+            float v = shm_base[i];
+            for (int r = 1; r < size_; r++) {
+                float w = shm_base[(size_t)r * SHM_PIECE + i];
+                v = o == RLAIF_DIST_MAX ? (w > v ? w : v) : o == RLAIF_DIST_MIN ? (w < v ? w : v) : v + w;
+            }
+            shm_base[i] = v;
+        }
+        if ((rc = shm_fence()) != MPI_SUCCESS) return mpi_fail(op, rc);
+        memcpy(x + off, shm_base, k * sizeof(float));
+        if ((rc = shm_fence()) != MPI_SUCCESS) return mpi_fail(op, rc);   /* slot 0 is free again */
+    }
+    return RLAIF_OK;
+}
+
 static rlaif_status bcast(const char *op, void *x, size_t n, MPI_Datatype type, size_t elem, int root) {
     for (size_t off = 0; off < n; off += CHUNK) {
         int k = (int)(n - off < CHUNK ? n - off : CHUNK);
@@ -235,6 +320,7 @@ rlaif_status rlaif_dist_finalize(void) {
     finalized = 1;
 #ifdef RLAIF_WITH_MPI
     if (active && owns_mpi) {
+        shm_free();
         int rc = MPI_Finalize();
         if (rc != MPI_SUCCESS) return mpi_fail("dist.finalize", rc);
     }
@@ -246,7 +332,15 @@ rlaif_status rlaif_dist_allreduce_f32(float *x, size_t n, rlaif_dist_op op) {
     rlaif_status st = op_ok("dist.allreduce", op);
     if (st != RLAIF_OK || !need_mpi("dist.allreduce", &st)) return st;
 #ifdef RLAIF_WITH_MPI
-    if ((st = allreduce("dist.allreduce", x, n, MPI_FLOAT, sizeof(float), op)) != RLAIF_OK) return st;
+    if (n >= SHM_MIN) {
+        if ((st = same_everywhere("dist.allreduce", "sizes", (long long)n, "operations", (long long)op)) != RLAIF_OK)
+            return st;
+        st = shm_ready() ? shm_allreduce("dist.allreduce", x, n, op) :
+                           allreduce("dist.allreduce", x, n, MPI_FLOAT, sizeof(float), op);
+    } else {
+        st = allreduce("dist.allreduce", x, n, MPI_FLOAT, sizeof(float), op);
+    }
+    if (st != RLAIF_OK) return st;
     if (op == RLAIF_DIST_MEAN) {
         float inv = 1.0f / (float)size_;
         int nt = n > ((size_t)1 << 20) ? rlaif_get_threads() : 1;

@@ -84,6 +84,29 @@ static void test_reductions(int r, int n) {
     CHECK_OK(rlaif_dist_allreduce_f32(mx, 1, RLAIF_DIST_MAX));
     CHECK_OK(rlaif_dist_allreduce_f32(mn, 1, RLAIF_DIST_MIN));
     CHECK(mx[0] == 7 && mn[0] == -7);
+    /* large buffers take the shared-memory path, in pieces of 4M floats: one and a
+     * bit pieces, every element checked against the sum over ranks in rank order */
+    size_t big = ((size_t)1 << 22) + 3;
+    float *b = malloc(big * sizeof *b);
+    CHECK(b != NULL);
+    if (b != NULL) {
+        for (int op = RLAIF_DIST_SUM; op <= RLAIF_DIST_MIN; op++) {
+            for (size_t i = 0; i < big; i++) b[i] = (float)((i * 7 + (size_t)r * 13) % 101) * 0.1f - 5.0f;
+            CHECK_OK(rlaif_dist_allreduce_f32(b, big, (rlaif_dist_op)op));
+            size_t bad = 0;
+            for (size_t i = 0; i < big; i++) {
+                float w = (float)((i * 7) % 101) * 0.1f - 5.0f;
+                for (int k = 1; k < n; k++) {
+                    float v = (float)((i * 7 + (size_t)k * 13) % 101) * 0.1f - 5.0f;
+                    w = op == RLAIF_DIST_MAX ? (v > w ? v : w) : op == RLAIF_DIST_MIN ? (v < w ? v : w) : w + v;
+                }
+                if (op == RLAIF_DIST_MEAN) w *= 1.0f / (float)n;
+                if (b[i] != w) bad++;
+            }
+            CHECK(bad == 0);
+        }
+        free(b);
+    }
     double d[2] = {0.1 * (r + 1), 1.0 / 3.0};
     CHECK_OK(rlaif_dist_allreduce_f64(d, 2, RLAIF_DIST_SUM));
     double want = 0;
