@@ -293,6 +293,7 @@ describe("model:generate sampler #unit", function()
     assert.is_false(ok)
     assert.truthy(tostring(err):find("seeds must hold one integer per prompt", 1, true), tostring(err))
     ok, err = pcall(m.generate, m, P, { seeds = { 1, 2, 3.5, 4 } })
+    assert.is_false(ok)
     assert.truthy(tostring(err):find("model.generate: seeds[3] must be an integer", 1, true), tostring(err))
   end)
 
