@@ -226,7 +226,7 @@ describe("rlaif executable #unit", function()
 
     it("runs the following script too, as lua -v does", function()
       local out = run("-v -e 'print(\"after\")'")
-      assert.is_truthy(out:match("threads: %d+\nafter\n$"), out)
+      assert.is_truthy(out:match("threads: %d+\nMPI: [^\n]+\nafter\n$"), out)
     end)
   end)
 
