@@ -22,7 +22,6 @@ static rlaif_status init_status = RLAIF_OK;
 static char init_error[300];
 static int active;                 /* MPI initialised and used                     */
 static int finalized;              /* rlaif_dist_finalize ran                      */
-static int owns_mpi;               /* we called MPI_Init_thread (and finalise it)  */
 static int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1, level_ = -1;
 static char library[96];
 
@@ -44,10 +43,15 @@ static int shm_broken;             /* the window could not be made: MPI_Allreduc
 #define SHM_MIN ((size_t)1 << 16)   /* smaller buffers take MPI_Allreduce           */
 #endif
 
+/* ---- initialisation and exit ---- */
+
+#ifdef RLAIF_WITH_MPI
 static int env_set(const char *name) {
     const char *s = getenv(name);
     return s != NULL && *s != '\0';
 }
+
+static int owns_mpi;               /* we called MPI_Init_thread (and finalise it)  */
 
 /* started by an MPI launcher, and not told to ignore it */
 static int launched(void) {
@@ -56,9 +60,6 @@ static int launched(void) {
     return env_set("OMPI_COMM_WORLD_SIZE") || env_set("PMIX_RANK") || env_set("PMI_SIZE");
 }
 
-/* ---- initialisation and exit ---- */
-
-#ifdef RLAIF_WITH_MPI
 /* on_exit: finalise after a clean exit; abort the whole job after a failure, so
  * no other rank waits forever in a collective this one will never join. */
 static void shm_free(void);
