@@ -39,7 +39,7 @@ static MPI_Comm node = MPI_COMM_NULL;  /* the ranks on this machine             
 static MPI_Win shm_win = MPI_WIN_NULL;
 static float *shm_base;            /* size_ slots of SHM_PIECE floats, rank order  */
 static int shm_broken;             /* the window could not be made: MPI_Allreduce  */
-#define SHM_PIECE ((size_t)1 << 22) /* floats per slot (16 MB)                     */
+#define SHM_PIECE ((size_t)1 << 24) /* floats per slot (64 MB)                     */
 #define SHM_MIN ((size_t)1 << 16)   /* smaller buffers take MPI_Allreduce           */
 #endif
 

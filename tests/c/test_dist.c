@@ -84,9 +84,9 @@ static void test_reductions(int r, int n) {
     CHECK_OK(rlaif_dist_allreduce_f32(mx, 1, RLAIF_DIST_MAX));
     CHECK_OK(rlaif_dist_allreduce_f32(mn, 1, RLAIF_DIST_MIN));
     CHECK(mx[0] == 7 && mn[0] == -7);
-    /* large buffers take the shared-memory path, in pieces of 4M floats: one and a
+    /* large buffers take the shared-memory path, in pieces of 16M floats: one and a
      * bit pieces, every element checked against the sum over ranks in rank order */
-    size_t big = ((size_t)1 << 22) + 3;
+    size_t big = ((size_t)1 << 24) + 3;
     float *b = malloc(big * sizeof *b);
     CHECK(b != NULL);
     if (b != NULL) {
