@@ -36,12 +36,8 @@ local function some(ids, json)
 end
 
 local function main(args)
-  local okp, o = pcall(require("rlaif.opts").cli, "merge", args, FLAGS)
-  if not okp then
-    io.stderr:write(tostring(o), "\n", usage)
-    return 2
-  end
-  if o.help then io.write(usage) return 0 end
+  local o, bad = require("rlaif.opts").main_args("merge", args, FLAGS, usage, { positional = true })
+  if not o then return bad end
   if not o.data or #o < 2 then
     io.stderr:write("rlaif merge: OUT, at least one FILE and --data are required\n", usage)
     return 2
