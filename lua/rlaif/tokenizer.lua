@@ -7,6 +7,9 @@
 --   tok:count(text); tok:id(" 1"); tok:token(16); tok:vocab_size()
 --   tok:encode(text, {add_special = true, allowed_special = "all" | {"<|endoftext|>"}})
 --   tok:encode_batch({a, b, c})                                   -- on rlaif.get_threads() threads
+--   local p = tok:encode(text, {packed = true})   -- one string of little-endian int32 ids
+--   tok:decode(p) == text                         -- decode takes a table or a packed string
+--   string.unpack("<i4", p, 4 * (i - 1) + 1)      -- the i-th id; #p // 4 ids
 --   rlaif.tokenizer.train{texts = {...}, vocab_size = 1000, output = "tok.json"}
 --
 -- Special tokens in the text are plain text unless allowed; non-special added
@@ -74,8 +77,10 @@ end
 function M.source(tok) return sources[tok] end
 
 -- encode/count/encode_batch options, checked before the C call (only when given)
-local ENC = opts.schema("tokenizer.encode", { add_special = "boolean", allowed_special = "string|table" })
-local ENC_BATCH = opts.schema("tokenizer.encode_batch", { add_special = "boolean", allowed_special = "string|table" })
+local ENC = opts.schema("tokenizer.encode",
+  { add_special = "boolean", allowed_special = "string|table", packed = "boolean" })
+local ENC_BATCH = opts.schema("tokenizer.encode_batch",
+  { add_special = "boolean", allowed_special = "string|table", packed = "boolean" })
 local COUNT = opts.schema("tokenizer.count", { add_special = "boolean", allowed_special = "string|table" })
 local raw = rawget(methods, "_raw") or {}   -- the C methods, kept once (a reload wraps them again)
 rawset(methods, "_raw", raw)

@@ -9,13 +9,17 @@
 --   encode_lua  tok:encode(doc) for each document (includes building the Lua id arrays)
 --   batch       tok:encode_batch(docs) on rlaif.get_threads() threads
 --   decode      tok:decode(ids) of each document (bytes out per second)
+--   decode_packed  tok:decode(p) of each document's packed ids (tok:encode(doc,
+--               {packed = true}): one int32 string, no Lua table; bytes out per
+--               second, with packed_ratio = decode_packed / decode (table form)
 --   c_*         the engine alone, without Lua: scripts/bench/tokenizer_c.c, built here
 --               against build/librlaif.a (load, encode, decode into a reused buffer)
 --   load_ms     tokenizer.load, best of 3
 --   worst       10k and 100k identical characters (spaces, 'a'): MB/s should stay flat
 -- Prints one JSON line per measurement; the reference lines (op encode or decode)
 -- carry "ratio" = rlaif MB/s / reference MB/s (encode_1t, or decode through Lua)
--- and for decode also "c_ratio" (the engine's decode). Skips everything when
+-- and for decode also "packed_ratio" (decode_packed through Lua) and "c_ratio"
+-- (the engine's decode). Skips everything when
 -- ../shared is absent.
 
 local rlaif = require "rlaif"
@@ -88,7 +92,8 @@ do
   local cc = os.getenv("CC") or "cc"
   local arch = io.popen(cc .. " -print-multiarch 2>/dev/null"):read("l") or "x86_64-linux-gnu"
   local blis = "/usr/lib/" .. arch .. "/blis-openmp"
-  local cmd = string.format("mkdir -p build/bench && %s -O2 -march=x86-64-v2 -std=c11 -D_GNU_SOURCE -Isrc/core "
+  local cmd = string.format("mkdir -p build/bench && %s -O2 -march=x86-64-v2 -std=c11 -D_GNU_SOURCE "
+    .. "-Isrc/core -Iinclude "
     .. "scripts/bench/tokenizer_c.c build/librlaif.a -L%s -Wl,-rpath,%s -lblis -lpcre2-8 -lutf8proc "
     .. "-fopenmp -lpthread -lm -o %s 2>&1", cc, blis, blis, cbench)
   local p = io.popen(cmd)
@@ -108,7 +113,7 @@ local function c_bench(path, encoding)
 end
 
 local threads = rlaif.get_threads()
-local single, single_dec, single_cdec = {}, {}, {}
+local single, single_dec, single_cdec, single_pdec = {}, {}, {}, {}
 for _, c in ipairs(cases) do
   local name, path, ref = c[1], SHARED .. c[2], c[3]
   local tok
@@ -129,12 +134,18 @@ for _, c in ipairs(cases) do
   local dec = best_of(3, function()
     for i = 1, #docs do tok:decode(all[i]) end
   end)
-  local mbs, dmbs = bytes / enc1 / 1e6, bytes / dec / 1e6
+  local packed = {}
+  for i = 1, #docs do packed[i] = tok:encode(docs[i], { packed = true }) end
+  local pdec = best_of(3, function()
+    for i = 1, #docs do tok:decode(packed[i]) end
+  end)
+  local mbs, dmbs, pmbs = bytes / enc1 / 1e6, bytes / dec / 1e6, bytes / pdec / 1e6
   local cr = c_bench(path, ref)
   if ref then
     single[ref] = math.max(single[ref] or 0, mbs)
     single_dec[ref] = math.max(single_dec[ref] or 0, dmbs)
     single_cdec[ref] = cr.decode_mb_s and math.max(single_cdec[ref] or 0, cr.decode_mb_s)
+    single_pdec[ref] = math.max(single_pdec[ref] or 0, pmbs)
   end
   emit {
     bench = "tokenizer", tokenizer = name, bytes = bytes, tokens = ntok,
@@ -142,7 +153,7 @@ for _, c in ipairs(cases) do
     encode_1t_mb_s = mbs,
     encode_lua_mb_s = bytes / encl / 1e6,
     batch_mb_s = bytes / batch / 1e6, threads = threads,
-    decode_mb_s = dmbs,
+    decode_mb_s = dmbs, decode_packed_mb_s = pmbs, packed_ratio = pmbs / dmbs,
     c_load_ms = cr.load_ms, c_encode_mb_s = cr.encode_mb_s, c_decode_mb_s = cr.decode_mb_s,
   }
   -- worst case: n identical characters, 10k vs 100k
@@ -168,9 +179,11 @@ if have_node and exists("build/npm/node_modules/tiktoken/package.json") then
       local dec = r.op == "decode"
       local ours = (dec and single_dec or single)[r.encoding]
       local c = dec and single_cdec[r.encoding] or nil
+      local p = dec and single_pdec[r.encoding] or nil
       emit {
         bench = "tokenizer", reference = r.impl, encoding = r.encoding, op = r.op, mb_s = r.mb_s,
         tokens = r.tokens, rlaif_mb_s = ours, ratio = ours and ours / r.mb_s,
+        rlaif_packed_mb_s = p, packed_ratio = p and p / r.mb_s,
         rlaif_c_mb_s = c, c_ratio = c and c / r.mb_s,
       }
     end

@@ -6,6 +6,10 @@
  *   tok:count(text [, opts])               -> n
  *   tok:encode_batch(texts [, opts])       -> {{ids}, ...}   (threads: rlaif.get_threads())
  *   tok:decode(ids)                        -> string (exact bytes)
+ *   packed ids: {packed = true} makes encode (and encode_batch per text) return the
+ *   ids as one string of little-endian int32s (string.pack("<i4") each); decode
+ *   takes that string as well as a table. No Lua table per call, so decode runs
+ *   near the engine's speed.
  *   tok:id(token_bytes) -> id | nil;  tok:token(id) -> bytes | nil;  tok:vocab_size()
  *   tok:special_tokens() -> {[text] = id};  tok:kind();  tok:free() (also __gc/__close)
  *
@@ -121,6 +125,31 @@ static void push_ids(lua_State *L, const int32_t *ids, size_t n) {
     }
 }
 
+/* ids as one string of 4-byte little-endian int32s (the packed form) */
+static void push_packed(lua_State *L, const int32_t *ids, size_t n) {
+    luaL_Buffer buf;
+    char *p = luaL_buffinitsize(L, &buf, n * 4); /* n * 4 bytes already exist as ids */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = (uint32_t)ids[i];
+        p[4 * i] = (char)v, p[4 * i + 1] = (char)(v >> 8), p[4 * i + 2] = (char)(v >> 16),
+        p[4 * i + 3] = (char)(v >> 24);
+    }
+#else
+    if (n) memcpy(p, ids, n * 4);
+#endif
+    luaL_pushresultsize(&buf, n * 4);
+}
+
+/* opts.packed of encode/encode_batch (the table was checked by check_opts) */
+static int want_packed(lua_State *L, int idx) {
+    if (lua_type(L, idx) != LUA_TTABLE) return 0;
+    lua_getfield(L, idx, "packed");
+    int packed = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return packed;
+}
+
 /* ---- functions ---- */
 
 static int tokenizer_load(lua_State *L) {
@@ -157,7 +186,8 @@ static const rlaif_bpe_ids *encode_arg(lua_State *L, const char *op) {
 
 static int tok_encode(lua_State *L) {
     const rlaif_bpe_ids *ids = encode_arg(L, "tokenizer.encode");
-    push_ids(L, ids->ids, ids->n);
+    if (want_packed(L, 3)) push_packed(L, ids->ids, ids->n);
+    else push_ids(L, ids->ids, ids->n);
     return 1;
 }
 
@@ -213,9 +243,11 @@ static int tok_encode_batch(lua_State *L) {
     }
     if (rlaif_bpe_encode_batch(b, n, bb->texts, bb->lens, &e.o, bb->outs, 0) != RLAIF_OK)
         return rlaifL_fail(L, "tokenizer.encode_batch");
+    int packed = want_packed(L, 3);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
-        push_ids(L, bb->outs[i].ids, bb->outs[i].n);
+        if (packed) push_packed(L, bb->outs[i].ids, bb->outs[i].n);
+        else push_ids(L, bb->outs[i].ids, bb->outs[i].n);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     (void)bidx;
@@ -235,42 +267,78 @@ static int bytes_reserve(tok_box *box, size_t need) {
     return 0;
 }
 
-/* Ids are read IDS_CHUNK at a time (push them all, read them, pop once) and each
- * chunk is decoded while it is in cache, straight into the box's byte buffer. */
+/* Decode ids[0..k), the ids at 1-based positions first+1.., onto the box's byte
+ * buffer at *pos, growing it when the chunk does not fit. Raises on a bad id. */
+static void decode_chunk(lua_State *L, rlaif_bpe *b, tok_box *box, const int32_t *ids, int k,
+                         size_t first, size_t *pos) {
+    size_t got;
+    if (rlaif_bpe_decode_into(b, ids, (size_t)k, box->bytes + *pos, box->bytes_cap - *pos, &got) != RLAIF_OK) {
+        int j = 0; /* the core names the position in the chunk; name it in the whole list */
+        while (j < k - 1 && rlaif_bpe_token(b, ids[j], NULL)) j++;
+        luaL_error(L, "tokenizer.decode: unknown token id %d at position %d", (int)ids[j], (int)(first + (size_t)j) + 1);
+    }
+    if (got > box->bytes_cap - *pos) {
+        if (bytes_reserve(box, *pos + got + 16)) luaL_error(L, "tokenizer.decode: out of memory");
+        rlaif_bpe_decode_into(b, ids, (size_t)k, box->bytes + *pos, box->bytes_cap - *pos, &got);
+    }
+    *pos += got;
+}
+
+/* Table ids are read IDS_CHUNK at a time (push them all, read them, pop once);
+ * packed ids PACKED_CHUNK at a time (copied out: a Lua string is not int32-aligned
+ * by contract). Each chunk is decoded while in cache, into the box's byte buffer. */
 #define IDS_CHUNK 64
+#define PACKED_CHUNK 1024
 
 static int tok_decode(lua_State *L) {
     rlaif_bpe *b = check_tok(L, 1);
     tok_box *box = lua_touserdata(L, 1);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    size_t n = (size_t)luaL_len(L, 2), pos = 0;
-    int32_t ids[IDS_CHUNK];
-    luaL_checkstack(L, IDS_CHUNK, "tokenizer.decode");
-    int top = lua_gettop(L);
+    int t = lua_type(L, 2);
+    if (t != LUA_TTABLE && t != LUA_TSTRING)
+        return luaL_error(L, "tokenizer.decode: ids must be a table or a packed string of int32s, got %s",
+                          luaL_typename(L, 2));
+    size_t n, plen = 0, pos = 0;
+    const unsigned char *packed = NULL;
+    if (t == LUA_TSTRING) {
+        packed = (const unsigned char *)lua_tolstring(L, 2, &plen);
+        if (plen % 4)
+            return luaL_error(L, "tokenizer.decode: packed ids of %I bytes: not a multiple of 4 (int32 each)",
+                              (lua_Integer)plen);
+        n = plen / 4;
+    } else {
+        n = (size_t)luaL_len(L, 2);
+    }
+    int32_t ids[PACKED_CHUNK];
     /* a first guess of 8 bytes per id; the buffer grows when a chunk does not fit */
     if (bytes_reserve(box, (n < 1024 ? n : 1024) * 8)) return luaL_error(L, "tokenizer.decode: out of memory");
-    for (size_t i = 0; i < n; i += IDS_CHUNK) {
-        int k = n - i < IDS_CHUNK ? (int)(n - i) : IDS_CHUNK;
-        for (int j = 0; j < k; j++) lua_rawgeti(L, 2, (lua_Integer)(i + (size_t)j) + 1);
-        for (int j = 0; j < k; j++) {
-            int ok;
-            lua_Integer id = lua_tointegerx(L, top + 1 + j, &ok);
-            if (!ok) return luaL_error(L, "tokenizer.decode: ids[%d] is not an integer", (int)(i + j) + 1);
-            ids[j] = id < INT32_MIN || id > INT32_MAX ? -1 : (int32_t)id;
+    if (packed) {
+        for (size_t i = 0; i < n; i += PACKED_CHUNK) {
+            int k = n - i < PACKED_CHUNK ? (int)(n - i) : PACKED_CHUNK;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            for (int j = 0; j < k; j++) {
+                const unsigned char *q = packed + 4 * (i + (size_t)j);
+                ids[j] = (int32_t)((uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24);
+            }
+#else
+            memcpy(ids, packed + 4 * i, (size_t)k * 4);
+#endif
+            decode_chunk(L, b, box, ids, k, i, &pos);
         }
-        lua_settop(L, top);
-        size_t got;
-        if (rlaif_bpe_decode_into(b, ids, (size_t)k, box->bytes + pos, box->bytes_cap - pos, &got) != RLAIF_OK) {
-            int j = 0; /* the core names the position in the chunk; name it in the whole list */
-            while (j < k - 1 && rlaif_bpe_token(b, ids[j], NULL)) j++;
-            return luaL_error(L, "tokenizer.decode: unknown token id %d at position %d", (int)ids[j],
-                              (int)(i + (size_t)j) + 1);
+    } else {
+        luaL_checkstack(L, IDS_CHUNK, "tokenizer.decode");
+        int top = lua_gettop(L);
+        for (size_t i = 0; i < n; i += IDS_CHUNK) {
+            int k = n - i < IDS_CHUNK ? (int)(n - i) : IDS_CHUNK;
+            for (int j = 0; j < k; j++) lua_rawgeti(L, 2, (lua_Integer)(i + (size_t)j) + 1);
+            for (int j = 0; j < k; j++) {
+                int ok;
+                lua_Integer id = lua_tointegerx(L, top + 1 + j, &ok);
+                if (!ok) return luaL_error(L, "tokenizer.decode: ids[%d] is not an integer", (int)(i + j) + 1);
+                ids[j] = id < INT32_MIN || id > INT32_MAX ? -1 : (int32_t)id;
+            }
+            lua_settop(L, top);
+            decode_chunk(L, b, box, ids, k, i, &pos);
         }
-        if (got > box->bytes_cap - pos) {
-            if (bytes_reserve(box, pos + got + 16)) return luaL_error(L, "tokenizer.decode: out of memory");
-            rlaif_bpe_decode_into(b, ids, (size_t)k, box->bytes + pos, box->bytes_cap - pos, &got);
-        }
-        pos += got;
     }
     lua_pushlstring(L, box->bytes, pos);
     if (box->bytes_cap > KEEP_BYTES) {

@@ -111,6 +111,37 @@ describe("rlaif.tokenizer #unit", function()
     assert.has_error(function() tok:encode_batch { "a", 5 } end, "tokenizer.encode_batch: texts[2] is not a string")
   end)
 
+  it("packs ids into an int32 string that decode takes, and refuses bad buffers by name", function()
+    local p = tok:encode("hello", { packed = true })
+    assert.equal(string.pack("<i4i4", 258, 111), p)
+    assert.equal("hello", tok:decode(p))
+    assert.equal("", tok:encode("", { packed = true }))
+    assert.equal("", tok:decode(""))
+    local function pack(t) return string.pack(string.rep("<i4", #t), table.unpack(t)) end
+    local texts = { "hel", "hehe", "hello" }
+    local packs = tok:encode_batch(texts, { packed = true })
+    assert.equal(3, #packs)
+    for i, s in ipairs(texts) do assert.equal(pack(tok:encode(s)), packs[i]) end
+    -- 3000 ids: crosses the chunks decode reads at a time; positions count over the whole buffer
+    local ids = {}
+    for i = 1, 3000 do ids[i] = 256 end
+    local big = pack(ids)
+    assert.equal(tok:decode(ids), tok:decode(big))
+    assert.equal(string.rep("he", 3000), tok:decode(big))
+    local bad = big:sub(1, 4 * 2049) .. string.pack("<i4", 5000) .. big:sub(4 * 2050 + 1)
+    assert.has_error(function() tok:decode(bad) end, "tokenizer.decode: unknown token id 5000 at position 2050")
+    assert.has_error(function() tok:decode(string.pack("<i4", -7)) end,
+      "tokenizer.decode: unknown token id -7 at position 1")
+    assert.has_error(function() tok:decode("hello") end,
+      "tokenizer.decode: packed ids of 5 bytes: not a multiple of 4 (int32 each)")
+    assert.has_error(function() tok:decode(42) end,
+      "tokenizer.decode: ids must be a table or a packed string of int32s, got number")
+    assert.has_error(function() tok:encode("hello", { packed = "yes" }) end,
+      "tokenizer.encode: option 'packed' must be a boolean, got \"yes\"")
+    assert.has_error(function() tok:encode_batch({ "a" }, { packed = 1 }) end,
+      "tokenizer.encode_batch: option 'packed' must be a boolean, got 1")
+  end)
+
   it("raises on misuse and reports file problems", function()
     assert.has_error(function() tok:decode { 1, 5000 } end,
       "tokenizer.decode: unknown token id 5000 at position 2")
@@ -211,6 +242,11 @@ describe("rlaif.tokenizer goldens #unit", function()
           table.remove(want, 1) -- the count
           local got = tok:encode(text, opts)
           assert.same(want, got, name .. " document " .. i)
+          -- the packed form holds the same ids and decodes to the same bytes as the table form
+          local packed = tok:encode(text, { allowed_special = opts and "all", packed = true })
+          assert.equal(4 * #want, #packed)
+          for j = 1, #want, 97 do assert.equal(want[j], (string.unpack("<i4", packed, 4 * j - 3))) end
+          assert.equal(tok:decode(got), tok:decode(packed), name .. " document " .. i)
           if not nfc then assert.equal(text, tok:decode(got)) end
           compared = compared + 1
         end
