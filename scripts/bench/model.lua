@@ -5,7 +5,11 @@
 -- Cases (the issue's table), each run in a fresh process so its peak RSS
 -- (VmHWM) is its own:
 --   gpt2_124m  GPT-2 124M shapes, batch 4 x 64: one training step
---              (forward + backward + AdamW), median of 5 after a warm-up step
+--              (forward + backward + AdamW), median of 5 after a warm-up step;
+--              then the per-phase split, median of 5 each: forward_s (m:lm_loss
+--              with backward = false), backward_s (the full m:lm_loss minus that,
+--              same iteration), adamw_s (m:adamw_step + m:zero_grad); PyTorch:
+--              the same three phases timed inside its step
 --   small      4 layers, d_model 256, 4 heads, vocab 8192, batch 16 x 128: same
 --   gen_b1     GPT-2 124M, greedy generation with the KV cache, 16-token prompt,
 --   gen_b16    64 new tokens, batch 1, 16 and 64: best of 2
@@ -20,7 +24,9 @@
 -- Bounds (roofline: the time of the work at the machine's limits):
 --   training   3 x the forward FLOP (matrix products and attention scores) at
 --              the sgemm rate at the model's shapes on THREADS threads (at
---              least THREADS x the one-thread rate: roofline.limits)
+--              least THREADS x the one-thread rate: roofline.limits); per phase
+--              forward 1 x, backward 2 x, AdamW 32 bytes per parameter at the
+--              read bandwidth (p, g, m, v read; p, m, v written; g zeroed)
 --   generation the prompt's forward pass, then per new token max(bytes / read
 --              bandwidth, FLOP / sgemm rate), bytes = every weight matrix and the
 --              tied LM head (float32) plus the KV cache read, FLOP = 2 x those
@@ -45,7 +51,7 @@ local core = require "rlaif.core"
 local THREADS = tonumber(os.getenv("RLAIF_NUM_THREADS") or "") or 2
 
 local CASES = {
-  gpt2_124m = { V = 50257, L = 12, H = 12, C = 768, B = 4, T = 64 },
+  gpt2_124m = { V = 50257, L = 12, H = 12, C = 768, B = 4, T = 64, phases = true },
   small = { V = 8192, L = 4, H = 4, C = 256, B = 16, T = 128 },
   gen_b1 = { V = 50257, L = 12, H = 12, C = 768, B = 1, T = 16, new = 64 },
   gen_b16 = { V = 50257, L = 12, H = 12, C = 768, B = 16, T = 16, new = 64 },
@@ -90,7 +96,7 @@ local function run_case(name)
     ids[b], tg[b] = {}, {}
     for t = 1, c.T do ids[b][t], tg[b][t] = rnd(), rnd() end
   end
-  local sec, tps
+  local sec, tps, phases
   if c.new then
     local best = math.huge
     for _ = 1, 2 do
@@ -111,10 +117,30 @@ local function run_case(name)
     table.sort(times)
     sec = times[(#times + 1) // 2]
     tps = c.B * c.T / sec
+    if c.phases then
+      local f, b, a = {}, {}, {}
+      for s = 1, 5 do
+        local t0 = core.clock()
+        m:lm_loss(ids, tg, nil, { backward = false })
+        local t1 = core.clock()
+        m:lm_loss(ids, tg)
+        local t2 = core.clock()
+        m:adamw_step { lr = 1e-4, weight_decay = 0.1 }
+        m:zero_grad()
+        local t3 = core.clock()
+        f[s], b[s], a[s] = t1 - t0, (t2 - t1) - (t1 - t0), t3 - t2
+      end
+      local function median(v)
+        table.sort(v)
+        return v[(#v + 1) // 2]
+      end
+      phases = string.format(',"forward_s":%s,"backward_s":%s,"adamw_s":%s',
+        num(median(f)), num(median(b)), num(median(a)))
+    end
   end
   collectgarbage()
-  io.write(string.format('{"case":"%s","seconds":%s,"tokens_per_s":%s,"peak_rss_mb":%s,"rss_mb":%s}\n', name,
-    num(sec), num(tps), num(peak_rss_mb()), num(rss_mb("VmRSS"))))
+  io.write(string.format('{"case":"%s","seconds":%s,"tokens_per_s":%s,"peak_rss_mb":%s,"rss_mb":%s%s}\n', name,
+    num(sec), num(tps), num(peak_rss_mb()), num(rss_mb("VmRSS")), phases or ""))
 end
 
 -- ---- driver ----
@@ -155,7 +181,8 @@ local function bound(c, roof)
   local function attn(rows, S) return 4.0 * rows * c.L * S * c.C end   -- q.k and p.v, full rows
   if not c.new then
     local N = c.B * c.T
-    return 3 * (2.0 * N * (blockp + c.V * c.C) + attn(N, c.T)) / gf, "gemm"
+    local fwd = (2.0 * N * (blockp + c.V * c.C) + attn(N, c.T)) / gf
+    return 3 * fwd, "gemm", { forward = fwd, backward = 2 * fwd, adamw = 32.0 * (blockp + c.V * c.C) / bw }
   end
   -- the prompt: every position through the blocks, the LM head on the last one
   local wb = c.bf16 and 2.0 or 4.0   -- bytes per weight
@@ -219,18 +246,28 @@ for _, name in ipairs(ORDER) do
     stop_busy(busy)
     r = r or {}
     t = t or {}
-    local bs, limit
-    if roof then bs, limit = bound(CASES[name], roof) end
+    local bs, limit, pb
+    if roof then bs, limit, pb = bound(CASES[name], roof) end
+    local split = ""
+    if r.forward_s then   -- the training step's phases: seconds, share of the bound, PyTorch's
+      local parts = {}
+      for _, ph in ipairs { "forward", "backward", "adamw" } do
+        local rs, ts, b = r[ph .. "_s"], t[ph .. "_s"], pb and pb[ph]
+        parts[#parts + 1] = string.format('"rlaif_%s_s":%s,"torch_%s_s":%s,"bound_%s_s":%s,"rlaif_%s_share":%s',
+          ph, num(rs), ph, num(ts), ph, num(b), ph, num(div(b, rs)))
+      end
+      split = "," .. table.concat(parts, ",")
+    end
     io.write(string.format(
       '{"bench":"model","case":"%s","threads":%d,"rlaif_s":%s,"torch_s":%s,"speedup":%s,' ..
       '"bound_s":%s,"bound":%s,"rlaif_share":%s,"torch_share":%s,' ..
       '"rlaif_tokens_per_s":%s,"torch_tokens_per_s":%s,"bound_tokens_per_s":%s,' ..
-      '"rlaif_peak_rss_mb":%s,"rlaif_rss_mb":%s,"torch_peak_rss_mb":%s}\n',
+      '"rlaif_peak_rss_mb":%s,"rlaif_rss_mb":%s,"torch_peak_rss_mb":%s%s}\n',
       name, THREADS, num(r.seconds), num(t.seconds), num(div(t.seconds, r.seconds)), num(bs),
       limit and '"' .. limit .. '"' or "null", num(div(bs, r.seconds)), num(div(bs, t.seconds)),
       num(r.tokens_per_s), num(t.tokens_per_s),
       num(bs and r.tokens_per_s and r.seconds and r.tokens_per_s * r.seconds / bs),
-      num(r.peak_rss_mb), num(r.rss_mb), num(t.peak_rss_mb)))
+      num(r.peak_rss_mb), num(r.rss_mb), num(t.peak_rss_mb), split))
     io.flush()
   end
 end

@@ -3,7 +3,8 @@
 
 The same models and work as the rlaif benchmark, written directly in PyTorch
 (Debian's python3-torch 1.13; transformers is not needed):
-  train  CASE=gpt2_124m|small  one step = forward + backward + AdamW, float32
+  train  CASE=gpt2_124m|small  one step = forward + backward + AdamW, float32;
+         also forward_s, backward_s, adamw_s: each phase's median
   gen    CASE=gen_b1|gen_b16|gen_b64    greedy decoding with a KV cache
          CASE=gen_b1_bf16|gen_b16_bf16  the same, the model in torch.bfloat16
 Prints one JSON line: {"case", "seconds" (median step or whole generation),
@@ -103,19 +104,30 @@ def main():
     else:
         opt = torch.optim.AdamW(m.parameters(), lr=1e-4, weight_decay=0.1)
         tgt = torch.randint(0, c["V"], (c["B"], c["T"]))
+        phases = {"forward_s": [], "backward_s": [], "adamw_s": []}
         for _ in range(steps + 1):
             t0 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(m(ids).view(-1, c["V"]), tgt.view(-1))
+            t1 = time.perf_counter()
             loss.backward()
+            t2 = time.perf_counter()
             opt.step()
-            times.append(time.perf_counter() - t0)
+            t3 = time.perf_counter()
+            times.append(t3 - t0)
+            phases["forward_s"].append(t1 - t0)
+            phases["backward_s"].append(t2 - t1)
+            phases["adamw_s"].append(t3 - t2)
         times = sorted(times[1:])
         sec = times[len(times) // 2]
         tps = c["B"] * c["T"] / sec
+        split = {k: sorted(v[1:])[len(v[1:]) // 2] for k, v in phases.items()}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"case": case, "seconds": sec, "tokens_per_s": tps, "peak_rss_mb": rss,
-                      "torch": torch.__version__, "threads": torch.get_num_threads()}))
+    out = {"case": case, "seconds": sec, "tokens_per_s": tps, "peak_rss_mb": rss,
+           "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if not case.startswith("gen"):
+        out.update(split)  # forward (with the loss; zero_grad(set_to_none) is free), backward, AdamW step
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
