@@ -13,7 +13,9 @@
 -- `batch_size` (rows per model batch; default `concurrency` or 8), `seed` (base
 -- seed of sampled requests; 0), `chat_template` ("auto" | "plain" | "chatml" |
 -- "llama3" | function(messages) -> string), `max_batch_logits` (floats of logits
--- one forward may produce; 2^25), `prices`. The transport options of the HTTP
+-- one forward may produce; 2^25), `dtype` ("float32" | "bf16": load the model
+-- directory with its weight matrices in bf16, see rlaif.model.load; a loaded
+-- model is used as it is), `prices`. The transport options of the HTTP
 -- backends (base_url, api_key*, timeouts, retries, cache, headers, ...) are
 -- accepted and ignored, so one configuration (and `rlaif label --api local
 -- --model DIR`) works for both.
@@ -90,7 +92,8 @@ local CLIENT = require("rlaif.opts").schema("llm.client{api = \"local\"}", {
   batch_size = { "integer", min = 1 }, seed = "integer", chat_template = { "string|function", check = function(v)
     return type(v) == "function" or v == "auto" or v == "plain" or v == "chatml" or v == "llama3",
       'must be "auto", "plain", "chatml", "llama3" or a function, got ' .. tostring(v)
-  end }, max_batch_logits = { "integer", min = 1 }, prices = "table", concurrency = { "integer", min = 1 },
+  end }, max_batch_logits = { "integer", min = 1 }, dtype = { "string", one_of = { "float32", "bf16" } },
+  prices = "table", concurrency = { "integer", min = 1 },
   -- transport options of the HTTP backends: accepted, ignored
   base_url = "string", api_key = "string", api_key_env = "string", max_retries = "integer", timeout = "number",
   connect_timeout = "number", stall_timeout = "number", backoff_base = "number", backoff_cap = "number",
@@ -158,10 +161,14 @@ function M.client(opts)
   if type(m) == "string" then
     dir = m
     local err
-    m, err = model_mod.try_load(dir)
+    m, err = model_mod.try_load(dir, { dtype = opts.dtype })
     if not m then error("llm.client{api = \"local\"}: " .. tostring(err), 2) end
   elseif m == nil then
     error("llm.client{api = \"local\"}: `model` (a model directory or a loaded model) is required", 2)
+  end
+  if dir == nil and opts.dtype then
+    error("llm.client{api = \"local\"}: option 'dtype' applies to a model directory; load the model with " ..
+      "rlaif.model.load(dir, {dtype = ...}) instead", 2)
   end
   local cfg = m:config()
   if cfg.head ~= "lm" then error("llm.client{api = \"local\"}: the model has a reward head and cannot generate", 2) end

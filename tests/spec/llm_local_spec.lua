@@ -272,6 +272,52 @@ describe("rlaif.llm local backend #unit", function()
     assert.equal("ok", Lc:label_one(data[1]).status)
   end)
 
+  it("dtype = \"bf16\" loads the judge in bf16: logprobs and soft labels near the float32 judge", function()
+    local cb = rlaif.llm.client { api = "local", model = dir, dtype = "bf16" }
+    assert.equal("bf16", cb._m:dtype())
+    assert.equal("float32", c._m:dtype())
+    assert.equal("float32", rlaif.llm.client { api = "local", model = dir, dtype = "float32" }._m:dtype())
+    -- tolerance: |bf16 - float32| <= 0.05 (1 + |float32|) on every top-5 logprob
+    -- (the model bf16 logits tolerance; this peaked fixture: 0.034 at most, measured)
+    local worst = 0
+    for _, prompt in ipairs { "Summary 2 - a dog ran. Preferred Summary=", "The cat sat", "Rain fell in" } do
+      local ids = tok:encode(prompt, { add_special = true })
+      local r32 = c:complete { prompt = ids, max_tokens = 1, temperature = 0, logprobs = 1000 }
+      local r16 = cb:complete { prompt = ids, max_tokens = 1, temperature = 0, logprobs = 1000 }
+      local lp16 = {}
+      for _, alt in ipairs(r16.choices[1].tokens[1].top) do lp16[alt.id] = alt.logprob end
+      local top = r32.choices[1].tokens[1].top
+      for k = 1, 5 do
+        local d = math.abs(lp16[top[k].id] - top[k].logprob)
+        worst = math.max(worst, d)
+        assert.is_true(d <= 0.05 * (1 + math.abs(top[k].logprob)),
+          string.format("%q top %d: bf16 %.5f float32 %.5f", prompt, k, lp16[top[k].id], top[k].logprob))
+      end
+    end
+    assert.is_true(worst > 0)   -- the weights really are rounded (the judges differ)
+    -- the labeler's soft labels: within 0.02 of the float32 judge's
+    local data = {
+      { id = "p1", context = "The cat sat on the mat all day.", a = "A cat sat.", b = "A dog ran." },
+      { id = "p2", context = "Rain fell in the city.", a = "It rained.", b = "Sunny skies." },
+    }
+    local s32 = labeler.new { client = c, template = "summarize-base", logprobs = 1 }:label(data)
+    local s16 = labeler.new { client = cb, template = "summarize-base", logprobs = 1 }:label(data)
+    assert.equal(2, s16.ok)
+    for i = 1, 2 do
+      assert.is_true(close(s32.records[i].p, s16.records[i].p, 0.02),
+        string.format("pair %d: bf16 p %.4f float32 p %.4f", i, s16.records[i].p, s32.records[i].p))
+    end
+    -- option errors name the function, the key and what was expected
+    helper.raises(function() rlaif.llm.client { api = "local", model = dir, dtype = "fp16" } end,
+      "llm.client", "'dtype'", "bf16", "fp16")
+    helper.raises(function() rlaif.llm.client { api = "local", model = dir, dtype = 16 } end,
+      "llm.client", "'dtype'", "bf16", "got 16")
+    -- a model object is never converted: load it with the dtype instead
+    helper.raises(function() rlaif.llm.client { api = "local", model = m, tokenizer = tok, dtype = "bf16" } end,
+      "llm.client", "'dtype'", "rlaif.model.load")
+    assert.equal("float32", m:dtype())
+  end)
+
   it("echoes the prompt with its log-probabilities; max_tokens = 0 only scores it", function()
     local ids = tok:encode("The summary is", { add_special = true })
     local e = c:complete { prompt = "The summary is", max_tokens = 0, echo = true, logprobs = 2 }
