@@ -232,6 +232,23 @@ describe("rlaif.rl toy task #unit", function()
     end, "rl.trainer", "ref_dtype", "fp8")
   end)
 
+  it("a reward model loaded in bf16 (the user's choice) scores rollouts near the float32 one", function()
+    local rm = rlaif.model.new { arch = "gpt2", vocab_size = 12, n_layer = 1, n_head = 2, d_model = 8,
+      head = "reward", seed = 5 }
+    rm:param("score.weight"):mul_(50)   -- rewards of order 1, so the rounding shows
+    local rm16 = rm:clone()
+    rm16:to_bf16()
+    local function run(r)
+      return rl.trainer { algo = "reinforce", policy = toy_policy(), reward = r, lr = 3e-3, max_new_tokens = 6,
+        eos = false, seed = 2 }:step(TOY_PROMPTS)
+    end
+    local s32, s16 = run(rm), run(rm16)
+    assert.equal("float32", rm:dtype())   -- the trainer converts nothing it is given
+    assert.is_true(s16.reward_mean ~= s32.reward_mean)
+    assert.is_true(math.abs(s16.reward_mean - s32.reward_mean) <= 0.05 * (1 + math.abs(s32.reward_mean)),
+      string.format("bf16 reward %.5f float32 %.5f", s16.reward_mean, s32.reward_mean))
+  end)
+
   it("the adaptive controller moves beta towards the target KL; callbacks can change it", function()
     local seen = {}
     local target, horizon, bs = 0.5, 50, 8
