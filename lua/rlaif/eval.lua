@@ -14,6 +14,8 @@
 --                          baseline = "sft"}                                       -- or round robin
 --   print(eval.format_table(t.rows))
 --   eval.summarize(records) / eval.lc_win_rate(records)     -- statistics of judged records only
+--   eval.win_rate{..., shard = {1, 4}, out = "r.shard-1-of-4.jsonl"}   -- only shard 1's items
+--   eval.win_rate{..., shards = {f1, f2, f3, f4}, out = "records.jsonl"}     -- combine, judge nothing
 --
 -- Judge: an rlaif.labeler (any backend, template, CoT, soft labels; both orders
 -- when it swaps) or a function judge(prompt, first, second, item) -> P(first is
@@ -606,7 +608,64 @@ local function previous(out, resume)
   return {}   -- the writer replaces `out` once it has a record (labeler.writer{replace})
 end
 
+local combine, json_id
 local DONE = { ok = true, unlabeled = true }
+
+local function item_key(jid, it, mode)
+  return mode == "pair" and key_of(jid, it.prompt, it.a, it.b) or key_of(jid, it.prompt, it.response)
+end
+
+-- Combine the record files of shards 1..n (o.shards) into `out` without judging:
+-- every item must have a finished record of this judge in the file of its shard
+-- (dist.shard_of), a record in another shard's file is refused, and a missing item
+-- is an error naming the ids; nothing is written then. `out` is replaced atomically
+-- by the records in item order. Returns the records and counts {judged = 0, reused}.
+combine = function(jid, items, mode, o)
+  local dist, labeler = require "rlaif.dist", require "rlaif.labeler"
+  local n = #o.shards
+  local prev, missing, foreign = {}, {}, {}
+  for k, path in ipairs(o.shards) do
+    local f = io.open(path, "rb")
+    if f then
+      f:close()
+      for id, r in pairs((labeler.read_labels_file(path))) do
+        if dist.shard_of(id, n) ~= k then foreign[#foreign + 1] = json_id(id) else prev[id] = r end
+      end
+    end
+  end
+  if #foreign > 0 then
+    table.sort(foreign)
+    error(string.format("%s: %d record(s) in the file of another shard (not shards of %d): %s", o.who, #foreign, n,
+      table.concat(foreign, ", ", 1, math.min(#foreign, 10))), 0)
+  end
+  local records, by_shard = {}, {}
+  for i, it in ipairs(items) do
+    local r = prev[it.id]
+    if r and r.key == item_key(jid, it, mode) and DONE[r.status] then
+      records[i] = r
+    else
+      local k = dist.shard_of(it.id, n)
+      missing[#missing + 1] = json_id(it.id)
+      by_shard[k] = (by_shard[k] or 0) + 1
+    end
+  end
+  if #missing > 0 then
+    local per = {}
+    for k = 1, n do if by_shard[k] then per[#per + 1] = string.format("shard %d/%d: %d", k, n, by_shard[k]) end end
+    error(string.format("%s: %d item(s) not judged in the shards (%s; rerun those shards): %s%s", o.who, #missing,
+      table.concat(per, ", "), table.concat(missing, ", ", 1, math.min(#missing, 20)),
+      #missing > 20 and ", ..." or ""), 0)
+  end
+  if o.out then
+    local w = labeler.writer(o.out, { replace = true })
+    for _, r in ipairs(records) do w:write(r) end
+    w:close()
+  end
+  return records, { judged = 0, reused = #records }
+end
+
+-- the id as a user writes it in a message
+json_id = function(id) return core.json.encode(id) end
 
 -- Judge items {id, prompt, a, b} (pairwise) or {id, prompt, response} (single) with
 -- `judge`; reuses records of `out` with the same key; appends new records to `out`
@@ -628,6 +687,7 @@ local function judge_items(judge, items, mode, o)
     end
   end
   local jid = judge_id(judge, o.judge_name)
+  if o.shards then return combine(jid, items, mode, o) end
   local prev = previous(o.out, o.resume)
   local labeler = require "rlaif.labeler"
   local w = o.out and labeler.writer(o.out, { replace = not o.resume }) or nil
@@ -636,7 +696,7 @@ local function judge_items(judge, items, mode, o)
   for i, it in ipairs(items) do
     if by_id[it.id] then error(string.format("%s: duplicate id %s", o.who, tostring(it.id)), 0) end
     by_id[it.id] = i
-    it.key = mode == "pair" and key_of(jid, it.prompt, it.a, it.b) or key_of(jid, it.prompt, it.response)
+    it.key = item_key(jid, it, mode)
     local r = prev[it.id]
     if r and r.key == it.key and DONE[r.status] then
       records[i] = r
@@ -745,6 +805,26 @@ local function judge_items(judge, items, mode, o)
   return records, counts
 end
 
+-- only the items (and failed generations) of shard {i, n}: the hash of rlaif label
+local function shard_filter(shard, who, ...)
+  if not shard then return ... end
+  local i, n = math.tointeger(shard[1]), math.tointeger(shard[2])
+  if not i or not n or n < 1 or i < 1 or i > n then
+    error(string.format("%s: option 'shard' must be {i, n} with 1 <= i <= n, got {%s, %s}", who,
+      tostring(shard[1]), tostring(shard[2])), 0)
+  end
+  local dist = require "rlaif.dist"
+  local lists = table.pack(...)
+  for l = 1, lists.n do
+    local kept = {}
+    for _, it in ipairs(lists[l]) do
+      if dist.shard_of(it.id, n) == i then kept[#kept + 1] = it end
+    end
+    lists[l] = kept
+  end
+  return table.unpack(lists, 1, lists.n)
+end
+
 -- items for a pairwise evaluation: the ids of A present in B, in A's order
 local function pair_items(ra, rb, who)
   local by = {}
@@ -791,6 +871,8 @@ local WIN = opts.schema("eval.win_rate", {
   progress = { "boolean", default = true },
   quiet = "boolean",
   judge_name = "string",
+  shard = "table",                     -- {i, n}: judge only the items of shard i (rlaif.dist.shard_of)
+  shards = "table",                    -- record files of shards 1..n: combine them into out, judge nothing
 })
 
 --- win_rate{judge =, prompts =, a =, b =, generation =, names =, tie_margin = 0, bootstrap = 1000,
@@ -811,8 +893,10 @@ function M.win_rate(o)
   if o.limit and #items > o.limit then
     for i = #items, o.limit + 1, -1 do items[i] = nil end
   end
+  items, gen_failed = shard_filter(o.shard, "eval.win_rate", items, gen_failed)
   local records, counts = judge_items(o.judge, items, "pair", { who = "eval.win_rate", out = o.out,
-    resume = o.resume, texts = o.texts, progress = o.progress, quiet = o.quiet, judge_name = o.judge_name })
+    resume = o.resume, texts = o.texts, progress = o.progress, quiet = o.quiet, judge_name = o.judge_name,
+    shards = o.shards })
   for _, r in ipairs(gen_failed) do records[#records + 1] = r end
   local s = M.summarize(records, { tie_margin = o.tie_margin, bootstrap = o.bootstrap, alpha = o.alpha,
     seed = o.seed, l2 = o.l2 })
@@ -841,6 +925,8 @@ local HARM = opts.schema("eval.harmless_rate", {
   progress = { "boolean", default = true },
   quiet = "boolean",
   judge_name = "string",
+  shard = "table",                     -- {i, n}: judge only the items of shard i (rlaif.dist.shard_of)
+  shards = "table",                    -- record files of shards 1..n: combine them into out, judge nothing
 })
 
 --- harmless_rate{judge =, prompts =, responses =, ref_length = | reference =, ...} -> result
@@ -875,8 +961,10 @@ function M.harmless_rate(o)
   if o.limit and #items > o.limit then
     for i = #items, o.limit + 1, -1 do items[i] = nil end
   end
+  items, failed = shard_filter(o.shard, "eval.harmless_rate", items, failed)
   local records, counts = judge_items(o.judge, items, "single", { who = "eval.harmless_rate", out = o.out,
-    resume = o.resume, texts = o.texts, progress = o.progress, quiet = o.quiet, judge_name = o.judge_name })
+    resume = o.resume, texts = o.texts, progress = o.progress, quiet = o.quiet, judge_name = o.judge_name,
+    shards = o.shards })
   for _, r in ipairs(failed) do records[#records + 1] = r end
   local s = M.summarize_harmless(records, { ref_length = ref, tie_margin = o.tie_margin, bootstrap = o.bootstrap,
     alpha = o.alpha, seed = o.seed, l2 = o.l2 })

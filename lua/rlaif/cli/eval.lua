@@ -6,6 +6,13 @@
 -- the table. Responses come from JSONL files or are generated from model
 -- directories into DIR/responses_a.jsonl / responses_b.jsonl (resumed too).
 --
+-- Shards: --shard I/N judges only the items of shard I (rlaif.dist.shard_of, the
+-- hash of `rlaif label --shard`) into DIR/records.shard-I-of-N.jsonl and
+-- DIR/results.shard-I-of-N.json; config.json then names N. A later run into DIR
+-- without --shard combines the N shard files: it judges nothing, refuses (naming
+-- the ids) when an item has no finished record in its shard's file, and otherwise
+-- writes records.jsonl and results.json, the same as one process would.
+--
 -- Exit status: 0 when every item was judged, 1 when some judgement or generation
 -- failed (they are reported, never counted; a rerun retries the failed requests),
 -- 2 for bad usage, 130 on Ctrl-C (what was judged stays in DIR).
@@ -40,6 +47,9 @@ statistics:
   --seed N              bootstrap seed (default 1)
   --limit N             judge at most N items
   --no-resume           start DIR's records from scratch
+  --shard I/N           judge only shard I of N (by a hash of each item's id) into
+                        DIR/records.shard-I-of-N.jsonl; rerun without --shard into the same
+                        DIR to combine the shards (nothing is judged; missing ids are named)
   --quiet               no progress or summary lines (the table is still printed)
 ]]
 
@@ -54,7 +64,7 @@ local FLAGS = {
   tokenizer = "string", ["max-new-tokens"] = { "integer", min = 1 }, temperature = { "number", min = 0 },
   ["top-p"] = { "number", gt = 0, max = 1 }, ["gen-seed"] = { "integer" }, ["batch-size"] = { "integer", min = 1 },
   ["tie-margin"] = { "number", min = 0, lt = 0.5 }, bootstrap = { "integer", min = 0 }, seed = "integer",
-  limit = { "integer", min = 1 }, ["no-resume"] = "flag", quiet = "flag",
+  limit = { "integer", min = 1 }, ["no-resume"] = "flag", quiet = "flag", shard = "string",
 }
 
 local function is_dir(path)
@@ -93,20 +103,22 @@ local function source(o, which, out)
   return path, "file " .. path
 end
 
-local function main(args)
-  local o, bad = require("rlaif.opts").main_args("eval", args, FLAGS, usage)
-  if not o then return bad end
-  if not o.a or not o.out or (not o.b and not o.harmless) then
-    io.stderr:write("rlaif eval: --a, --b and --out are required (--b is optional with --harmless)\n", usage)
-    return 2
-  end
+-- Evaluate into o.out: the items of shard = {i, n} only, or all of them; job.combine = N
+-- combines the files of N shards (judging nothing), job.no_table prints no table.
+local function eval_run(o, shard, job)
+  job = job or {}
   local core = require "rlaif.core"
   local json = core.json
   local eval = require "rlaif.eval"
   local labeler = require "rlaif.labeler"
   local fileio = require "rlaif.fileio"
   local status = 0
-  local records_path = o.out .. "/records.jsonl"
+  -- DIR/records.jsonl, or a shard's DIR/records.shard-I-of-N.jsonl
+  local function rpath(base, i, n)
+    return string.format("%s/%s%s.json%s", o.out, base:match("^[^.]+"), i and
+      string.format(".shard-%d-of-%d", i, n) or "", base:match("%.jsonl$") and "l" or "")
+  end
+  local records_path = rpath("records.jsonl", shard and shard[1], shard and shard[2])
   local ok, err = pcall(function()
     assert(core.gz.mkdir(o.out))
     local client, api = make_client(o)
@@ -120,6 +132,7 @@ local function main(args)
       mode = o.harmless and "harmless" or "win_rate" }
     local cfg_path = o.out .. "/config.json"
     local f = io.open(cfg_path, "rb")
+    local combine_n   -- the number of shards to combine (a run without --shard into a sharded DIR)
     if f and not o["no-resume"] then
       local old = json.decode(f:read("a"))
       f:close()
@@ -127,9 +140,17 @@ local function main(args)
         error(string.format("%s holds an evaluation by another judge or mode (%s, %s; now %s, %s): use another " ..
           "--out or --no-resume", o.out, tostring(old.template), tostring(old.mode), cfg.template, cfg.mode), 0)
       end
+      local old_n = type(old) == "table" and math.tointeger(old.shards) or nil
+      if shard and old_n and old_n ~= shard[2] then
+        error(string.format("%s holds shards of %d, not of %d: use --shard I/%d, another --out or --no-resume",
+          o.out, old_n, shard[2], old_n), 0)
+      end
+      if not shard and old_n then combine_n = old_n end
     elseif f then
       f:close()
     end
+    combine_n = job.combine or combine_n
+    cfg.shards = shard and shard[2] or combine_n
     fileio.write(cfg_path, json.encode(cfg, { indent = true }) .. "\n", { who = "rlaif eval" })
     local gen = { max_new_tokens = o["max-new-tokens"], temperature = o.temperature, top_p = o["top-p"],
       seed = o["gen-seed"], batch_size = o["batch-size"] }
@@ -138,7 +159,15 @@ local function main(args)
     local sb, db = source(o, "b", o.out)
     local na, nb = o["name-a"] or basename(o.a), o.b and (o["name-b"] or basename(o.b)) or nil
     local common = { judge = L, prompts = prompts, generation = gen, tie_margin = o["tie-margin"],
-      bootstrap = o.bootstrap, seed = o.seed, resume = not o["no-resume"], limit = o.limit, quiet = o.quiet }
+      bootstrap = o.bootstrap, seed = o.seed, resume = not o["no-resume"], limit = o.limit, quiet = o.quiet,
+      shard = shard }
+    -- the shard files that a combining run reads for records file `base`
+    local function shard_files(base)
+      if not combine_n then return nil end
+      local t = {}
+      for k = 1, combine_n do t[k] = rpath(base, k, combine_n) end
+      return t
+    end
     local function run(fn, extra)
       local t = {}
       for k, v in pairs(common) do t[k] = v end
@@ -152,10 +181,11 @@ local function main(args)
       if not ref and o.ref then reference = source(o, "ref", o.out) end
       rows = {}
       rows[1] = run(eval.harmless_rate, { responses = sa, name = na, ref_length = ref, reference = reference,
-        out = records_path })
+        out = records_path, shards = shard_files("records.jsonl") })
       if sb then
         rows[2] = run(eval.harmless_rate, { responses = sb, name = nb, ref_length = ref or rows[1].ref_length,
-          out = o.out .. "/records_b.jsonl" })
+          out = rpath("records_b.jsonl", shard and shard[1], shard and shard[2]),
+          shards = shard_files("records_b.jsonl") })
       end
       results = { mode = "harmless", template = L.template.name, model = L.model, policies = {} }
       for k, r in ipairs(rows) do
@@ -164,21 +194,26 @@ local function main(args)
       end
       for k, v in pairs(results.policies[1]) do if results[k] == nil then results[k] = v end end
     else
-      local r = run(eval.win_rate, { a = sa, b = sb, names = { a = na, b = nb }, out = records_path })
+      local r = run(eval.win_rate, { a = sa, b = sb, names = { a = na, b = nb }, out = records_path,
+        shards = shard_files("records.jsonl") })
       rows = { r }
       results = eval.numbers(r)
       results.mode, results.template, results.model = "win_rate", L.template.name, L.model
       results.sources = { a = da, b = db }
     end
     results.records = records_path
-    fileio.write(o.out .. "/results.json", json.encode(results, { indent = true }) .. "\n", { who = "rlaif eval" })
-    io.write(eval.format_table(rows))
+    if shard then results.shard = { shard[1], shard[2] } end
+    if combine_n then results.shards = combine_n end
+    fileio.write(rpath("results.json", shard and shard[1], shard and shard[2]),
+      json.encode(results, { indent = true }) .. "\n", { who = "rlaif eval" })
+    if not job.no_table then io.write(eval.format_table(rows)) end
     local failed, unmatched = 0, 0
     for _, r in ipairs(rows) do failed, unmatched = failed + r.failed, unmatched + (r.unmatched or 0) end
     if not o.quiet then
-      io.stderr:write(string.format("rlaif eval: %s -> %s/results.json, %s\n",
-        rows[1].judged and string.format("%d judged, %d reused", rows[1].judged, rows[1].reused) or "", o.out,
-        records_path))
+      io.stderr:write(string.format("rlaif eval: %s%s -> %s, %s\n",
+        rows[1].judged and string.format("%d judged, %d reused", rows[1].judged, rows[1].reused) or "",
+        combine_n and string.format(" (%d shards combined)", combine_n) or "",
+        rpath("results.json", shard and shard[1], shard and shard[2]), records_path))
       if unmatched > 0 then
         io.stderr:write(string.format("rlaif eval: %d ids are in only one of --a and --b (not judged)\n", unmatched))
       end
@@ -198,6 +233,57 @@ local function main(args)
     io.stderr:write("rlaif eval: ", msg, "\n")
     return 1
   end
+  return status
+end
+
+-- Under mpirun: rank r judges shard r+1 of the job's size into DIR, then rank 0
+-- combines the shards into records.jsonl and results.json; the job's worst status.
+local function eval_job(o, dist)
+  local rank, n = dist.rank(), dist.size()
+  local status = dist.allreduce_numbers({ eval_run(o, { rank + 1, n }, { no_table = true }) }, "max")[1]
+  if rank == 0 and status ~= 130 then status = math.max(status, eval_run(o, nil, { combine = n })) end
+  status = math.tointeger(dist.broadcast_value(status)) or 1   -- every rank ends with rank 0's verdict
+  dist.finalize()
+  return status
+end
+
+local function run(args, dist)
+  local o, bad = require("rlaif.opts").main_args("eval", args, FLAGS, usage)
+  if not o then return bad end
+  if not o.a or not o.out or (not o.b and not o.harmless) then
+    io.stderr:write("rlaif eval: --a, --b and --out are required (--b is optional with --harmless)\n", usage)
+    return 2
+  end
+  local shard
+  if o.shard then
+    local okp, i, n = pcall(dist.parse_shard, o.shard, "rlaif eval")
+    if not okp then
+      io.stderr:write(tostring(i), "\n", usage)
+      return 2
+    end
+    if dist.size() > 1 then
+      io.stderr:write("rlaif eval: --shard and mpirun: under mpirun each process takes its shard by itself\n")
+      return 2
+    end
+    shard = { i, n }
+  end
+  if shard or dist.size() > 1 then
+    for _, w in ipairs { "a", "b", "ref" } do
+      if o[w] and is_dir(o[w]) then
+        io.stderr:write("rlaif eval: sharding needs response files; --", w, " ", o[w], " is a model directory " ..
+          "(generate its responses in one process first)\n")
+        return 2
+      end
+    end
+  end
+  if dist.size() > 1 then return eval_job(o, dist), true end
+  return eval_run(o, shard)
+end
+
+local function main(args)
+  local dist = require "rlaif.dist"
+  local status, ended = run(args, dist)
+  if dist.size() > 1 and not ended then status = dist.finish(status) end   -- usage errors under mpirun
   return status
 end
 
