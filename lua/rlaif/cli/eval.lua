@@ -11,7 +11,8 @@
 -- DIR/results.shard-I-of-N.json; config.json then names N. A later run into DIR
 -- without --shard combines the N shard files: it judges nothing, refuses (naming
 -- the ids) when an item has no finished record in its shard's file, and otherwise
--- writes records.jsonl and results.json, the same as one process would.
+-- writes records.jsonl and results.json, the same as one process would. Under
+-- mpirun rank r judges shard r+1 of the job's size and rank 0 combines.
 --
 -- Exit status: 0 when every item was judged, 1 when some judgement or generation
 -- failed (they are reported, never counted; a rerun retries the failed requests),
@@ -49,7 +50,8 @@ statistics:
   --no-resume           start DIR's records from scratch
   --shard I/N           judge only shard I of N (by a hash of each item's id) into
                         DIR/records.shard-I-of-N.jsonl; rerun without --shard into the same
-                        DIR to combine the shards (nothing is judged; missing ids are named)
+                        DIR to combine the shards (nothing is judged; missing ids are named).
+                        Under mpirun each process takes one shard by itself and rank 0 combines.
   --quiet               no progress or summary lines (the table is still printed)
 ]]
 
