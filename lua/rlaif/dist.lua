@@ -205,6 +205,18 @@ function M.parse_shard(s, who)
   return math.tointeger(i), math.tointeger(n)
 end
 
+--- dist.cli_shard(text, cmd) -> {i, n} | nil (no --shard) | false, message: a CLI's
+--- --shard flag, refused under mpirun (where each process takes its shard by itself)
+function M.cli_shard(s, cmd)
+  if s == nil then return nil end
+  local ok, i, n = pcall(M.parse_shard, s, cmd)
+  if not ok then return false, tostring(i) end
+  if M.size() > 1 then
+    return false, cmd .. ": --shard and mpirun: under mpirun each process takes its shard by itself"
+  end
+  return { i, n }
+end
+
 -- ---- the trainers' view: a group of processes, or of one ----
 
 local Group = {}

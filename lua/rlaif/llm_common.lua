@@ -17,6 +17,23 @@ M.Error.__tostring = function(e)
     e.message or "?", e.attempts or 0, e.attempts == 1 and "" or "s")
 end
 
+--- add_single(Client): c:try_complete(req) and c:complete(req) for a client whose
+--- c:complete_many(reqs) answers in order (the in-process and simulated clients).
+function M.add_single(Client)
+  --- c:try_complete(req) -> response | nil, err (err: the failed result, an M.Error)
+  function Client:try_complete(req)
+    local res = self:complete_many({ req })[1]
+    if res.ok then return res end
+    return nil, setmetatable(res, M.Error)
+  end
+  --- c:complete(req) -> response; raises the failed result (a table with __tostring).
+  function Client:complete(req)
+    local res = self:complete_many({ req })[1]
+    if res.ok then return res end
+    error(setmetatable(res, M.Error), 2)
+  end
+end
+
 -- ---- progress (rlaif.progress: a bar on a terminal, counter lines in a log) ----
 
 --- bar(progress, total) -> an rlaif.progress bar over `total` requests, silent unless

@@ -100,7 +100,6 @@ local CLIENT = require("rlaif.opts").schema("llm.client{api = \"local\"}", {
   retry_after_cap = "number", aimd = "boolean", cache = "string", headers = "table", ca_file = "string",
   stream = "boolean",
 })
-local Error = common.Error -- the raised form of a failed result (as in rlaif.llm)
 
 local MANY = require("rlaif.opts").schema("llm.complete_many", {
   progress = "boolean|table", on_result = "function", summary = "boolean",
@@ -800,19 +799,8 @@ function Client:complete_many(reqs, opts)
   return results, common.finish_batch(results, interrupted, t0, bar, opts)
 end
 
---- c:try_complete(req) -> response | nil, err
-function Client:try_complete(req)
-  local res = self:complete_many({ req })[1]
-  if res.ok then return res end
-  return nil, setmetatable(res, Error)
-end
-
---- c:complete(req) -> response; raises the failed result (a table with __tostring).
-function Client:complete(req)
-  local res = self:complete_many({ req })[1]
-  if res.ok then return res end
-  error(setmetatable(res, Error), 2)
-end
+--- c:try_complete(req), c:complete(req): one request through complete_many
+common.add_single(Client)
 
 --- c:stats() -> the rlaif.llm stats shape (no retries or cache hits here).
 function Client:stats()

@@ -728,21 +728,8 @@ function Client:complete_many(reqs, o)
   return results, info
 end
 
-local Error = require("rlaif.llm_common").Error
-
---- c:try_complete(req) -> response | nil, err
-function Client:try_complete(req)
-  local res = self:complete_many({ req })[1]
-  if res.ok then return res end
-  return nil, setmetatable(res, Error)
-end
-
---- c:complete(req) -> response; raises the failed result (a table with __tostring).
-function Client:complete(req)
-  local res = self:complete_many({ req })[1]
-  if res.ok then return res end
-  error(setmetatable(res, Error), 2)
-end
+--- c:try_complete(req), c:complete(req): one request through complete_many
+require("rlaif.llm_common").add_single(Client)
 
 --- c:stats() -> the rlaif.llm stats shape, plus sim = {pairwise =, score =, rationale =}.
 function Client:stats()

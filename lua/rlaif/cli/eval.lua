@@ -256,18 +256,10 @@ local function run(args, dist)
     io.stderr:write("rlaif eval: --a, --b and --out are required (--b is optional with --harmless)\n", usage)
     return 2
   end
-  local shard
-  if o.shard then
-    local okp, i, n = pcall(dist.parse_shard, o.shard, "rlaif eval")
-    if not okp then
-      io.stderr:write(tostring(i), "\n", usage)
-      return 2
-    end
-    if dist.size() > 1 then
-      io.stderr:write("rlaif eval: --shard and mpirun: under mpirun each process takes its shard by itself\n")
-      return 2
-    end
-    shard = { i, n }
+  local shard, shard_err = dist.cli_shard(o.shard, "rlaif eval")
+  if shard == false then
+    io.stderr:write(shard_err, "\n", usage)
+    return 2
   end
   if shard or dist.size() > 1 then
     for _, w in ipairs { "a", "b", "ref" } do

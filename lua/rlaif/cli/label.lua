@@ -295,18 +295,10 @@ local function run(args, dist)
     io.stderr:write("rlaif label: --data and --out are required\n", usage)
     return 2
   end
-  local shard
-  if o.shard then
-    local ok, i, n = pcall(dist.parse_shard, o.shard, "rlaif label")
-    if not ok then
-      io.stderr:write(tostring(i), "\n", usage)
-      return 2
-    end
-    if dist.size() > 1 then
-      io.stderr:write("rlaif label: --shard and mpirun: under mpirun each process takes its shard by itself\n")
-      return 2
-    end
-    shard = { i, n }
+  local shard, shard_err = dist.cli_shard(o.shard, "rlaif label")
+  if shard == false then
+    io.stderr:write(shard_err, "\n", usage)
+    return 2
   end
   if dist.size() > 1 then return label_job(o, dist), true end
   return label_run(o, shard)
