@@ -294,7 +294,8 @@ function M.new(o)
     if not ok then error("sim.pipeline: option 'labeler' must hold JSON values only: " .. tostring(err), 2) end
   end
   if o.judge and o.judge.api == nil then error("sim.pipeline: option 'judge' needs api", 2) end
-  local self = setmetatable({ cfg = o, hyper = hyper, dir = o.out, custom = stages, results = {}, runs = runs },
+  local self = setmetatable({ cfg = o, hyper = hyper, dir = o.out, custom = stages, results = {}, runs = runs,
+    _bars = {} },
     Pipeline)
   return self
 end
@@ -315,7 +316,9 @@ function Pipeline:_bar(label, total, unit)
   local o = { label = label, total = total, unit = unit or "it", quiet = self.cfg.quiet }
   if type(self.cfg.progress) == "table" then for k, v in pairs(self.cfg.progress) do o[k] = v end end
   if self.cfg.progress == false then o.quiet = true end
-  return progress.new(o)
+  local bar = progress.new(o)
+  self._bars[#self._bars + 1] = bar  -- ended by Pipeline:stage if the stage fails
+  return bar
 end
 
 -- The part of the configuration each stage depends on (upstream parts enter through the chained key).
@@ -1030,11 +1033,11 @@ function Pipeline:stage(name)
   self:_note(string.format("[%d/%d] %s", idx, #M.STAGES, name))
   local t0 = core.clock()
   local custom = self.custom[name]
-  local result
-  if custom then
-    result = custom.run(self, S[name])
-  else
-    result = S[name](self)
+  self._bars = {}
+  local ok, result = pcall(custom and custom.run or S[name], self, custom and S[name] or nil)
+  if not ok then
+    for _, bar in ipairs(self._bars) do bar:abort() end  -- a bar on a terminal ends its line
+    error(result, 0)
   end
   if type(result) ~= "table" then error("sim: stage " .. name .. " returned no result table", 0) end
   local dt = core.clock() - t0

@@ -383,6 +383,25 @@ describe("rlaif.sim pipeline #unit", function()
     assert.is_nil(r3.position_bias.same_position)   -- one order: no two-order statistic
   end)
 
+  it("ends a stage's bar line on a terminal when the stage fails (Ctrl-C included)", function()
+    local drawn = {}
+    local stream = { write = function(_, ...) for _, x in ipairs { ... } do drawn[#drawn + 1] = x end end,
+      flush = function() end }
+    local p = sim.pipeline { out = dir, size = "tiny", hyper = HYPER,
+      progress = { tty = true, stream = stream, redraw = 0 },
+      stages = { tokenizer = function(pp)
+        local bar = pp:_bar("work", 10)
+        bar:update(3)
+        error("interrupted", 0)
+      end } }
+    local ok, err = pcall(p.run, p, { stop_after = "label" })
+    assert.is_false(ok)
+    assert.equal("interrupted", err)
+    local text = table.concat(drawn)
+    assert.truthy(text:find("\rwork [", 1, true), text)
+    assert.equal("\n", text:sub(-1))   -- the next message starts on its own line
+  end)
+
   it("draws a progress bar for every stage, and takes another judge client", function()
     local drawn = {}
     local stream = { write = function(_, ...) for _, x in ipairs { ... } do drawn[#drawn + 1] = x end end,
